@@ -1,0 +1,1 @@
+"""Dataset stages: demo photos, crawl, align, filter, pack, and the shard reader."""

@@ -1,0 +1,1 @@
+"""The StyleGAN networks, loss, schedule and training loop."""

@@ -1,0 +1,27 @@
+# Align: detect faces and landmarks with dlib, align and crop as FFHQ did.
+# One job per crawl chunk; work in progress is journalled beside the outputs so
+# a killed job resumes.
+
+
+rule align:
+    input:
+        f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
+    output:
+        faces=f"{RESULTS}/align/chunks/{{chunk}}.jsonl",
+    log:
+        f"{LOGS}/align/{{chunk}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/align/{{chunk}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        settings=lambda wc: settings("align"),
+        images=f"{RESULTS}/align/faces",
+    threads: config["align"]["workers"]
+    resources:
+        cpus_per_task=config["align"]["workers"],
+    message:
+        "Aligning faces in chunk {wildcards.chunk}"
+    shell:
+        "python -m stylegan.cli align --settings {params.settings:q} --photos {input} "
+        "--images {params.images} --out {output.faces} > {log} 2>&1"

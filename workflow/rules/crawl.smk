@@ -1,0 +1,66 @@
+# Crawl: list eligible photos (catalogue), download them in chunks, merge.
+# Photos live in the resources store, outside any rule's outputs, so a failed
+# or killed download job loses nothing and a rerun re-downloads nothing.
+
+
+rule crawl_catalogue:
+    input:
+        crawl_source_inputs,
+    output:
+        f"{RESULTS}/crawl/catalogue.jsonl",
+    log:
+        f"{LOGS}/crawl_catalogue.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crawl_catalogue.tsv"
+    conda:
+        "../../envs/data.yaml"
+    envvars:
+        "FLICKR_API_KEY",
+    params:
+        settings=lambda wc: settings("crawl"),
+    message:
+        "Listing eligible photos from the {config[crawl][source]} source"
+    shell:
+        "python -m stylegan.cli crawl catalogue --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule crawl_download:
+    input:
+        f"{RESULTS}/crawl/catalogue.jsonl",
+    output:
+        f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
+    log:
+        f"{LOGS}/crawl_download/{{chunk}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crawl_download/{{chunk}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        settings=lambda wc: settings("crawl"),
+        store=f"{RESOURCES}/photos",
+    threads: config["crawl"]["workers"]
+    resources:
+        cpus_per_task=config["crawl"]["workers"],
+    message:
+        "Downloading photo chunk {wildcards.chunk}"
+    shell:
+        "python -m stylegan.cli crawl download --settings {params.settings:q} --catalogue {input} "
+        "--chunk {wildcards.chunk} --store {params.store} --out {output} > {log} 2>&1"
+
+
+rule crawl_report:
+    input:
+        expand(f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl", chunk=CHUNKS),
+    output:
+        photos=f"{RESULTS}/crawl/photos.jsonl",
+        report=f"{RESULTS}/crawl/report.json",
+    log:
+        f"{LOGS}/crawl_report.log",
+    conda:
+        "../../envs/data.yaml"
+    localrule: True
+    message:
+        "Merging the downloaded chunks and reporting failures"
+    shell:
+        "python -m stylegan.cli crawl report --chunks {input} --photos {output.photos} "
+        "--report {output.report} > {log} 2>&1"

@@ -1,0 +1,48 @@
+# Train: StyleGAN with progressive growing, launched by torchrun (one process per
+# GPU, or one CPU process in the demo). Checkpoints live outside the declared
+# outputs so a failed, preempted or requeued job resumes instead of restarting.
+
+
+rule train:
+    input:
+        ancient(f"{RESULTS}/dataset/manifest.json"),
+    output:
+        protected(f"{RESULTS}/train/generator.pt"),
+    log:
+        f"{LOGS}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        settings=lambda wc: settings("train"),
+        run=f"{RESULTS}/train/run",
+        nproc=max(1, config["train"]["resources"]["gpu"]),
+    resources:
+        gpu=config["train"]["resources"]["gpu"],
+        cpus_per_gpu=config["train"]["resources"]["cpus_per_gpu"],
+        mem_mb=config["train"]["resources"]["mem_mb"],
+        runtime=config["train"]["resources"]["runtime"],
+    message:
+        "Training StyleGAN ({params.nproc} process(es))"
+    shell:
+        "torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "-m stylegan.cli train --settings {params.settings:q} --manifest {input} "
+        "--run-dir {params.run} --out {output} > {log} 2>&1"
+
+
+rule sample_grid:
+    input:
+        f"{RESULTS}/train/generator.pt",
+    output:
+        f"{RESULTS}/train/grid.png",
+    log:
+        f"{LOGS}/sample_grid.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        seed=config["seed"],
+    message:
+        "Drawing a sample grid from the trained generator"
+    shell:
+        "python -m stylegan.cli generate --checkpoint {input} --grid {output} --seed {params.seed} > {log} 2>&1"
