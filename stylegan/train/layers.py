@@ -1,0 +1,270 @@
+"""StyleGAN's primitive layers, each small, with its constants visible when printed.
+
+Every constant comes from `/work/shared/reference/training.md` §1 (SG
+`training/networks_stylegan.py`), and §5 lists the deviations of other ports that
+these layers deliberately avoid. Weights keep SG's raw-parameter convention
+(N(0, 1/lrmul) at init, scaled at run time) so that the optimiser sees the same
+parameter space as the reference and Adam behaves the same.
+
+All ops work with `torch.channels_last` inputs: only conv, pooling, interpolate,
+element-wise ops and `reshape` (never `view`) are used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SQRT2 = math.sqrt(2.0)  # training.md §1 (Gains): every layer followed by lrelu
+LRELU_SLOPE = 0.2  # training.md §1 (Activation)
+NORM_EPS = 1e-8  # training.md §1 (Norms): pixel and instance norm; §5.4: not torch's 1e-5
+
+
+class EqualizedLinear(nn.Module):
+    """Dense layer with equalized learning rate.
+
+    The parameter is stored as N(0, 1/lrmul) and multiplied at run time by
+    gain/sqrt(fan_in)*lrmul (training.md §1 `get_weight`): every weight then gets
+    the same effective Adam step size, and lrmul slows the mapping network down.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, gain: float = SQRT2,
+                 lrmul: float = 1.0, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.gain, self.lrmul = gain, lrmul
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lrmul)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.weight_scale = gain / math.sqrt(in_features) * lrmul
+
+    def effective_weight(self) -> Tensor:
+        return self.weight * self.weight_scale
+
+    def effective_bias(self) -> Tensor | None:
+        return None if self.bias is None else self.bias * self.lrmul
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.effective_weight(), self.effective_bias())
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_features}->{self.out_features}, gain={self.gain:.4g}, "
+                f"lrmul={self.lrmul:g}, bias={self.bias is not None}")
+
+
+class EqualizedConv2d(nn.Module):
+    """Stride-1 'same' convolution with equalized learning rate (see EqualizedLinear)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 gain: float = SQRT2, bias: bool = True) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.gain, self.lrmul = gain, 1.0
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+
+    def effective_weight(self) -> Tensor:
+        return self.weight * self.weight_scale
+
+    def effective_bias(self) -> Tensor | None:
+        return self.bias  # lrmul is 1 for every conv in StyleGAN
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.effective_weight(), self.effective_bias(), padding=self.kernel_size // 2)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}->{self.out_channels}, kernel={self.kernel_size}, "
+                f"gain={self.gain:.4g}, bias={self.bias is not None}")
+
+
+def _pairwise_sum_4x4(w: Tensor) -> Tensor:
+    """Pad a 3x3 kernel to 5x5 and sum its 4 shifted 4x4 windows (training.md §1, fused resampling)."""
+    w = F.pad(w, (1, 1, 1, 1))
+    return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
+
+
+class UpConv2d(EqualizedConv2d):
+    """Nearest 2x upscale followed by a 3x3 conv, optionally fused into one transposed conv.
+
+    Fused, the padded 4-way SUM of the kernel (no x0.25, training.md §1 and §5.6)
+    feeds a stride-2 `conv_transpose2d`, which costs a quarter of the FLOPs.
+    [derived] A transposed conv applies its kernel rotated by 180 degrees, so the
+    kernel is flipped before summing: fused and unfused compute the same function
+    of the same weights, and `fused` is a pure speed switch. (SG does not flip, so
+    SG's fused layers equal up+conv with the kernel rotated; importing SG weights
+    for a fused layer needs `weight.flip(2, 3)`.) No bias: SG adds it after the blur.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, fused: bool, gain: float = SQRT2) -> None:
+        super().__init__(in_channels, out_channels, 3, gain=gain, bias=False)
+        self.fused = fused
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.fused:
+            return super().forward(upscale2d(x))
+        kernel = _pairwise_sum_4x4(self.effective_weight().flip(2, 3))
+        return F.conv_transpose2d(x, kernel.transpose(0, 1), stride=2, padding=1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, up=2, fused={self.fused}"
+
+
+class DownConv2d(EqualizedConv2d):
+    """A 3x3 conv followed by a 2x2 box downscale, optionally fused into one stride-2 conv.
+
+    Fused, the padded 4-way sum times 0.25 (training.md §1) is exactly the box
+    average of the conv's outputs; correlation needs no flip here.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, fused: bool, gain: float = SQRT2) -> None:
+        super().__init__(in_channels, out_channels, 3, gain=gain, bias=True)
+        self.fused = fused
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.fused:
+            return downscale2d(super().forward(x))
+        kernel = _pairwise_sum_4x4(self.effective_weight()) * 0.25
+        return F.conv2d(x, kernel, self.effective_bias(), stride=2, padding=1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, down=2, fused={self.fused}"
+
+
+def upscale2d(x: Tensor) -> Tensor:
+    """Nearest-neighbour 2x upscale (training.md §1 `upscale2d`: tile)."""
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def downscale2d(x: Tensor) -> Tensor:
+    """2x2 box average (training.md §1 `downscale2d`)."""
+    return F.avg_pool2d(x, 2)
+
+
+class Blur(nn.Module):
+    """Depthwise [1,2,1]x[1,2,1]/16 binomial filter, 'same' padding (training.md §1 Blur)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = torch.outer(taps, taps)
+        self.register_buffer("kernel", (kernel / kernel.sum())[None, None], persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(channels, 1, 3, 3)
+        return F.conv2d(x, kernel, padding=1, groups=channels)
+
+    def extra_repr(self) -> str:
+        return "taps=[1,2,1]"
+
+
+class PixelNorm(nn.Module):
+    """Normalise each feature vector to unit RMS over channels (training.md §1 `pixel_norm`)."""
+
+    def __init__(self, eps: float = NORM_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"
+
+
+class InstanceNorm(nn.Module):
+    """Per-sample, per-channel zero mean and unit RMS over H,W, computed in fp32.
+
+    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (training.md §1 Norms, §5.4); fp32 so
+    that bf16 autocast cannot lose the small variances of early layers.
+    """
+
+    def __init__(self, eps: float = NORM_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x.float()
+        y = y - y.mean(dim=(2, 3), keepdim=True)
+        y = y * torch.rsqrt(y.square().mean(dim=(2, 3), keepdim=True) + self.eps)
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}, fp32"
+
+
+NOISE_MODES = ("random", "const", "none")
+
+
+class NoiseInjection(nn.Module):
+    """Add one single-channel N(0,1) image, scaled per channel (training.md §1 layer_epilogue 1).
+
+    The per-channel weight starts at 0 and has no wscale (§5.1: not ROS's equal_lr).
+    Mode "random" draws fresh noise per call, "const" uses the stored buffer (SG's
+    non-trainable `noise{i}`, used when `randomize_noise=False`), "none" adds nothing.
+    """
+
+    def __init__(self, channels: int, resolution: int) -> None:
+        super().__init__()
+        self.channels, self.resolution = channels, resolution
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("const_noise", torch.randn(1, 1, resolution, resolution))
+
+    def forward(self, x: Tensor, mode: str) -> Tensor:
+        if mode == "none":
+            return x
+        if mode == "const":
+            noise = self.const_noise.to(x.dtype)
+        elif mode == "random":
+            n, _, h, w = x.shape
+            noise = torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
+        else:
+            raise ValueError(f"noise mode {mode!r}: expected one of {NOISE_MODES}")
+        return x + noise * self.weight.to(x.dtype).reshape(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, resolution={self.resolution}"
+
+
+class StyleMod(nn.Module):
+    """AdaIN's modulation: x*(ys+1) + yb from a learned affine of w (training.md §1, gain 1)."""
+
+    def __init__(self, dlatent_size: int, channels: int) -> None:
+        super().__init__()
+        self.affine = EqualizedLinear(dlatent_size, 2 * channels, gain=1.0)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        style = self.affine(w).reshape(w.shape[0], 2, -1, 1, 1).to(x.dtype)
+        return x * (style[:, 0] + 1) + style[:, 1]
+
+
+class MinibatchStddev(nn.Module):
+    """Append the mean over C,H,W of the per-group stddev as one feature map (training.md §1).
+
+    Groups are strided (sample i is in group i mod N/G), G = min(group_size, N),
+    and the statistics run in fp32 as in SG; ROS's whole-batch variant (§5.9) is
+    a different regulariser.
+    """
+
+    def __init__(self, group_size: int = 4, num_new_features: int = 1) -> None:
+        super().__init__()
+        self.group_size, self.num_new_features = group_size, num_new_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        group = min(self.group_size, n)
+        if n % group:
+            raise ValueError(f"minibatch stddev: batch {n} is not a multiple of the group size {group}")
+        f = self.num_new_features
+        y = x.float().reshape(group, -1, f, c // f, h, w)
+        y = y - y.mean(dim=0)
+        y = torch.sqrt(y.square().mean(dim=0) + 1e-8)  # training.md §1: sqrt(var + 1e-8)
+        y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1)
+        y = y.repeat(group, 1, h, w).to(x.dtype)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_new_features={self.num_new_features}"
