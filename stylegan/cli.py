@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary):
         add(groups)
     return parser
 
@@ -48,14 +48,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(groups: argparse._SubParsersAction) -> None:
-    """Stage owners register their sub-commands in functions like this one."""
+    """`demo photos`: the embedded demo's synthetic in-the-wild photos."""
+    demo = groups.add_parser("demo", help="the embedded offline demo").add_subparsers(dest="command", required=True)
+    photos = _command(demo, "photos", _demo_photos, "make synthetic in-the-wild photos of a public-domain face")
+    _settings_arg(photos)
+    photos.add_argument("--seed", type=int, default=1, help="seed for every random choice")
+    photos.add_argument("--sidecar", required=True, help="licence sidecar JSON; photos go in its directory")
+
+
+def _demo_photos(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.data import demo
+
+    demo.make_photos(settings.load(demo.DemoSettings, args.settings, "demo"), args.seed, Path(args.sidecar))
 
 
 # --- crawl -----------------------------------------------------------------
 
 
 def _add_crawl(groups: argparse._SubParsersAction) -> None:
-    pass
+    """`crawl catalogue|download|report`: list eligible photos, fetch one chunk, merge."""
+    crawl = groups.add_parser("crawl", help="list and download photos").add_subparsers(dest="command", required=True)
+    catalogue = _command(crawl, "catalogue", _crawl_catalogue, "list every eligible photo of the source")
+    _settings_arg(catalogue)
+    catalogue.add_argument("--out", required=True, help="catalogue JSONL to write")
+    download = _command(crawl, "download", _crawl_download, "download one chunk of the catalogue, resumably")
+    _settings_arg(download)
+    download.add_argument("--catalogue", required=True, help="catalogue JSONL")
+    download.add_argument("--chunk", required=True, type=int, help="chunk number (0 .. crawl.chunks-1)")
+    download.add_argument("--store", required=True, help="photo store directory (kept across runs)")
+    download.add_argument("--out", required=True, help="the chunk's photo records (JSONL)")
+    report = _command(crawl, "report", _crawl_report, "merge chunk records and report failures")
+    report.add_argument("--chunks", required=True, nargs="+", help="chunk JSONL files")
+    report.add_argument("--photos", required=True, help="merged photo records (JSONL)")
+    report.add_argument("--report", required=True, help="summary JSON: counts and failures")
+
+
+def _crawl_settings(args: argparse.Namespace):
+    from stylegan import settings
+    from stylegan.data.crawl.config import CrawlSettings
+
+    return settings.load(CrawlSettings, args.settings, "crawl")
+
+
+def _crawl_catalogue(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data.crawl import catalogue
+
+    catalogue.build(_crawl_settings(args), Path(args.out))
+
+
+def _crawl_download(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data.crawl import download
+
+    crawl = _crawl_settings(args)
+    if not 0 <= args.chunk < crawl.chunks:
+        raise StageError(f"--chunk: got {args.chunk}, expected 0..{crawl.chunks - 1} (crawl.chunks)")
+    counts = download.download_chunk(crawl, Path(args.catalogue), args.chunk, Path(args.store), Path(args.out))
+    log.info("chunk %03d: %d ok, %d failed of %d", args.chunk, counts["ok"], counts["failed"], counts["photos"])
+
+
+def _crawl_report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data.crawl import report
+
+    summary = report.merge([Path(p) for p in args.chunks], Path(args.photos), Path(args.report))
+    log.info("crawl: %(ok)d photos ok, %(failed)d failed", summary)
 
 
 # --- align -----------------------------------------------------------------
@@ -84,6 +148,30 @@ def _add_dataset(groups: argparse._SubParsersAction) -> None:
 
 def _add_train(groups: argparse._SubParsersAction) -> None:
     pass
+
+
+# --- summary (network parameter tables) ---------------------------------------
+
+
+def _add_summary(groups: argparse._SubParsersAction) -> None:
+    parser = _command(groups, "summary", _summary, "print the per-block parameter table and totals of G and D")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="final resolution (default: the settings' resolution, 1024 = config F)")
+    parser.add_argument("--settings", default="{}",
+                        help="the train.network config section as JSON, or @file.json / @file.yaml")
+
+
+def _summary(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from stylegan.settings import load
+    from stylegan.train.networks import NetworkSettings
+    from stylegan.train.summary import summary
+
+    settings = load(NetworkSettings, args.settings, where="train.network")
+    if args.resolution is not None:
+        settings = dataclasses.replace(settings, resolution=args.resolution)
+    print(summary(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

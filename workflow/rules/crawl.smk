@@ -2,6 +2,13 @@
 # Photos live in the resources store, outside any rule's outputs, so a failed
 # or killed download job loses nothing and a rerun re-downloads nothing.
 
+# The Flickr API key travels to cluster jobs through the environment only; it is
+# required (and checked by Snakemake) only when the flickr source is selected.
+if config["crawl"]["source"] == "flickr":
+
+    envvars:
+        config["crawl"]["flickr"]["api_key_env"],
+
 
 rule crawl_catalogue:
     input:
@@ -14,8 +21,6 @@ rule crawl_catalogue:
         f"{RESULTS}/benchmarks/crawl_catalogue.tsv"
     conda:
         "../../envs/data.yaml"
-    envvars:
-        "FLICKR_API_KEY",
     params:
         settings=lambda wc: settings("crawl"),
     message:

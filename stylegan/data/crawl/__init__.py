@@ -1,0 +1,7 @@
+"""The crawl stage: list eligible photos (catalogue), download them in chunks, report.
+
+`config` holds the typed settings, `records` the shared photo-record format and
+chunk assignment, `flickr` and `folder` the two sources (each yields catalogue
+records), `retry` the backoff/rate-limit policy, `download` the resumable chunk
+downloader and `report` the merge of all chunks.
+"""
