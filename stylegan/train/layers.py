@@ -23,6 +23,11 @@ LRELU_SLOPE = 0.2  # training.md §1 (Activation)
 NORM_EPS = 1e-8  # training.md §1 (Norms): pixel and instance norm; §5.4: not torch's 1e-5
 
 
+def at_least_fp32(x: Tensor) -> Tensor:
+    """Upcast half precision for statistics (SG computes norms and mbstd in fp32); keep fp64 as is."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class EqualizedLinear(nn.Module):
     """Dense layer with equalized learning rate.
 
@@ -187,7 +192,7 @@ class InstanceNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x.float()
+        y = at_least_fp32(x)
         y = y - y.mean(dim=(2, 3), keepdim=True)
         y = y * torch.rsqrt(y.square().mean(dim=(2, 3), keepdim=True) + self.eps)
         return y.to(x.dtype)
@@ -259,7 +264,7 @@ class MinibatchStddev(nn.Module):
         if n % group:
             raise ValueError(f"minibatch stddev: batch {n} is not a multiple of the group size {group}")
         f = self.num_new_features
-        y = x.float().reshape(group, -1, f, c // f, h, w)
+        y = at_least_fp32(x).reshape(group, -1, f, c // f, h, w)
         y = y - y.mean(dim=0)
         y = torch.sqrt(y.square().mean(dim=0) + 1e-8)  # training.md §1: sqrt(var + 1e-8)
         y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1)
