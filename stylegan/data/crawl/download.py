@@ -30,6 +30,7 @@ from stylegan.data.crawl.config import CrawlSettings
 from stylegan.data.crawl.folder import IMAGE_SUFFIXES
 from stylegan.data.crawl.records import chunk_of, utc_now
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
+from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (dataset.md §2)
@@ -223,6 +224,8 @@ def _sha256(path: Path) -> str:
 
 def download_chunk(settings: CrawlSettings, catalogue: Path, chunk: int, store: Path, out: Path) -> dict[str, int]:
     """Download the catalogue's photos that hash to `chunk`; write their records to `out`."""
+    if not Path(catalogue).is_file():
+        raise StageError(f"--catalogue: {catalogue} does not exist; run `crawl catalogue` first")
     records = [r for r in fileio.read_jsonl(catalogue) if chunk_of(r["photo_id"], settings.chunks) == chunk]
     results = ChunkDownloader(settings, store, chunk).run(records)
     fileio.write_jsonl(out, results)
