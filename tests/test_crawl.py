@@ -204,6 +204,7 @@ def test_bad_files_are_quarantined_and_the_run_goes_on(server, tmp_path):
     assert sum(r["status"] == "ok" for r in records.values()) == len(eligible) - 3
     summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["failed"] == 3 and {f["photo_id"] for f in summary["failures"]} == {f"flickr:{i}" for i in bad}
+    assert summary["quarantined"] == sorted(f"flickr:{i}" for i in bad)
 
 
 def test_chunks_partition_the_catalogue():
@@ -360,5 +361,25 @@ def test_demo_photos_hold_a_detectable_face(tmp_path, caplog):
             found += len(detector(np.asarray(image.convert("RGB")), 1)) > 0
             assert 400 <= min(image.size) and max(image.size) <= 900
     assert found >= 0.8 * len(entries) and len(sizes) == 12 and formats == {"JPEG", "PNG"}
-    again = demo.make_photos(demo.DemoSettings(photos=2), 7, tmp_path / "again/licenses.json")
-    assert all((tmp_path / "again" / n).read_bytes() == (sidecar.parent / n).read_bytes() for n in again)
+    first = {n: (sidecar.parent / n).read_bytes() for n in list(entries)[:2]}
+    again = demo.make_photos(demo.DemoSettings(photos=2), 7, sidecar)  # same seed, fewer photos
+    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json"}, "stale photos removed"
+    assert all((sidecar.parent / n).read_bytes() == first[n] for n in again), "deterministic from the seed"
+
+
+@pytest.mark.slow
+def test_demo_dag_makes_catalogue_chunks_and_photos(tmp_path):
+    """The default config's crawl part of the DAG, run by Snakemake in a scratch directory."""
+    import shutil
+
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
+               "results/crawl/report.json"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "results/crawl/report.json").read_text())
+    assert summary["ok"] == summary["photos"] == 12 and summary["by_license"] == {"public-domain": 12}
+    assert len(list((tmp_path / "results/crawl/chunks").glob("*.jsonl"))) == 2
+    for record in fileio.read_jsonl(tmp_path / "results/crawl/photos.jsonl"):
+        assert (tmp_path / record["path"]).is_file() and not Path(record["path"]).is_absolute()

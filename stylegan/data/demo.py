@@ -172,6 +172,9 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
         name = f"demo_{index:04d}.{'png' if as_png else 'jpg'}"
         fileio.write_bytes(folder / name, encode(photo, as_png, int(rng.integers(80, 96))))
         entries[name] = attribution(name, index)
+    stale = [p for p in folder.glob("demo_*.*") if p.name not in entries]
+    for path in stale:  # left by an earlier, larger demo: they would be crawled without a licence
+        path.unlink()
     fileio.write_json(sidecar, entries)
-    log.info("wrote %d demo photos to %s", len(entries), folder)
+    log.info("wrote %d demo photos to %s (removed %d stale ones)", len(entries), folder, len(stale))
     return entries

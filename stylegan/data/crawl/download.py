@@ -34,6 +34,7 @@ from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (dataset.md §2)
+QUARANTINED = "quarantined as "  # how a quarantined photo's reason begins (the report lists them)
 
 
 class BadFile(Retryable):
@@ -152,7 +153,7 @@ class ChunkDownloader:
                 quarantined = self.store / ".quarantine" / store_name(record)
                 quarantined.parent.mkdir(parents=True, exist_ok=True)
                 tmp.replace(quarantined)
-                reason = f"quarantined as {quarantined}: {reason}"
+                reason = f"{QUARANTINED}{quarantined}: {reason}"
             log.warning("%s", reason)
             return self._outcome(record, None, None, reason)
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -7,15 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from stylegan import fileio
+from stylegan.data.crawl.download import QUARANTINED
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts by status, source and licence, and every failed photo with its reason."""
+    """Counts by status, source and licence, and every failed photo with its reason.
+
+    `quarantined` names the photos whose bytes arrived but never verified (kept
+    under the store's `.quarantine/` for inspection); other failures were refused
+    (licence) or never arrived (HTTP errors, timeouts).
+    """
     failed = [r for r in records if r["status"] != "ok"]
     return {
         "photos": len(records),
         "ok": len(records) - len(failed),
         "failed": len(failed),
+        "quarantined": sorted(r["photo_id"] for r in failed if str(r["reason"]).startswith(QUARANTINED)),
         "by_source": dict(collections.Counter(r["source"] for r in records)),
         "by_license": dict(collections.Counter(str(r["license_id"]) for r in records if r["status"] == "ok")),
         "failures": [
