@@ -207,6 +207,19 @@ def test_bad_files_are_quarantined_and_the_run_goes_on(server, tmp_path):
     assert summary["quarantined"] == sorted(f"flickr:{i}" for i in bad)
 
 
+def test_size_check_allows_exif_rotation(tmp_path):
+    from PIL import Image
+
+    for orientation in (1, 6):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.new("RGB", (60, 40)).save(tmp_path / f"{orientation}.jpg", exif=exif)
+    download.verify(tmp_path / "1.jpg", 60, 40)
+    download.verify(tmp_path / "6.jpg", 40, 60)  # stored 60x40, shown 40x60
+    with pytest.raises(download.BadFile, match="catalogue says 40x60"):
+        download.verify(tmp_path / "1.jpg", 40, 60)
+
+
 def test_chunks_partition_the_catalogue():
     ids = [f"flickr:{n}" for n in range(1000)]
     counts = [sum(chunk_of(i, 4) == c for i in ids) for c in range(4)]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 import requests
@@ -34,6 +35,7 @@ from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (dataset.md §2)
+EXIF_ORIENTATION = 0x0112
 QUARANTINED = "quarantined as "  # how a quarantined photo's reason begins (the report lists them)
 
 
@@ -65,16 +67,23 @@ def store_name(record: dict[str, Any]) -> PurePosixPath:
 
 
 def verify(path: Path, width: int | None, height: int | None) -> None:
-    """Raise BadFile unless `path` decodes fully as an image of the catalogued size."""
+    """Raise BadFile unless `path` decodes fully as an image of the catalogued size.
+
+    A source may state the size after EXIF rotation while the file stores it
+    unrotated (dataset.md §4: originals "might not be rotated"), so a quarter-turn
+    orientation tag lets the swapped size match too.
+    """
     try:
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
             image.load()
             size = image.size
+            quarter_turn = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
     except Exception as err:  # PIL raises many types for bad bytes
         raise BadFile(f"not a decodable image ({type(err).__name__}: {err})") from None
-    if width and height and size != (width, height):
+    allowed = {(width, height), (height, width)} if quarter_turn else {(width, height)}
+    if width and height and size not in allowed:
         raise BadFile(f"image is {size[0]}x{size[1]}, catalogue says {width}x{height}")
 
 
@@ -103,11 +112,12 @@ class ChunkDownloader:
                 todo.append(record)
         log.info("chunk %03d: %d photos, %d already done, %d to fetch",
                  self.chunk, len(records), len(results), len(todo))  # fmt: skip
+        failed = 0
         with tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar:
             for outcome in self._fetch_all(todo):
                 fileio.append_jsonl(self.journal, outcome)
                 results[outcome["photo_id"]] = outcome
-                failed = sum(r["status"] != "ok" for r in results.values())
+                failed += outcome["status"] != "ok"
                 bar.update()
                 bar.set_postfix(done=len(results) - failed, failed=failed, remaining=len(records) - len(results))
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -176,6 +186,7 @@ class ChunkDownloader:
                 while block := src.read(BLOCK):
                     digest.update(block)
                     dst.write(block)
+                _sync(dst)
         except FileNotFoundError:
             raise GaveUp(f"{source} is gone") from None
         return digest.hexdigest()
@@ -195,6 +206,7 @@ class ChunkDownloader:
                         digest.update(block)
                         out.write(block)
                         received += len(block)
+                    _sync(out)
                 expected = response.headers.get("Content-Length")
         except TRANSIENT_ERRORS as err:
             raise Retryable(f"{type(err).__name__}: {err}") from None
@@ -213,6 +225,12 @@ class ChunkDownloader:
             "status": "failed" if reason else "ok",
             "reason": reason,
         }
+
+
+def _sync(handle: BinaryIO) -> None:
+    """Make a file's bytes durable before it is renamed into place and journalled."""
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def _sha256(path: Path) -> str:
