@@ -64,6 +64,8 @@ class FlickrServer:
         self.image_delay_s = 0.0
         self.leaky_licence = False  # ignore the licence filter, as a buggy API might
         self.echo_key_error = False  # answer every call with an error quoting the key
+        self.fail_after_calls: int | None = None  # then refuse every call, as if the key were revoked
+        self.sizes_calls: collections.Counter[str] = collections.Counter()
         self.api_calls: collections.Counter[str] = collections.Counter()
         self.downloads: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
@@ -91,6 +93,8 @@ class FlickrServer:
         method = params.get("method", "")
         with self._lock:
             self.api_calls[method] += 1
+        if self.fail_after_calls is not None and sum(self.api_calls.values()) > self.fail_after_calls:
+            return _fail(100, "Invalid API Key (Key not found)")
         if self.echo_key_error:
             return _fail(116, f"Bad URL found: ?api_key={params.get('api_key')}&method={method}")
         if params.get("api_key") != self.api_key:
@@ -98,6 +102,8 @@ class FlickrServer:
         if method == "flickr.photos.search":
             return self.search(params)
         if method == "flickr.photos.getSizes":
+            with self._lock:
+                self.sizes_calls[params.get("photo_id", "")] += 1
             return self.sizes(params.get("photo_id", ""))
         return _fail(112, f"Method \"{method}\" not found")
 

@@ -97,6 +97,22 @@ def test_catalogue_bisects_pages_and_describes_each_photo(server, tmp_path):
     assert not (tmp_path / ".catalogue.jsonl.journal").exists()
 
 
+def test_interrupted_catalogue_resumes_from_its_window_journal(server, tmp_path):
+    crawl = settings.load(CrawlSettings, crawl_config(server))
+    out = tmp_path / "catalogue.jsonl"
+    server.fail_after_calls = 25
+    with pytest.raises(flickr.FlickrError, match="code 100"):
+        catalogue.build(crawl, out)
+    journalled = [r for entry in fileio.read_jsonl(tmp_path / ".catalogue.jsonl.journal") for r in entry["records"]]
+    assert journalled and not out.exists()
+    server.fail_after_calls = None
+    catalogue.build(crawl, out)
+    assert {r["photo_id"] for r in fileio.read_jsonl(out)} == eligible_ids(list(server.photos.values()))
+    resized = [r["source_id"] for r in journalled if not server.photos[r["source_id"]].original]
+    assert resized and all(server.sizes_calls[i] == 1 for i in resized), "a finished window was fetched again"
+    assert not (tmp_path / ".catalogue.jsonl.journal").exists()
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 def test_every_eligible_photo_exactly_once_under_fault(server, tmp_path, fault):
     server.stall_s = 0.6

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class DemoSettings:
     min_side: int = 400  # photo sizes are drawn between these (pixels)
     max_side: int = 900
     png_every: int = 5  # every n-th photo is a PNG, the rest JPEG (0: JPEG only)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_side <= self.max_side:
+            raise SettingsError(f"demo.min_side: got {self.min_side}, expected 1..demo.max_side ({self.max_side})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +164,6 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
     The sidecar is the rule's only output, so it is written after every photo:
     its presence means the set is complete. Returns the sidecar mapping.
     """
-    if settings.min_side > settings.max_side:
-        raise ValueError("demo.min_side must not exceed demo.max_side")
     head, face_side = astronaut_head()
     rng = np.random.default_rng(seed)
     folder = Path(sidecar).parent
