@@ -2,6 +2,7 @@
 
 `config` holds the typed settings, `records` the shared photo-record format and
 chunk assignment, `flickr` and `folder` the two sources (each yields catalogue
-records), `retry` the backoff/rate-limit policy, `download` the resumable chunk
-downloader and `report` the merge of all chunks.
+records) and `catalogue` the choice between them, `retry` the backoff and
+rate-limit policy, `download` the resumable chunk downloader and `report` the
+merge of all chunks.
 """
