@@ -126,7 +126,24 @@ def _crawl_report(args: argparse.Namespace) -> None:
 
 
 def _add_align(groups: argparse._SubParsersAction) -> None:
-    pass
+    """`align`: detect, landmark and align every face of one crawl chunk, resumably."""
+    parser = _command(groups, "align", _align, "detect faces with dlib and align them as FFHQ did, one chunk")
+    _settings_arg(parser)
+    parser.add_argument("--photos", required=True, help="the chunk's photo records (crawl output JSONL)")
+    parser.add_argument("--images", required=True, help="folder for aligned PNGs (a sub-folder per chunk)")
+    parser.add_argument("--out", required=True, help="the chunk's face records (JSONL)")
+    parser.add_argument("--report", required=True, help="the chunk's report JSON: counts and every failure's reason")
+
+
+def _align(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.data.align import AlignSettings
+    from stylegan.data.align_chunk import align_chunk
+
+    align = settings.load(AlignSettings, args.settings, "align")
+    align_chunk(align, Path(args.photos), Path(args.images), Path(args.out), Path(args.report))
 
 
 # --- filter ----------------------------------------------------------------

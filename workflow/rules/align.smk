@@ -1,6 +1,7 @@
 # Align: detect faces and landmarks with dlib, align and crop as FFHQ did.
-# One job per crawl chunk; work in progress is journalled beside the outputs so
-# a killed job resumes.
+# One job per crawl chunk; work in progress is journalled in a hidden file beside
+# the outputs (not an output, so Snakemake keeps it after a failure) and a killed
+# job resumes. The report lists every photo or face that failed, with its reason.
 
 
 rule align:
@@ -8,6 +9,7 @@ rule align:
         f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
     output:
         faces=f"{RESULTS}/align/chunks/{{chunk}}.jsonl",
+        report=f"{RESULTS}/align/reports/{{chunk}}.json",
     log:
         f"{LOGS}/align/{{chunk}}.log",
     benchmark:
@@ -24,4 +26,4 @@ rule align:
         "Aligning faces in chunk {wildcards.chunk}"
     shell:
         "python -m stylegan.cli align --settings {params.settings:q} --photos {input} "
-        "--images {params.images} --out {output.faces} > {log} 2>&1"
+        "--images {params.images} --out {output.faces} --report {output.report} > {log} 2>&1"

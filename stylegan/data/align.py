@@ -1,0 +1,184 @@
+"""FFHQ's face alignment: from 68 landmarks in a photo to a square, levelled crop.
+
+Every step and constant follows `recreate_aligned_images` of NVlabs/ffhq-dataset
+(dataset.md §1, FFHQ dl lines 259-381): the oriented quad from the eye and mouth
+averages, the shrink for large faces, the crop with a border, reflect padding
+blended with a Gaussian blur and the median colour, the bilinear quad transform at
+`transform_size` and the Lanczos resize to `output_size`. The one addition is
+bookkeeping: the result says where the quad lies in the source photo and whether
+the padding path ran, so a crop can be verified or recreated from its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import scipy.ndimage
+from PIL import Image
+
+from stylegan.settings import SettingsError
+
+# dataset.md §1 (FFHQ dl): every constant of the algorithm.
+EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # 6-point eye contours, iBUG-68 order
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # mouth_outer[0], mouth_outer[6]
+EYE_SCALE = 2.0  # quad half-side >= 2.0 x eye-to-eye
+MOUTH_SCALE = 1.8  # quad half-side >= 1.8 x eye-to-mouth
+CENTRE_SHIFT = 0.1  # quad centre moves from the eyes toward the mouth by this fraction
+BORDER = 0.1  # crop border, fraction of qsize (at least MIN_BORDER pixels)
+MIN_BORDER = 3
+PAD = 0.3  # padding when padding is needed, fraction of qsize
+BLUR = 0.02  # Gaussian sigma of the padding blend, fraction of qsize
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignSettings:
+    """The `align` config section (schema: workflow/schemas/config.schema.yaml)."""
+
+    workers: int = 2  # processes aligning within one job
+    output_size: int = 1024  # dataset.md §1: FFHQ's 1024
+    transform_size: int = 4096  # dataset.md §1: the quad is sampled at 4096², then Lanczos-resized
+    rotate: bool = True  # level the eyes (FFHQ); false with padding false is FFHQ-U's geometry
+    padding: bool = True  # reflect-pad and blend when the quad leaves the photo
+    detector: Literal["hog", "cnn"] = "hog"  # dlib HOG frontal detector, or MMOD CNN
+    upsample: int = 1  # detector upsampling passes (Puzer's detector(img, 1))
+    max_image_pixels: int = 100_000_000  # photos with more pixels are refused (decompression bombs)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise SettingsError(f"align.workers: got {self.workers}, expected at least 1")
+        if self.output_size < 1 or self.output_size & (self.output_size - 1):
+            raise SettingsError(f"align.output_size: got {self.output_size}, expected a power of two")
+        if self.transform_size < self.output_size:
+            raise SettingsError(
+                f"align.transform_size: got {self.transform_size}, expected >= align.output_size ({self.output_size})"
+            )
+        if self.upsample < 0:
+            raise SettingsError(f"align.upsample: got {self.upsample}, expected 0 or more")
+        if self.max_image_pixels < 1:
+            raise SettingsError(f"align.max_image_pixels: got {self.max_image_pixels}, expected at least 1")
+
+
+class AlignError(ValueError):
+    """This face cannot be aligned (degenerate landmarks); the message is the record's reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Aligned:
+    """One aligned face and how it was made."""
+
+    image: np.ndarray  # output_size x output_size x 3 uint8
+    quad: np.ndarray  # 4x2, UL, LL, LR, UR, in source-photo pixels
+    qsize: float  # quad side in source-photo pixels
+    shrink: int  # the photo was downscaled by this factor first (1: not)
+    padded: bool  # the reflect-padding blend ran
+
+
+def face_quad(landmarks: np.ndarray, rotate: bool = True) -> tuple[np.ndarray, float]:
+    """The oriented square (UL, LL, LR, UR) FFHQ crops around a face, and its side.
+
+    The side is max(4 x eye-to-eye, 3.6 x eye-to-mouth); with `rotate` its x axis is
+    the average of the eye line and the eye-mouth line turned by 90 degrees, so the
+    face comes out level.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2) or not np.isfinite(lm).all():
+        raise AlignError(f"expected 68 finite landmarks, got shape {lm.shape}")
+    eye_left, eye_right = lm[EYE_LEFT].mean(axis=0), lm[EYE_RIGHT].mean(axis=0)
+    eye_avg = (eye_left + eye_right) * 0.5
+    eye_to_eye = eye_right - eye_left
+    eye_to_mouth = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) * 0.5 - eye_avg
+    if rotate:
+        x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+        norm = np.hypot(*x)
+        if not norm > 0:
+            raise AlignError("degenerate landmarks: the eye and mouth lines give no orientation")
+        x = x / norm
+    else:
+        x = np.array([1.0, 0.0])
+    x = x * max(np.hypot(*eye_to_eye) * EYE_SCALE, np.hypot(*eye_to_mouth) * MOUTH_SCALE)
+    if not np.hypot(*x) > 0:
+        raise AlignError("degenerate landmarks: eyes and mouth coincide")
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * CENTRE_SHIFT
+    quad = np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+    return quad, float(np.hypot(*x) * 2)
+
+
+def align(
+    pixels: np.ndarray,
+    landmarks: np.ndarray,
+    output_size: int = 1024,
+    transform_size: int = 4096,
+    rotate: bool = True,
+    padding: bool = True,
+) -> Aligned:
+    """Align one face of an RGB photo exactly as FFHQ did (dataset.md §1)."""
+    quad, qsize = face_quad(landmarks, rotate)
+    source_quad, source_qsize = quad.copy(), qsize
+    img = Image.fromarray(pixels)
+
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:  # a face much larger than the output: downscale the photo first
+        size = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        img = img.resize(size, Image.LANCZOS)
+        quad, qsize = quad / shrink, qsize / shrink
+
+    border = max(int(np.rint(qsize * BORDER)), MIN_BORDER)
+    img, quad = _crop(img, quad, border)
+    padded = False
+    if padding:
+        img, quad, padded = _pad(img, quad, qsize, border)
+
+    img = img.transform((transform_size, transform_size), Image.QUAD, (quad + 0.5).flatten(), Image.BILINEAR)
+    if output_size < transform_size:
+        img = img.resize((output_size, output_size), Image.LANCZOS)
+    return Aligned(np.asarray(img, dtype=np.uint8), source_quad, source_qsize, max(shrink, 1), padded)
+
+
+def _bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
+    """The integer bounding box (floor of the minimum, ceil of the maximum) of the quad."""
+    return (
+        int(np.floor(quad[:, 0].min())),
+        int(np.floor(quad[:, 1].min())),
+        int(np.ceil(quad[:, 0].max())),
+        int(np.ceil(quad[:, 1].max())),
+    )
+
+
+def _crop(img: Image.Image, quad: np.ndarray, border: int) -> tuple[Image.Image, np.ndarray]:
+    """Cut the photo to the quad's box plus the border, so padding and blur see only the face."""
+    left, top, right, bottom = _bounds(quad)
+    crop = (max(left - border, 0), max(top - border, 0), min(right + border, img.size[0]), min(bottom + border, img.size[1]))
+    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
+        img = img.crop(crop)
+        quad = quad - crop[0:2]
+    return img, quad
+
+
+def _pad(img: Image.Image, quad: np.ndarray, qsize: float, border: int) -> tuple[Image.Image, np.ndarray, bool]:
+    """Extend a photo the quad overhangs: reflect, blur toward the edge, fade to the median colour.
+
+    The reflection alone would show mirrored features (a second ear, a doubled
+    chin); the blur weight is 1 in the padded band and fades to 0 at a depth of
+    pad/3 inside the photo, and the median-colour blend rises from 0 at the photo's
+    edge to 1 at the outer edge, so the padding reads as out-of-focus background.
+    """
+    left, top, right, bottom = _bounds(quad)
+    pad = (max(-left + border, 0), max(-top + border, 0), max(right - img.size[0] + border, 0), max(bottom - img.size[1] + border, 0))
+    if max(pad) <= border - 4:
+        return img, quad, False
+    pad = np.maximum(pad, int(np.rint(qsize * PAD)))
+    array = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
+    h, w, _ = array.shape
+    y, x, _ = np.ogrid[:h, :w, :1]
+    mask = np.maximum(
+        1.0 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
+        1.0 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]),
+    )
+    blur = qsize * BLUR
+    array += (scipy.ndimage.gaussian_filter(array, [blur, blur, 0]) - array) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    array += (np.median(array, axis=(0, 1)) - array) * np.clip(mask, 0.0, 1.0)
+    img = Image.fromarray(np.uint8(np.clip(np.rint(array), 0, 255)))
+    return img, quad + pad[:2], True

@@ -1,0 +1,205 @@
+"""The align stage for one crawl chunk: photos in, aligned PNGs and face records out.
+
+Each photo is decoded, searched for faces and every face aligned in a pool of
+worker processes (dlib models loaded once per worker). The main process journals
+each finished photo, fsynced, in a work-in-progress file beside the chunk's
+output, never the output itself: Snakemake deletes the declared outputs of a
+failed job, and the journal must survive a kill. A rerun skips journalled photos
+made with the same settings. At the end the journal becomes the chunk's face
+records (and a report of every photo or face that failed, with its reason), and
+is removed, so that `snakemake --forcerun align` really redoes the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from stylegan import fileio
+from stylegan.data import landmarks
+from stylegan.data.align import AlignError, AlignSettings, align
+from stylegan.data.photo import PhotoError, decode
+from stylegan.errors import StageError
+
+log = logging.getLogger(__name__)
+
+FACE_KEYS = (
+    "face_id", "face_index", "image", "md5", "landmarks", "rect", "quad", "qsize",
+    "score", "output_size", "status", "reason",
+)  # fmt: skip
+Task = tuple[dict[str, Any], AlignSettings, str]  # photo record, settings, the chunk's image folder
+
+
+def wip_path(out: Path) -> Path:
+    """The chunk's journal: beside the output, hidden, and not a declared output."""
+    return out.with_name(f".{out.name}.wip")
+
+
+def image_path(folder: Path, photo_id: str, index: int) -> Path:
+    """A file name per face that is safe on any file system and unique per photo id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", photo_id)[-80:]
+    digest = hashlib.blake2b(photo_id.encode("utf-8"), digest_size=4).hexdigest()
+    return folder / f"{slug}-{digest}_{index:02d}.png"
+
+
+def fingerprint(settings: AlignSettings) -> str:
+    """What makes two runs' crops equal: every setting but the worker count."""
+    fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "workers"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def face_record(photo: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A face record: the photo record (attribution travels) plus every face key."""
+    return {**photo, **{key: fields.get(key) for key in FACE_KEYS}}
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def align_photo(task: Task) -> dict[str, Any]:
+    """Every face of one photo, aligned and written; a journal entry with its face records.
+
+    Failures are records, not exceptions: an unreadable photo or one without a face
+    gets one record with `face_id` null; a face that cannot be aligned gets its own
+    `align_failed` record. The run goes on either way.
+    """
+    photo, settings, folder = task
+    try:
+        pixels = decode(photo["path"], settings.max_image_pixels)
+    except PhotoError as err:
+        return _entry(photo, [face_record(photo, status="unreadable", reason=str(err), output_size=settings.output_size)])
+    try:
+        found = landmarks.finder(settings.detector, settings.upsample).find(pixels)
+    except RuntimeError as err:  # dlib refuses the image (e.g. too small for its pyramid)
+        return _entry(photo, [face_record(photo, status="no_face", reason=f"detector failed: {err}", output_size=settings.output_size)])
+    if not found:
+        return _entry(photo, [face_record(photo, status="no_face", reason="no face detected", output_size=settings.output_size)])
+    return _entry(photo, [_align_face(photo, pixels, index, face, settings, Path(folder)) for index, face in enumerate(found)])
+
+
+def _align_face(
+    photo: dict[str, Any], pixels: np.ndarray, index: int, face: landmarks.Detection, settings: AlignSettings, folder: Path
+) -> dict[str, Any]:
+    """Align one detected face, write its PNG atomically, and describe it."""
+    known = dict(
+        face_id=f"{photo['photo_id']}#{index}",
+        face_index=index,
+        landmarks=face.landmarks.round(2).tolist(),
+        rect=list(face.rect),
+        score=round(face.score, 6),
+        output_size=settings.output_size,
+    )
+    try:
+        aligned = align(pixels, face.landmarks, settings.output_size, settings.transform_size, settings.rotate, settings.padding)
+    except (AlignError, ValueError, MemoryError) as err:
+        return face_record(photo, **known, status="align_failed", reason=f"{type(err).__name__}: {err}")
+    path = image_path(folder, photo["photo_id"], index)
+    fileio.write_bytes(path, png_bytes(aligned.image))
+    return face_record(
+        photo,
+        **known,
+        image=str(path),
+        md5=hashlib.md5(np.ascontiguousarray(aligned.image).tobytes()).hexdigest(),
+        quad=aligned.quad.round(3).tolist(),
+        qsize=round(aligned.qsize, 3),
+        status="ok",
+    )
+
+
+def _entry(photo: dict[str, Any], faces: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"photo_id": photo["photo_id"], "faces": faces}
+
+
+def align_chunk(settings: AlignSettings, photos: Path, images: Path, out: Path, report: Path) -> dict[str, int]:
+    """Align every ok photo of a crawl chunk, resumably; write its face records and report.
+
+    Aligned PNGs go to `images/<chunk>/`, where <chunk> is the output's stem.
+    Returns the number of records per status.
+    """
+    records = _ok_photos(photos)
+    journal = wip_path(out)
+    done = _finished(journal, settings)
+    todo = [r for r in records if r["photo_id"] not in done]
+    if done:
+        log.info("resuming %s: %d of %d photos already aligned", out, len(records) - len(todo), len(records))
+    folder = str(images / out.stem)
+    tag = fingerprint(settings)
+    with tqdm(total=len(records), initial=len(records) - len(todo), desc=f"align {out.stem}", unit="photo") as bar:
+        for entry in _run([(photo, settings, folder) for photo in todo], settings):
+            fileio.append_jsonl(journal, {**entry, "settings": tag})
+            done[entry["photo_id"]] = entry
+            bar.update()
+    faces = [face for photo in records for face in done[photo["photo_id"]]["faces"]]
+    counts = Counter(face["status"] for face in faces)
+    fileio.write_json(report, _report(out.stem, len(records), faces, counts))
+    fileio.write_jsonl(out, faces)
+    journal.unlink(missing_ok=True)
+    log.info("chunk %s: %d photos, %s", out.stem, len(records), dict(sorted(counts.items())))
+    return dict(counts)
+
+
+def _ok_photos(photos: Path) -> list[dict[str, Any]]:
+    """The chunk's downloaded photos (crawl failures are the crawl report's business), once each."""
+    if not photos.is_file():
+        raise StageError(f"--photos: {photos} does not exist (run the crawl stage first)")
+    unique: dict[str, dict[str, Any]] = {}
+    for number, record in enumerate(fileio.read_jsonl(photos), start=1):
+        missing = [key for key in ("photo_id", "path", "status") if key not in record]
+        if missing:
+            raise StageError(f"{photos}: record {number} lacks {', '.join(missing)}; not a photo record")
+        if record["status"] == "ok":
+            unique.setdefault(record["photo_id"], record)
+    return list(unique.values())
+
+
+def _finished(journal: Path, settings: AlignSettings) -> dict[str, dict[str, Any]]:
+    """Journalled photos made with these settings whose aligned images are all still in place."""
+    tag = fingerprint(settings)
+    done = {}
+    for entry in fileio.read_jsonl(journal):
+        images = [face["image"] for face in entry["faces"] if face["status"] == "ok"]
+        if entry.get("settings") == tag and all(Path(p).is_file() for p in images):
+            done[entry["photo_id"]] = {"photo_id": entry["photo_id"], "faces": entry["faces"]}
+    return done
+
+
+def _run(tasks: list[Task], settings: AlignSettings) -> Iterator[dict[str, Any]]:
+    """Journal entries as photos finish: in this process for one worker, else in a pool."""
+    if settings.workers == 1 or len(tasks) <= 1:
+        yield from map(align_photo, tasks)
+        return
+    # spawn, not fork: dlib and the tqdm thread are not fork-safe, and each worker
+    # loads its own models once in the initializer.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(settings.workers, initializer=_load_models, initargs=(settings,)) as pool:
+        yield from pool.imap_unordered(align_photo, tasks, chunksize=1)
+
+
+def _load_models(settings: AlignSettings) -> None:
+    landmarks.finder(settings.detector, settings.upsample)
+
+
+def _report(chunk: str, photos: int, faces: list[dict[str, Any]], counts: Counter) -> dict[str, Any]:
+    """The chunk's summary: counts per status and every failure with its reason."""
+    failures = [
+        {key: face[key] for key in ("photo_id", "face_id", "path", "status", "reason")}
+        for face in faces
+        if face["status"] != "ok"
+    ]
+    return {"chunk": chunk, "photos": photos, "records": len(faces), "counts": dict(sorted(counts.items())), "failures": failures}
