@@ -138,10 +138,12 @@ def align_chunk(settings: AlignSettings, photos: Path, images: Path, out: Path, 
     todo = [r for r in records if r["photo_id"] not in done]
     if done:
         log.info("resuming %s: %d of %d photos already aligned", out, len(records) - len(todo), len(records))
-    folder = str(images / out.stem)
+    folder = images / out.stem
+    for stray in folder.glob(".*.tmp"):  # PNGs a killed run was writing
+        stray.unlink()
     tag = fingerprint(settings)
     with tqdm(total=len(records), initial=len(records) - len(todo), desc=f"align {out.stem}", unit="photo") as bar:
-        for entry in _run([(photo, settings, folder) for photo in todo], settings):
+        for entry in _run([(photo, settings, str(folder)) for photo in todo], settings):
             fileio.append_jsonl(journal, {**entry, "settings": tag})
             done[entry["photo_id"]] = entry
             bar.update()

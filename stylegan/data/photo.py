@@ -76,9 +76,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in _WIDE_MODES:
         wide = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or wide.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype(np.uint8))
     elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8))
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # a palette entry may be transparent
     if image.mode in {"RGBA", "LA", "PA", "La", "RGBa"}:

@@ -1,0 +1,380 @@
+"""The align stage with real dlib models on real images made from skimage's astronaut."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from stylegan import cli, fileio
+from stylegan.data import align, align_chunk, landmarks, photo
+from stylegan.data.crawl.records import CATALOGUE_KEYS, DOWNLOAD_KEYS
+from stylegan.data.demo import astronaut_head
+from stylegan.settings import SettingsError, load
+
+ROOT = Path(__file__).resolve().parents[1]
+GREY = (120, 130, 140)
+# Small crops keep the suite fast; the geometry test uses FFHQ's own 4096 transform.
+FAST = {"output_size": 64, "transform_size": 256, "workers": 1}
+
+
+@pytest.fixture(scope="module")
+def head() -> Image.Image:
+    """The astronaut's head, scaled so the face box is about 180 px (a typical photo face)."""
+    crop, face_side = astronaut_head()
+    scale = 180 / face_side
+    return crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.LANCZOS)
+
+
+@pytest.fixture(scope="module")
+def finder() -> landmarks.FaceFinder:
+    return landmarks.finder("hog", 1)
+
+
+def scene(head: Image.Image, size: tuple[int, int], *corners: tuple[int, int]) -> Image.Image:
+    """A plain background with the head pasted at each corner position."""
+    canvas = Image.new("RGB", size, GREY)
+    for corner in corners:
+        canvas.paste(head, corner)
+    return canvas
+
+
+def save(image: Image.Image, path: Path, **params) -> Path:
+    image.save(path, **params)
+    return path
+
+
+def only_face(finder: landmarks.FaceFinder, pixels: np.ndarray) -> landmarks.Detection:
+    faces = finder.find(pixels)
+    assert len(faces) == 1, f"expected one face, found {len(faces)}"
+    return faces[0]
+
+
+def eyes_and_mouth(lm: np.ndarray) -> np.ndarray:
+    """The three points FFHQ's quad is built from (dataset.md §1)."""
+    return np.array([lm[36:42].mean(0), lm[42:48].mean(0), (lm[48] + lm[54]) / 2])
+
+
+# --- geometry ----------------------------------------------------------------
+
+ANGLE, SCALE, SHIFT = np.deg2rad(12.0), 1.4, np.array([130.0, 90.0])
+MATRIX = SCALE * np.array([[np.cos(ANGLE), -np.sin(ANGLE)], [np.sin(ANGLE), np.cos(ANGLE)]])
+
+
+def moved(points: np.ndarray) -> np.ndarray:
+    """Points under the known similarity: rotate 12°, scale 1.4, shift (130, 90)."""
+    return points @ MATRIX.T + SHIFT
+
+
+def moved_photo(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The photo under the same similarity (Pillow's AFFINE takes the inverse map)."""
+    inverse = np.linalg.inv(MATRIX)
+    offset = -inverse @ SHIFT
+    coeffs = (*inverse[0], offset[0], *inverse[1], offset[1])
+    return image.transform(size, Image.AFFINE, coeffs, Image.BICUBIC, fillcolor=GREY)
+
+
+def test_quad_follows_a_similarity_exactly():
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(100, 300, size=(68, 2))
+    quad, qsize = align.face_quad(lm)
+    quad2, qsize2 = align.face_quad(moved(lm))
+    np.testing.assert_allclose(quad2, moved(quad), atol=1e-9)
+    assert qsize2 == pytest.approx(qsize * SCALE)
+    np.testing.assert_allclose(np.linalg.norm(quad[1] - quad[0]), qsize)  # a square of side qsize
+    level, _ = align.face_quad(lm, rotate=False)
+    assert level[0, 1] == level[3, 1] and level[0, 0] == level[1, 0]  # axis-aligned without rotation
+
+
+def test_degenerate_landmarks_are_an_align_error():
+    with pytest.raises(align.AlignError, match="degenerate"):
+        align.face_quad(np.full((68, 2), 50.0))
+    with pytest.raises(align.AlignError, match="68 finite"):
+        align.face_quad(np.full((68, 2), np.nan))
+
+
+def test_rotated_scaled_shifted_photo_gives_the_same_crop(head, finder):
+    """Landmarks found on the two aligned crops (256², FFHQ's 4096 transform) agree.
+
+    dlib returns integer landmarks, so two detections of the same face differ by
+    about half a pixel from rounding alone, and jaw points slide along the jaw.
+    Measured: mean 0.70 px, max 2.2 px over the 68 points; the eye and mouth
+    averages that define the crop within 0.7 px. Tolerances: mean and eye/mouth
+    averages within 1 px, any single point within 3 px.
+    """
+    original = scene(head, (700, 700), (200, 150))
+    other = moved_photo(original, (1200, 1100))
+    a_pixels, b_pixels = np.asarray(original), np.asarray(other)
+    lm_a, lm_b = only_face(finder, a_pixels).landmarks, only_face(finder, b_pixels).landmarks
+    # the detector saw the same face (source eye/mouth averages measured within 0.83 px)
+    assert np.linalg.norm(eyes_and_mouth(moved(lm_a)) - eyes_and_mouth(lm_b), axis=1).max() < 1.5
+
+    a = align.align(a_pixels, lm_a, output_size=256)
+    b = align.align(b_pixels, lm_b, output_size=256)
+    assert a.qsize * SCALE == pytest.approx(b.qsize, rel=0.03)
+    on_a, on_b = only_face(finder, a.image).landmarks, only_face(finder, b.image).landmarks
+    distance = np.linalg.norm(on_a - on_b, axis=1)
+    assert distance.mean() < 1.0 and distance.max() < 3.0, distance
+    assert np.linalg.norm(eyes_and_mouth(on_a) - eyes_and_mouth(on_b), axis=1).max() < 1.0
+    assert np.abs(a.image.astype(int) - b.image).mean() < 5  # and the pixels agree (measured 2.6)
+
+
+def test_same_landmarks_moved_give_the_same_pixels(head):
+    """With the landmarks moved exactly, only resampling separates the two crops."""
+    original = scene(head, (700, 700), (200, 150))
+    other = moved_photo(original, (1200, 1100))
+    lm = landmarks.finder("hog", 1).find(np.asarray(original))[0].landmarks
+    a = align.align(np.asarray(original), lm, output_size=128, transform_size=1024)
+    b = align.align(np.asarray(other), moved(lm), output_size=128, transform_size=1024)
+    np.testing.assert_allclose(b.quad, moved(a.quad), atol=1e-9)
+    assert np.abs(a.image.astype(int) - b.image).mean() < 3
+
+
+def test_padding_runs_only_when_the_face_is_near_the_border(head, finder):
+    centred = np.asarray(scene(head, (800, 800), (250, 250)))
+    cornered = np.asarray(scene(head, (600, 600), (-60, -70)))
+    lm_c, lm_e = only_face(finder, centred).landmarks, only_face(finder, cornered).landmarks
+    assert not align.align(centred, lm_c, 64, 256).padded
+    padded = align.align(cornered, lm_e, 64, 256)
+    assert padded.padded
+    assert padded.image[:3, :3].mean() > 40  # the corner outside the photo is filled, not black
+    bare = align.align(cornered, lm_e, 64, 256, padding=False)  # FFHQ-U: no padding
+    assert not bare.padded and bare.image[:2, :2].max() == 0
+
+
+def test_large_faces_shrink_the_photo_first(head, finder):
+    big = head.resize((head.width * 3, head.height * 3), Image.LANCZOS)  # face ~540 px, qsize > 4*64
+    pixels = np.asarray(scene(big, (big.width + 200, big.height + 200), (100, 100)))
+    face = only_face(finder, pixels)
+    result = align.align(pixels, face.landmarks, 64, 256)
+    assert result.shrink == int(np.floor(result.qsize / 64 * 0.5)) > 1
+    np.testing.assert_allclose(result.quad, align.face_quad(face.landmarks)[0])  # recorded in source pixels
+
+
+# --- decoding ----------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied(head, finder, tmp_path):
+    upright = scene(head, (500, 400), (150, 100))
+    stored = upright.transpose(Image.ROTATE_90)  # the camera wrote it sideways (90° counter-clockwise)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: display after turning 90° clockwise
+    path = save(stored, tmp_path / "sideways.jpg", exif=exif, quality=95)
+    pixels = photo.decode(path, 10**8)
+    assert pixels.shape == (400, 500, 3)
+    assert np.abs(pixels.astype(int) - np.asarray(upright)).mean() < 3
+    assert finder.find(pixels) and not finder.find(np.asarray(stored))  # upright finds it, raw would not
+
+
+def test_alpha_is_composited_on_white(head, tmp_path):
+    rgba = scene(head, (500, 500), (150, 150)).convert("RGBA")
+    rgba.putalpha(0)
+    ImageDraw.Draw(rgba).ellipse((120, 120, 380, 380), fill=None)
+    alpha = Image.new("L", rgba.size, 0)
+    ImageDraw.Draw(alpha).ellipse((130, 110, 370, 390), fill=255)
+    rgba.putalpha(alpha)
+    pixels = photo.decode(save(rgba, tmp_path / "cutout.png"), 10**8)
+    assert pixels.dtype == np.uint8 and pixels.shape == (500, 500, 3)
+    assert (pixels[:20, :20] == 255).all()
+
+
+def test_cmyk_greyscale_palette_and_16_bit_become_rgb(head, tmp_path):
+    rgb = scene(head, (300, 300), (50, 50))
+    cmyk = photo.decode(save(rgb.convert("CMYK"), tmp_path / "cmyk.jpg", quality=95), 10**8)
+    assert np.abs(cmyk.astype(int) - np.asarray(rgb)).mean() < 6
+    grey = photo.decode(save(rgb.convert("L"), tmp_path / "grey.jpg"), 10**8)
+    assert grey.shape == (300, 300, 3) and (grey[..., 0] == grey[..., 2]).all()
+    palette = photo.decode(save(rgb.convert("P"), tmp_path / "palette.png"), 10**8)
+    assert palette.shape == (300, 300, 3)
+    wide = Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257)
+    assert wide.mode.startswith("I;16")
+    sixteen = photo.decode(save(wide, tmp_path / "sixteen.png"), 10**8)
+    np.testing.assert_array_equal(sixteen[..., 1], np.asarray(rgb.convert("L")))
+
+
+def test_corrupt_and_truncated_files_are_refused(head, tmp_path):
+    good = io.BytesIO()
+    scene(head, (300, 300), (50, 50)).save(good, format="JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    with pytest.raises(photo.PhotoError, match="truncated"):
+        photo.decode(truncated, 10**8)
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG" * 10)
+    with pytest.raises(photo.PhotoError, match="corrupt|not an image"):
+        photo.decode(garbage, 10**8)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims `width`x`height` and holds almost nothing: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(60_000, 60_000))  # 3.6 gigapixels; Pillow's own hard limit
+    with pytest.raises(photo.PhotoError, match="decompression bomb"):
+        photo.decode(bomb, 100_000_000)
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header_only(12_000, 10_000))  # over our limit, under Pillow's
+    with pytest.raises(photo.PhotoError, match="120000000 pixels exceeds align.max_image_pixels"):
+        photo.decode(big, 100_000_000)
+
+
+# --- the chunk driver --------------------------------------------------------
+
+
+def photo_record(path: Path, name: str) -> dict:
+    record = {key: None for key in CATALOGUE_KEYS + DOWNLOAD_KEYS}
+    record.update(photo_id=f"folder:{name}", source="folder", source_id=name, path=str(path), status="ok",
+                  license_id="public-domain", owner_name="NASA")  # fmt: skip
+    return record
+
+
+def odd_photos(head: Image.Image, folder: Path) -> dict[str, Path]:
+    """One photo per documented outcome."""
+    folder.mkdir(parents=True, exist_ok=True)
+    face = scene(head, (560, 540), (90, 80))
+    cutout = face.convert("RGBA")
+    alpha = Image.new("L", face.size, 0)
+    ImageDraw.Draw(alpha).ellipse((80, 60, 480, 480), fill=255)
+    cutout.putalpha(alpha)
+    good = io.BytesIO()
+    face.save(good, format="JPEG")
+    ramp = np.linspace(0, 255, 400 * 400 * 3).reshape(400, 400, 3).astype(np.uint8)
+    photos = {
+        "alpha.png": save(cutout, folder / "alpha.png"),
+        "cmyk.jpg": save(face.convert("CMYK"), folder / "cmyk.jpg", quality=95),
+        "grey.jpg": save(face.convert("L"), folder / "grey.jpg", quality=95),
+        "one_pixel.png": save(Image.new("RGB", (1, 1), GREY), folder / "one_pixel.png"),
+        "no_face.jpg": save(Image.fromarray(ramp), folder / "no_face.jpg"),
+        "three.jpg": save(scene(head, (1200, 420), (40, 90), (430, 90), (820, 90)), folder / "three.jpg"),
+        "corrupt.jpg": folder / "corrupt.jpg",
+    }
+    photos["corrupt.jpg"].write_bytes(good.getvalue()[:3000])
+    return photos
+
+
+EXPECTED = {  # file: statuses of its records, in order
+    "alpha.png": ["ok"],
+    "cmyk.jpg": ["ok"],
+    "grey.jpg": ["ok"],
+    "one_pixel.png": ["no_face"],
+    "no_face.jpg": ["no_face"],
+    "three.jpg": ["ok", "ok", "ok"],
+    "corrupt.jpg": ["unreadable"],
+}
+
+
+def write_chunk(photos: dict[str, Path], path: Path, failed: bool = True) -> list[dict]:
+    records = [photo_record(p, name) for name, p in photos.items()]
+    if failed:  # a crawl failure: not the align stage's business, skipped
+        records.append({**photo_record(Path("missing.jpg"), "missing.jpg"), "status": "failed", "reason": "404"})
+    fileio.write_jsonl(path, records)
+    return records
+
+
+def test_every_odd_photo_gets_its_documented_outcome(head, tmp_path):
+    photos = odd_photos(head, tmp_path / "photos")
+    chunk = tmp_path / "crawl" / "007.jsonl"
+    write_chunk(photos, chunk)
+    out, report = tmp_path / "align" / "007.jsonl", tmp_path / "align" / "007.json"
+    settings = align.AlignSettings(**{**FAST, "workers": 2})  # the process pool path
+    counts = align_chunk.align_chunk(settings, chunk, tmp_path / "faces", out, report)
+
+    faces = fileio.read_jsonl(out)
+    by_photo: dict[str, list[dict]] = {}
+    for face in faces:
+        by_photo.setdefault(face["photo_id"].split(":", 1)[1], []).append(face)
+    assert {name: [f["status"] for f in group] for name, group in by_photo.items()} == EXPECTED
+    assert counts == {"ok": 6, "no_face": 2, "unreadable": 1}
+    assert "truncated" in by_photo["corrupt.jpg"][0]["reason"]
+    for face in faces:
+        assert set(face) == set(CATALOGUE_KEYS + DOWNLOAD_KEYS + align_chunk.FACE_KEYS)
+        assert face["owner_name"] == "NASA"  # attribution travels with every face
+        if face["status"] != "ok":
+            assert face["face_id"] is None and face["image"] is None and face["reason"]
+            continue
+        assert face["face_id"] == f"{face['photo_id']}#{face['face_index']}"
+        pixels = np.asarray(Image.open(face["image"]))
+        assert pixels.shape == (64, 64, 3)
+        assert hashlib.md5(pixels.tobytes()).hexdigest() == face["md5"]
+        assert len(face["landmarks"]) == 68 and len(face["quad"]) == 4 and face["score"] > 0
+    three = by_photo["three.jpg"]
+    assert [f["face_index"] for f in three] == [0, 1, 2] and len({f["image"] for f in three}) == 3
+    summary = json.loads(report.read_text())
+    assert summary["counts"] == counts and summary["photos"] == 7
+    assert {f["status"] for f in summary["failures"]} == {"no_face", "unreadable"}
+    assert not align_chunk.wip_path(out).exists()
+
+
+def test_resume_after_kill_skips_finished_photos(head, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = {}
+    for index in range(10):
+        corner = (40 + 17 * index, 60 + 11 * index)
+        photos[f"p{index}.jpg"] = save(scene(head, (480, 460), corner), folder / f"p{index}.jpg")
+    chunk, out, report = tmp_path / "000.jsonl", tmp_path / "align" / "000.jsonl", tmp_path / "align" / "000.json"
+    write_chunk(photos, chunk, failed=False)
+    settings = {"output_size": 256, "transform_size": 2048, "workers": 1}
+    command = [sys.executable, "-m", "stylegan.cli", "align", "--settings", json.dumps(settings),
+               "--photos", str(chunk), "--images", str(tmp_path / "faces"), "--out", str(out), "--report", str(report)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    journal = align_chunk.wip_path(out)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(fileio.read_jsonl(journal)) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = fileio.read_jsonl(journal)
+    assert 3 <= len(done) < 10 and not out.exists(), "the kill must land mid-chunk"
+    written = {f["image"]: os.stat(f["image"]).st_mtime_ns for e in done for f in e["faces"]}
+
+    counts = align_chunk.align_chunk(load(align.AlignSettings, settings), chunk, tmp_path / "faces", out, report)
+    assert counts == {"ok": 10}
+    assert {image: os.stat(image).st_mtime_ns for image in written} == written  # not redone
+    faces = fileio.read_jsonl(out)
+    assert [f["photo_id"] for f in faces] == [f"folder:p{i}.jpg" for i in range(10)]
+    assert not journal.exists() and not list((tmp_path / "faces").rglob(".*.tmp"))
+
+
+def test_changed_settings_redo_journalled_photos(head, tmp_path):
+    photos = {"a.jpg": save(scene(head, (420, 400), (100, 90)), tmp_path / "a.jpg")}
+    chunk, out, report = tmp_path / "000.jsonl", tmp_path / "out.jsonl", tmp_path / "report.json"
+    write_chunk(photos, chunk, failed=False)
+    old_image = save(Image.new("RGB", (32, 32)), tmp_path / "old.png")  # still in place: only settings differ
+    stale = align_chunk.face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
+    fileio.append_jsonl(align_chunk.wip_path(out), {"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
+    align_chunk.align_chunk(align.AlignSettings(**FAST), chunk, tmp_path / "faces", out, report)
+    [face] = fileio.read_jsonl(out)
+    assert face["image"] != str(old_image) and face["output_size"] == 64
+
+
+def test_cli_rejects_bad_settings_with_the_key(tmp_path, caplog):
+    args = ["align", "--settings", '{"detector": "mtcnn"}', "--photos", str(tmp_path / "x.jsonl"),
+            "--images", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--report", str(tmp_path / "r.json")]  # fmt: skip
+    assert cli.main(args) == 2
+    assert "align.detector" in caplog.text
+    with pytest.raises(SettingsError, match="align.transform_size"):
+        load(align.AlignSettings, {"output_size": 1024, "transform_size": 512}, "align")
+    args[2] = "{}"
+    assert cli.main(args) == 2 and "does not exist" in caplog.text
