@@ -4,7 +4,8 @@ Synthetic in-the-wild photos (the demo's astronaut scenes at FFHQ's example size
 2016x1512, one face each) go through the stage's steps one at a time in this
 process (one core; OMP_NUM_THREADS=1): decode, detection, landmarks, the FFHQ
 transform (crop, padding and blur included) and the PNG write. Rows compare the
-faithful 4096 transform with smaller ones, and the HOG detector with MMOD (--cnn).
+faithful 4096 transform with smaller ones, full-size detection with detection on
+a copy scaled to 1024 (`align.detect_max_side`), and HOG with MMOD (--cnn).
 A chunk job with `align.workers` processes scales this by the cores it is given.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/align.py --photos 6
@@ -46,9 +47,9 @@ def make_photos(folder: Path, count: int, width: int, height: int, face_px: floa
     return paths
 
 
-def run(paths: list[Path], out: Path, kind: str, output_size: int, transform_size: int) -> tuple[dict[str, float], int]:
+def run(paths: list[Path], out: Path, kind: str, max_side: int | None, output_size: int, transform_size: int) -> tuple[dict[str, float], int]:
     """Seconds per step summed over the photos, and the number of faces aligned."""
-    finder = landmarks.finder(kind, 1)
+    finder = landmarks.finder(kind, 1, max_side)
     spent = dict.fromkeys(STEPS, 0.0)
     faces = 0
     for path in paths:
@@ -82,20 +83,21 @@ def main() -> None:
     parser.add_argument("--face", type=float, default=350.0, help="face box side in the photo, pixels")
     parser.add_argument("--cnn", action="store_true", help="add a row for dlib's MMOD CNN detector (slow on CPU)")
     args = parser.parse_args()
-    configs = [("hog", 1024, 4096), ("hog", 1024, 2048), ("hog", 64, 4096), ("hog", 64, 256)]
+    configs = [("hog", None, 1024, 4096), ("hog", None, 1024, 2048), ("hog", 1024, 1024, 4096),
+               ("hog", None, 64, 4096), ("hog", None, 64, 256)]  # fmt: skip
     if args.cnn:
-        configs.append(("cnn", 1024, 4096))
+        configs.append(("cnn", 1024, 1024, 4096))
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_photos(Path(tmp), args.photos, args.width, args.height, args.face)
         landmarks.finder("hog", 1)  # model loading is per process, not per face: keep it out
         print(f"{args.photos} photos {args.width}x{args.height}, face ~{args.face:.0f} px, one process\n")
-        print(f"{'detector':>8} {'output':>6} {'transform':>9} {'faces':>5} {'faces/s/core':>12} "
+        print(f"{'detector':>8} {'det.side':>8} {'output':>6} {'transform':>9} {'faces':>5} {'faces/s/core':>12} "
               + " ".join(f"{s:>9}" for s in STEPS))  # fmt: skip
-        for kind, output_size, transform_size in configs:
-            spent, faces = run(paths, Path(tmp), kind, output_size, transform_size)
+        for kind, max_side, output_size, transform_size in configs:
+            spent, faces = run(paths, Path(tmp), kind, max_side, output_size, transform_size)
             total = sum(spent.values())
             shares = " ".join(f"{100 * spent[s] / total:8.1f}%" for s in STEPS)
-            print(f"{kind:>8} {output_size:>6} {transform_size:>9} {faces:>5} {faces / total:>12.2f} {shares}")
+            print(f"{kind:>8} {str(max_side or 'full'):>8} {output_size:>6} {transform_size:>9} {faces:>5} {faces / total:>12.2f} {shares}")
 
 
 if __name__ == "__main__":

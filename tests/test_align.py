@@ -163,6 +163,20 @@ def test_large_faces_shrink_the_photo_first(head, finder):
     np.testing.assert_allclose(result.quad, align.face_quad(face.landmarks)[0])  # recorded in source pixels
 
 
+def test_detection_on_a_smaller_copy_finds_the_same_face(head, finder):
+    """`detect_max_side`: boxes come back in full-photo pixels; landmarks are unchanged in substance."""
+    big = head.resize((head.width * 2, head.height * 2), Image.LANCZOS)
+    pixels = np.asarray(scene(big, (1600, 1200), (500, 300)))
+    full = only_face(finder, pixels)
+    small = only_face(landmarks.finder("hog", 1, 600), pixels)
+    side, small_side = full.rect[2] - full.rect[0], small.rect[2] - small.rect[0]
+    assert 5 / 6 - 0.02 < small_side / side < 6 / 5 + 0.02  # within one step of dlib's pyramid_down<6>
+    centre = np.subtract(full.rect[:2], small.rect[:2]) + np.subtract(full.rect[2:], small.rect[2:])
+    assert np.abs(centre / 2).max() < 0.1 * side
+    moved_by = np.linalg.norm(eyes_and_mouth(full.landmarks) - eyes_and_mouth(small.landmarks), axis=1)
+    assert moved_by.max() < 2.0, moved_by  # a 360 px face: under 0.6% of its size
+
+
 # --- decoding ----------------------------------------------------------------
 
 

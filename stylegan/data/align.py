@@ -43,6 +43,7 @@ class AlignSettings:
     padding: bool = True  # reflect-pad and blend when the quad leaves the photo
     detector: Literal["hog", "cnn"] = "hog"  # dlib HOG frontal detector, or MMOD CNN
     upsample: int = 1  # detector upsampling passes (Puzer's detector(img, 1))
+    detect_max_side: int | None = None  # detect on a copy no larger than this (null: full size, as FFHQ)
     max_image_pixels: int = 100_000_000  # photos with more pixels are refused (decompression bombs)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,8 @@ class AlignSettings:
             raise SettingsError(
                 f"align.transform_size: got {self.transform_size}, expected >= align.output_size ({self.output_size})"
             )
+        if self.detect_max_side is not None and self.detect_max_side < 64:
+            raise SettingsError(f"align.detect_max_side: got {self.detect_max_side}, expected null or at least 64")
         if self.upsample < 0:
             raise SettingsError(f"align.upsample: got {self.upsample}, expected 0 or more")
         if self.max_image_pixels < 1:

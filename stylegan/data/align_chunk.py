@@ -84,10 +84,7 @@ def align_photo(task: Task) -> dict[str, Any]:
         pixels = decode(photo["path"], settings.max_image_pixels)
     except PhotoError as err:
         return _entry(photo, [face_record(photo, status="unreadable", reason=str(err), output_size=settings.output_size)])
-    try:
-        found = landmarks.finder(settings.detector, settings.upsample).find(pixels)
-    except RuntimeError as err:  # dlib refuses the image (e.g. too small for its pyramid)
-        return _entry(photo, [face_record(photo, status="no_face", reason=f"detector failed: {err}", output_size=settings.output_size)])
+    found = _finder(settings).find(pixels)
     if not found:
         return _entry(photo, [face_record(photo, status="no_face", reason="no face detected", output_size=settings.output_size)])
     return _entry(photo, [_align_face(photo, pixels, index, face, settings, Path(folder)) for index, face in enumerate(found)])
@@ -193,8 +190,12 @@ def _run(tasks: list[Task], settings: AlignSettings) -> Iterator[dict[str, Any]]
         yield from pool.imap_unordered(align_photo, tasks, chunksize=1)
 
 
+def _finder(settings: AlignSettings) -> landmarks.FaceFinder:
+    return landmarks.finder(settings.detector, settings.upsample, settings.detect_max_side)
+
+
 def _load_models(settings: AlignSettings) -> None:
-    landmarks.finder(settings.detector, settings.upsample)
+    _finder(settings)
 
 
 def _report(chunk: str, photos: int, faces: list[dict[str, Any]], counts: Counter) -> dict[str, Any]:
