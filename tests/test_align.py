@@ -371,6 +371,14 @@ def test_resume_after_kill_skips_finished_photos(head, tmp_path):
     assert not journal.exists() and not list((tmp_path / "faces").rglob(".*.tmp"))
 
 
+def test_a_face_that_cannot_be_aligned_is_recorded(tmp_path):
+    record = photo_record(tmp_path / "x.jpg", "x.jpg")
+    flat = landmarks.Detection((10, 10, 50, 50), 0.5, np.full((68, 2), 30.0))  # eyes and mouth coincide
+    face = align_chunk._align_face(record, np.zeros((64, 64, 3), np.uint8), 0, flat, align.AlignSettings(**FAST), tmp_path)
+    assert face["status"] == "align_failed" and "degenerate" in face["reason"]
+    assert face["face_id"] == "folder:x.jpg#0" and face["rect"] == [10, 10, 50, 50] and face["image"] is None
+
+
 def test_changed_settings_redo_journalled_photos(head, tmp_path):
     photos = {"a.jpg": save(scene(head, (420, 400), (100, 90)), tmp_path / "a.jpg")}
     chunk, out, report = tmp_path / "000.jsonl", tmp_path / "out.jsonl", tmp_path / "report.json"

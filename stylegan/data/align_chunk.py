@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import re
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data import landmarks
-from stylegan.data.align import AlignError, AlignSettings, align
+from stylegan.data.align import AlignSettings, align
 from stylegan.data.photo import PhotoError, decode
 from stylegan.errors import StageError
 
@@ -67,6 +68,7 @@ def face_record(photo: dict[str, Any], **fields: Any) -> dict[str, Any]:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
+    """The aligned image as a PNG (lossless: the record's md5 is of these pixels)."""
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -104,7 +106,7 @@ def _align_face(
     )
     try:
         aligned = align(pixels, face.landmarks, settings.output_size, settings.transform_size, settings.rotate, settings.padding)
-    except (AlignError, ValueError, MemoryError) as err:
+    except (ValueError, MemoryError) as err:  # AlignError (degenerate landmarks), or numpy/Pillow on extreme geometry
         return face_record(photo, **known, status="align_failed", reason=f"{type(err).__name__}: {err}")
     path = image_path(folder, photo["photo_id"], index)
     fileio.write_bytes(path, png_bytes(aligned.image))
@@ -183,11 +185,17 @@ def _run(tasks: list[Task], settings: AlignSettings) -> Iterator[dict[str, Any]]
     if settings.workers == 1 or len(tasks) <= 1:
         yield from map(align_photo, tasks)
         return
-    # spawn, not fork: dlib and the tqdm thread are not fork-safe, and each worker
-    # loads its own models once in the initializer.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(settings.workers, initializer=_load_models, initargs=(settings,)) as pool:
-        yield from pool.imap_unordered(align_photo, tasks, chunksize=1)
+    # spawn, not fork: dlib and the tqdm thread are not fork-safe; each worker loads
+    # its models once in the initializer. An executor, not a Pool: a worker that dies
+    # (out of memory, a crash in dlib) breaks the run instead of hanging it, and the
+    # journal lets the rerun carry on.
+    pool = ProcessPoolExecutor(
+        settings.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load_models, initargs=(settings,)
+    )
+    try:
+        yield from (done.result() for done in as_completed([pool.submit(align_photo, task) for task in tasks]))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _finder(settings: AlignSettings) -> landmarks.FaceFinder:
