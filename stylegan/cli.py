@@ -150,14 +150,78 @@ def _align(args: argparse.Namespace) -> None:
 
 
 def _add_filter(groups: argparse._SubParsersAction) -> None:
-    pass
+    """`filter`: quality filters, exclusion and opt-out lists over every align chunk."""
+    parser = _command(groups, "filter", _filter, "keep the aligned faces that pass every filter")
+    _settings_arg(parser)
+    parser.add_argument("--faces", required=True, nargs="+", help="align chunk face records (JSONL)")
+    parser.add_argument("--kept", required=True, help="face records that passed (JSONL)")
+    parser.add_argument("--rejected", required=True, help="rejected face records with filter, value, threshold (JSONL)")
+    parser.add_argument("--summary", required=True, help="counts per filter (TSV)")
+    parser.add_argument("--sheets", required=True, help="folder for one contact sheet PNG per filter")
+
+
+def _filter(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.data import filter as face_filter
+
+    face_filter.run(
+        settings.load(face_filter.FilterSettings, args.settings, "filter"), [Path(p) for p in args.faces],
+        Path(args.kept), Path(args.rejected), Path(args.summary), Path(args.sheets),
+    )
 
 
 # --- dataset (pack, verify, card) ------------------------------------------
 
 
 def _add_dataset(groups: argparse._SubParsersAction) -> None:
-    pass
+    """`dataset pack|verify|card`: HDF5 shards, their check, and the datasheet."""
+    dataset = groups.add_parser("dataset", help="shards, verification, datasheet").add_subparsers(
+        dest="command", required=True)
+    pack = _command(dataset, "pack", _dataset_pack, "pack kept faces into multi-resolution HDF5 shards")
+    _settings_arg(pack)
+    pack.add_argument("--faces", required=True, help="kept face records (filter output JSONL)")
+    pack.add_argument("--shards", required=True, help="shard folder (unchanged shards are kept)")
+    pack.add_argument("--manifest", required=True, help="manifest JSON to write")
+    verify = _command(dataset, "verify", _dataset_verify, "check every shard against the manifest")
+    verify.add_argument("--manifest", required=True, help="manifest JSON")
+    verify.add_argument("--out", required=True, help="report JSON; exit status 1 when any shard is wrong")
+    card = _command(dataset, "card", _dataset_card, "write the datasheet with the attribution list")
+    card.add_argument("--manifest", required=True, help="manifest JSON")
+    card.add_argument("--rejected", required=True, help="filter's rejected records (JSONL)")
+    card.add_argument("--out", required=True, help="datasheet markdown to write")
+
+
+def _dataset_pack(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.data import pack
+
+    pack.pack(settings.load(pack.PackSettings, args.settings, "pack"), Path(args.faces), Path(args.shards),
+              Path(args.manifest))
+
+
+def _dataset_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stylegan.data import verify
+
+    report = verify.verify(Path(args.manifest), Path(args.out))
+    if not report["ok"]:
+        log.error("verify: %d problem(s) in %s; see %s", len(report["problems"]), args.manifest, args.out)
+        return 1
+    log.info("verify: %d shards, %d images, all match", report["shards"], report["images"])
+    return 0
+
+
+def _dataset_card(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data import card
+
+    card.write_card(Path(args.manifest), Path(args.rejected), Path(args.out))
 
 
 # --- train (train, generate, export, summary) --------------------------------

@@ -1,0 +1,97 @@
+"""A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/pack.py).
+
+h5py file handles must never cross a fork: a handle opened in the parent and
+used in DataLoader workers reads garbage or deadlocks. So nothing is opened in
+`__init__`; each process opens the shards it touches on first use and notices a
+fork by its process id. The x-flip draw comes from a generator seeded by (seed,
+epoch, index), so it does not depend on which worker reads an item, differs
+between epochs (`set_epoch`), and is reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stylegan.errors import StageError
+
+
+class ShardDataset(Dataset):
+    """Images of one split at one level, as CHW tensors: uint8, or float in [-1, 1]."""
+
+    def __init__(self, manifest_path: str | os.PathLike[str], resolution: int | None = None,
+                 split: Literal["train", "validation"] = "train", dtype: Literal["float", "uint8"] = "float",
+                 xflip: bool = False, seed: int = 0) -> None:
+        manifest = Path(manifest_path)
+        try:
+            document = json.loads(manifest.read_text())
+        except (OSError, ValueError) as err:
+            raise StageError(f"{manifest}: cannot read the dataset manifest: {err}") from None
+        self.resolutions: tuple[int, ...] = tuple(sorted(document["levels"]))
+        self.max_resolution: int = int(document["resolution"])
+        self.resolution = self.max_resolution if resolution is None else int(resolution)
+        if self.resolution not in self.resolutions:
+            raise StageError(f"resolution {self.resolution}: not in the shards (levels {list(self.resolutions)})")
+        if dtype not in ("float", "uint8"):
+            raise StageError(f"dtype {dtype!r}: expected 'float' or 'uint8'")
+        shards = [e for e in document["shards"] if e["split"] == split and e["count"] > 0]
+        self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
+        self.paths = [str(manifest.parent / e["path"]) for e in shards]
+        self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new flips for this epoch (call before iterating; workers get a fresh copy)."""
+        self.epoch = epoch
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global index -> (shard number, row in that shard)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return shard, index - int(self.offsets[shard])
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        shard, row = self.locate(index)
+        image = self._file(shard)[f"data{self.resolution}x{self.resolution}"][row]  # CHW uint8
+        if self.xflip and np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5:
+            image = image[:, :, ::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(image))
+        if self.dtype == "uint8":
+            return tensor
+        return tensor.to(torch.float32) / 127.5 - 1.0
+
+    def metadata(self, index: int) -> dict[str, str]:
+        """The attribution strings stored with one image (face id, licence, author, URLs)."""
+        shard, row = self.locate(index)
+        h5 = self._file(shard)
+        return {name: h5[name].asstr()[row] for name in h5 if not name.startswith("data")}
+
+    def _file(self, shard: int) -> h5py.File:
+        """This process's handle on a shard, opened on first use."""
+        if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
+            self._files, self._pid = {}, os.getpid()
+        if shard not in self._files:
+            self._files[shard] = h5py.File(self.paths[shard], "r")
+        return self._files[shard]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (spawned workers) without open handles."""
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()

@@ -1,0 +1,298 @@
+"""The filter stage: which aligned faces go into the dataset, and why the others do not.
+
+FFHQ ran "various automatic filters" and then a manual review (dataset.md §2,
+Curation). Here every automatic filter has its threshold in config and each
+rejection keeps the filter's name, its measured value and the threshold, so a
+person can tune thresholds from the contact sheets instead of guessing. A
+person's exclusion list stands in for the manual review; the opt-out list serves
+takedown requests (dataset.md §2, Opt-out). A face is rejected by the first
+filter it fails, in `FILTERS` order; near-duplicates are judged last, among the
+faces every other filter kept, so a rejected copy can never shadow a good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from stylegan import fileio
+from stylegan.errors import StageError
+from stylegan.settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+# The order a face meets the filters: cheap, list-based ones first; duplicates last.
+FILTERS = ("optout", "exclude", "too_small", "landmarks", "blurry", "greyscale", "duplicate")
+EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # dataset.md §1: iBUG-68 eye contours
+COMMENT = re.compile(r"(^|\s)#.*$")
+PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest frequencies
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSettings:
+    """The `filter` config section (schema: workflow/schemas/config.schema.yaml)."""
+
+    max_upscale: float = 1.0  # qsize >= output_size / max_upscale: no crop is enlarged more than this
+    sharpness_size: int = 256  # faces are resized to this side before the Laplacian is measured
+    min_sharpness: float = 50.0  # variance of the Laplacian of the grey face, 0-255 scale
+    min_chroma: float = 0.04  # mean (max(RGB) - min(RGB)) / 255 over the face
+    min_eye_ratio: float = 0.12  # eye-to-eye distance / qsize; FFHQ's quad makes it at most 0.25
+    max_roll: float = 60.0  # degrees the eye line may tilt from horizontal in the photo
+    max_hamming: int = 6  # pHash bits two faces may differ by and still be near-duplicates
+    exclude: str | None = None  # text file of face or photo ids a person rejected, one per line
+    optout: str | None = None  # text file of photo or owner ids whose owners opted out
+    sheet_cell: int = 96  # contact sheet: side of one face's cell in pixels
+    sheet_max: int = 100  # contact sheet: at most this many faces per filter
+
+    def __post_init__(self) -> None:
+        for key in ("max_upscale", "sharpness_size", "sheet_cell", "sheet_max"):
+            if getattr(self, key) <= 0:
+                raise SettingsError(f"filter.{key}: got {getattr(self, key)!r}, expected > 0")
+        if not 0 <= self.max_hamming <= 64:
+            raise SettingsError(f"filter.max_hamming: got {self.max_hamming}, expected 0..64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """Why one face was rejected: the filter, what it measured and the bound it broke."""
+
+    filter: str
+    value: Any
+    threshold: Any
+
+
+def read_id_list(path: str | None) -> set[str]:
+    """Ids from a list file, one per line.
+
+    Blank lines and comments (`#` at the start or after whitespace) are ignored.
+    A configured list that does not exist is an error, not an empty list: a
+    takedown request must never be skipped silently because of a typo.
+    """
+    if path is None:
+        return set()
+    file = Path(path)
+    if not file.is_file():
+        raise StageError(f"{path}: id list not found (filter.exclude / filter.optout)")
+    # Face ids hold '#' ("<photo_id>#<k>"), so a comment starts a line or follows a space.
+    ids = (COMMENT.sub("", line).strip() for line in file.read_text(encoding="utf-8").splitlines())
+    return {i for i in ids if i}
+
+
+def load_face(record: dict[str, Any]) -> np.ndarray:
+    """The aligned face of a record as HxWx3 uint8."""
+    try:
+        with Image.open(record["image"]) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, KeyError, TypeError) as err:
+        raise StageError(f"face {record.get('face_id')}: cannot read aligned image {record.get('image')!r}: {err}") from None
+
+
+def sharpness(pixels: np.ndarray, size: int) -> float:
+    """Variance of the Laplacian of the grey face at a fixed size (high = sharp).
+
+    Resizing first makes the measure comparable between output sizes.
+    """
+    grey = Image.fromarray(pixels).convert("L").resize((size, size), Image.BILINEAR)
+    return float(scipy.ndimage.laplace(np.asarray(grey, dtype=np.float64)).var())
+
+
+def chroma(pixels: np.ndarray) -> float:
+    """Mean chroma in [0, 1]: 0 for a grey image, small for a near-monochrome one."""
+    rgb = pixels.astype(np.int16)
+    return float((rgb.max(axis=2) - rgb.min(axis=2)).mean() / 255.0)
+
+
+def eye_geometry(landmarks: list[list[float]]) -> tuple[float, float]:
+    """Eye-to-eye distance in photo pixels and the eye line's roll in degrees."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (68, 2):
+        raise StageError(f"landmarks: expected 68x2 points, got shape {points.shape}")
+    dx, dy = points[EYE_RIGHT].mean(axis=0) - points[EYE_LEFT].mean(axis=0)
+    return float(np.hypot(dx, dy)), float(np.degrees(np.arctan2(dy, dx)))
+
+
+def phash(pixels: np.ndarray) -> int:
+    """64-bit DCT perceptual hash: which low frequencies lie above their median."""
+    grey = Image.fromarray(pixels).convert("L").resize((PHASH_SIDE, PHASH_SIDE), Image.BILINEAR)
+    dct = scipy.fft.dctn(np.asarray(grey, dtype=np.float64), norm="ortho")[:PHASH_LOW, :PHASH_LOW]
+    bits = (dct > np.median(dct.ravel()[1:])).ravel()  # the DC term would dominate the median
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings,
+          optout: set[str], exclude: set[str]) -> Rejection | None:
+    """The first filter (before `duplicate`) this face fails, or None if it passes all."""
+    for key in ("photo_id", "owner_id"):
+        if record.get(key) in optout:
+            return Rejection("optout", record[key], settings.optout)
+    for key in ("face_id", "photo_id"):
+        if record.get(key) in exclude:
+            return Rejection("exclude", record[key], settings.exclude)
+    min_qsize = record["output_size"] / settings.max_upscale
+    if record["qsize"] < min_qsize:
+        return Rejection("too_small", round(record["qsize"], 2), round(min_qsize, 2))
+    eyes, roll = eye_geometry(record["landmarks"])
+    if eyes / record["qsize"] < settings.min_eye_ratio:
+        return Rejection("landmarks", {"eye_ratio": round(eyes / record["qsize"], 4)}, {"min_eye_ratio": settings.min_eye_ratio})
+    if abs(roll) > settings.max_roll:
+        return Rejection("landmarks", {"roll": round(roll, 2)}, {"max_roll": settings.max_roll})
+    sharp = sharpness(pixels, settings.sharpness_size)
+    if sharp < settings.min_sharpness:
+        return Rejection("blurry", round(sharp, 2), settings.min_sharpness)
+    colour = chroma(pixels)
+    if colour < settings.min_chroma:
+        return Rejection("greyscale", round(colour, 4), settings.min_chroma)
+    return None
+
+
+def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int],
+                    max_hamming: int) -> dict[str, tuple[str, int]]:
+    """Faces whose pHash is within `max_hamming` bits of a larger one: face id -> (kept id, bits).
+
+    Faces are taken largest qsize first (ties by face id), so of each group of
+    copies the one with the most source pixels stays.
+    """
+    order = sorted(candidates, key=lambda r: (-r["qsize"], r["face_id"]))
+    kept_ids: list[str] = []
+    kept_hashes = np.zeros(len(order), dtype=np.uint64)
+    dupes: dict[str, tuple[str, int]] = {}
+    for record in order:
+        code = np.uint64(hashes[record["face_id"]])
+        if kept_ids:
+            bits = np.bitwise_count(kept_hashes[: len(kept_ids)] ^ code)
+            nearest = int(bits.argmin())
+            if bits[nearest] <= max_hamming:
+                dupes[record["face_id"]] = (kept_ids[nearest], int(bits[nearest]))
+                continue
+        kept_hashes[len(kept_ids)] = code
+        kept_ids.append(record["face_id"])
+    return dupes
+
+
+def read_faces(chunks: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every face record of the align chunks, checked for the fields the filters read."""
+    records = []
+    for chunk in chunks:
+        for record in fileio.read_jsonl(chunk):
+            if "status" not in record:
+                raise StageError(f"{chunk}: a record has no 'status'; is this align output?")
+            if record["status"] == "ok":
+                missing = [k for k in ("face_id", "image", "qsize", "landmarks", "output_size") if record.get(k) is None]
+                if missing:
+                    raise StageError(f"{chunk}: face {record.get('face_id')} lacks {', '.join(missing)}")
+            records.append(record)
+    return records
+
+
+def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_path: Path,
+        summary_path: Path, sheets: Path) -> Counter:
+    """Filter every ok face of the align chunks; write kept, rejected, summary and sheets.
+
+    Returns the counts written to the summary.
+    """
+    optout, exclude = read_id_list(settings.optout), read_id_list(settings.exclude)
+    records = read_faces(chunks)
+    faces = [r for r in records if r["status"] == "ok"]
+    upstream = Counter(r["status"] for r in records if r["status"] != "ok")
+    rejections: dict[str, Rejection] = {}
+    hashes: dict[str, int] = {}
+    for record in tqdm(faces, desc="filter", unit="face", disable=None):
+        pixels = load_face(record)
+        rejection = judge(record, pixels, settings, optout, exclude)
+        if rejection is None:
+            hashes[record["face_id"]] = phash(pixels)
+        else:
+            rejections[record["face_id"]] = rejection
+    survivors = [r for r in faces if r["face_id"] not in rejections]
+    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming).items():
+        rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
+    kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
+    rejected = sorted(
+        ({**r, **dataclasses.asdict(rejections[r["face_id"]])} for r in faces if r["face_id"] in rejections),
+        key=lambda r: (FILTERS.index(r["filter"]), r["face_id"]),
+    )
+    fileio.write_jsonl(kept_path, kept)
+    fileio.write_jsonl(rejected_path, rejected)
+    counts = summarise(records, upstream, rejected, kept)
+    write_summary(summary_path, counts, settings)
+    write_sheets(sheets, rejected, settings)
+    log.info("filter: %d of %d ok faces kept; rejected %s", len(kept), len(faces),
+             {f: counts[f] for f in FILTERS if counts[f]})
+    return counts
+
+
+def summarise(records: list[dict[str, Any]], upstream: Counter, rejected: list[dict[str, Any]],
+              kept: list[dict[str, Any]]) -> Counter:
+    """Counts per upstream failure status, per filter, and kept."""
+    counts = Counter({"records": len(records), "kept": len(kept)})
+    counts.update({f"upstream:{status}": n for status, n in upstream.items()})
+    counts.update(r["filter"] for r in rejected)
+    return counts
+
+
+def write_summary(path: Path, counts: Counter, settings: FilterSettings) -> None:
+    """A TSV a person can read: one row per outcome, with the filter's threshold."""
+    thresholds = {
+        "optout": settings.optout, "exclude": settings.exclude,
+        "too_small": f"qsize >= output_size / {settings.max_upscale}",
+        "landmarks": f"eye_ratio >= {settings.min_eye_ratio}, |roll| <= {settings.max_roll}",
+        "blurry": f"laplacian_var@{settings.sharpness_size} >= {settings.min_sharpness}",
+        "greyscale": f"chroma >= {settings.min_chroma}",
+        "duplicate": f"phash_bits > {settings.max_hamming}",
+    }  # fmt: skip
+    rows = ["outcome\tcount\tthreshold", f"records\t{counts['records']}\t"]
+    rows += [f"{key}\t{n}\t" for key, n in sorted(counts.items()) if key.startswith("upstream:")]
+    rows += [f"{name}\t{counts[name]}\t{thresholds[name] or ''}" for name in FILTERS]
+    rows.append(f"kept\t{counts['kept']}\t")
+    fileio.write_text(path, "\n".join(rows) + "\n")
+
+
+def write_sheets(folder: Path, rejected: list[dict[str, Any]], settings: FilterSettings) -> None:
+    """One PNG grid per filter that rejected anything, each face labelled with its value.
+
+    Sheets of filters that rejected nothing this time are removed, so the
+    folder always shows the current run.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FILTERS:
+        faces = [r for r in rejected if r["filter"] == name][: settings.sheet_max]
+        target = folder / f"{name}.png"
+        if not faces:
+            target.unlink(missing_ok=True)
+            continue
+        fileio.write_bytes(target, _sheet_png(faces, settings.sheet_cell))
+
+
+def _sheet_png(faces: list[dict[str, Any]], cell: int) -> bytes:
+    """A grid of faces, ten per row, each captioned with its measured value."""
+    columns = min(10, len(faces))
+    rows = -(-len(faces) // columns)
+    label = 12  # pixels of caption under each face
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, record in enumerate(faces):
+        x, y = (i % columns) * cell, (i // columns) * (cell + label)
+        face = Image.fromarray(load_face(record)).resize((cell, cell), Image.BILINEAR)
+        sheet.paste(face, (x, y))
+        draw.text((x + 2, y + cell), _caption(record["value"])[: cell // 6], fill="black")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _caption(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{v}" for v in value.values())
+    return str(value)

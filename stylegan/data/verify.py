@@ -1,0 +1,82 @@
+"""Check every shard against its manifest before anyone trains on it or ships it.
+
+A shard can go wrong after pack wrote it: a copy cut short, a disk error, an
+edit by hand. Each check names the shard and what differs: the file is missing,
+its size or sha256 differs, it cannot be opened, a level is missing or holds a
+different number of images, a lower level is not the box pyramid of the top
+one, or a stored pixel md5 does not match its image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from stylegan import fileio
+from stylegan.data.pack import METADATA, iter_shards, pyramid, sha256_file
+from stylegan.errors import StageError
+
+log = logging.getLogger(__name__)
+
+
+def verify(manifest: Path, out: Path) -> dict[str, Any]:
+    """Check all shards; write the report to `out` and return it (`ok` is False on any problem)."""
+    try:
+        document = json.loads(manifest.read_text())
+        entries = list(iter_shards(manifest))
+    except (OSError, ValueError, KeyError) as err:
+        raise StageError(f"{manifest}: cannot read the manifest: {err}") from None
+    problems: list[dict[str, str]] = []
+    for entry, path in tqdm(entries, desc="verify", unit="shard", disable=None):
+        problems += [{"shard": entry["path"], "problem": p} for p in check_shard(entry, path, document["levels"])]
+    report = {"ok": not problems, "manifest": str(manifest), "shards": len(entries),
+              "images": sum(e["count"] for e, _ in entries), "problems": problems}
+    fileio.write_json(out, report)
+    for problem in problems:
+        log.error("%s: %s", problem["shard"], problem["problem"])
+    return report
+
+
+def check_shard(entry: dict[str, Any], path: Path, levels: list[int]) -> list[str]:
+    """Every mismatch between one shard file and its manifest entry (empty if none)."""
+    if not path.is_file():
+        return [f"missing file {path}"]
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        return [f"size {size} bytes, manifest says {entry['bytes']} (truncated or replaced)"]
+    if sha256_file(path) != entry["sha256"]:
+        return ["sha256 differs from the manifest"]
+    try:
+        with h5py.File(path, "r") as h5:
+            return _check_contents(h5, entry["count"], levels)
+    except OSError as err:
+        return [f"cannot open as HDF5: {err}"]
+
+
+def _check_contents(h5: h5py.File, count: int, levels: list[int]) -> list[str]:
+    names = [f"data{r}x{r}" for r in levels]
+    missing = [n for n in names + [m for m, _ in METADATA] if n not in h5]
+    if missing:
+        return [f"missing datasets {missing}"]
+    problems = [f"{n} holds {h5[n].shape[0]} images, manifest says {count}"
+                for n in names + [m for m, _ in METADATA] if h5[n].shape[0] != count]
+    problems += [f"{n} has shape {h5[n].shape[1:]} dtype {h5[n].dtype}, expected (3, {r}, {r}) uint8"
+                 for n, r in zip(names, levels) if h5[n].shape[1:] != (3, r, r) or h5[n].dtype != np.uint8]
+    if problems:
+        return problems
+    md5s = h5["md5"].asstr()[:]
+    for row in range(count):
+        top = h5[names[0]][row]
+        if md5s[row] and hashlib.md5(np.ascontiguousarray(top.transpose(1, 2, 0)).tobytes()).hexdigest() != md5s[row]:
+            problems.append(f"row {row}: pixels do not match the stored md5")
+        for name, expected in zip(names[1:], pyramid(top)[1:]):
+            if not np.array_equal(h5[name][row], expected):
+                problems.append(f"row {row}: {name} is not the box pyramid of {names[0]}")
+    return problems

@@ -1,0 +1,92 @@
+"""Synthetic align output for the filter and pack tests: face records and aligned PNGs.
+
+Images are crops of scikit-image's bundled colour pictures, so each "face" has
+real texture and colour; variants (blurred, greyscale, near-duplicate) are made
+from them. Records carry every field of the shared face-record format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skimage.data
+from PIL import Image, ImageFilter
+
+# Distinct textured crops: (picture, top, left, side) in the source picture's pixels.
+CROPS = {
+    "astronaut": ("astronaut", 30, 150, 220), "chelsea": ("chelsea", 20, 120, 240),
+    "coffee": ("coffee", 60, 120, 300), "rocket": ("rocket", 0, 200, 400),
+    "suit": ("astronaut", 250, 30, 250), "flag": ("astronaut", 0, 0, 160),
+    "cup": ("coffee", 100, 300, 280), "cat_ear": ("chelsea", 0, 300, 150),
+}  # fmt: skip
+
+
+def picture(name: str, size: int) -> np.ndarray:
+    """One of `CROPS` as size x size x 3 uint8."""
+    source, top, left, side = CROPS[name]
+    pixels = getattr(skimage.data, source)()[top:top + side, left:left + side]
+    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.LANCZOS))
+
+
+def blurred(pixels: np.ndarray, radius: float = 2.5) -> np.ndarray:
+    return np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def greyscale(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(Image.fromarray(pixels).convert("L"))[..., None], 3, axis=2)
+
+
+def near_copy(pixels: np.ndarray) -> np.ndarray:
+    """The same picture, re-saved slightly brighter: a different md5, the same pHash neighbourhood."""
+    return np.clip(pixels.astype(np.int16) + 6, 0, 255).astype(np.uint8)
+
+
+def landmarks(eye_distance: float, roll_deg: float = 0.0, centre: tuple[float, float] = (500.0, 400.0)) -> list[list[float]]:
+    """68 points whose eye centres are `eye_distance` apart, tilted by `roll_deg`."""
+    points = np.tile(np.asarray(centre), (68, 1))
+    angle = np.radians(roll_deg)
+    half = 0.5 * eye_distance * np.array([np.cos(angle), np.sin(angle)])
+    points[36:42] = np.asarray(centre) - half + np.random.default_rng(0).normal(0, 0.5, (6, 2))
+    points[42:48] = np.asarray(centre) + half
+    points[48:68] = np.asarray(centre) + [0.0, eye_distance]
+    return points.round(2).tolist()
+
+
+def face_record(folder: Path, photo_id: str, pixels: np.ndarray, k: int = 0, qsize: float = 400.0,
+                eye_ratio: float = 0.24, roll: float = 0.0, license_id: str = "4",
+                owner_id: str = "owner-1") -> dict[str, Any]:
+    """Write an aligned PNG and return its face record (status ok)."""
+    face_id = f"{photo_id}#{k}"
+    path = folder / f"{hashlib.md5(face_id.encode()).hexdigest()[:12]}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return {
+        **photo_record(photo_id, license_id, owner_id),
+        "face_id": face_id, "face_index": k, "image": str(path),
+        "md5": hashlib.md5(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+        "landmarks": landmarks(eye_ratio * qsize, roll), "rect": [400, 300, 600, 500],
+        "quad": [[300, 200], [300, 600], [700, 600], [700, 200]], "qsize": qsize, "score": 1.0,
+        "output_size": pixels.shape[0], "status": "ok", "reason": None,
+    }  # fmt: skip
+
+
+def failed_record(photo_id: str, status: str = "no_face") -> dict[str, Any]:
+    """A photo in which align found no usable face."""
+    keys = ("face_id", "face_index", "image", "md5", "landmarks", "rect", "quad", "qsize", "score")
+    return {**photo_record(photo_id, "4", "owner-1"), **dict.fromkeys(keys), "output_size": 64,
+            "status": status, "reason": "no face detected"}
+
+
+def photo_record(photo_id: str, license_id: str, owner_id: str) -> dict[str, Any]:
+    names = {"2": "Attribution-NonCommercial License", "4": "Attribution License", "1": "Attribution-NonCommercial-ShareAlike License"}
+    return {
+        "photo_id": photo_id, "source": "flickr", "source_id": photo_id.split(":")[-1], "owner_id": owner_id,
+        "owner_name": f"Author of {photo_id}", "license_id": license_id, "license_name": names.get(license_id, license_id),
+        "license_url": f"https://creativecommons.org/licenses/{license_id}/", "page_url": f"https://www.flickr.com/photos/x/{photo_id}",
+        "title": f"Title | {photo_id}", "date_uploaded": "2010-01-01", "date_taken": None, "width": 1000, "height": 800,
+        "source_url": f"https://live.staticflickr.com/{photo_id}.jpg", "crawled_at": "2026-01-01T00:00:00Z",
+        "sha256": hashlib.sha256(photo_id.encode()).hexdigest(), "path": f"photos/{photo_id}.jpg",
+    }  # fmt: skip
