@@ -177,6 +177,14 @@ def test_detection_on_a_smaller_copy_finds_the_same_face(head, finder):
     assert moved_by.max() < 2.0, moved_by  # a 360 px face: under 0.6% of its size
 
 
+def test_cnn_detector_finds_the_face_with_a_confidence(head, finder):
+    crop, _ = astronaut_head()  # the unscaled head (face ~91 px) keeps the CNN quick on a CPU
+    pixels = np.asarray(scene(crop, (320, 300), (60, 50)))
+    hog, cnn = only_face(finder, pixels), only_face(landmarks.finder("cnn", 0), pixels)
+    assert cnn.score > 0
+    assert np.linalg.norm(eyes_and_mouth(hog.landmarks) - eyes_and_mouth(cnn.landmarks), axis=1).max() < 3
+
+
 # --- decoding ----------------------------------------------------------------
 
 
