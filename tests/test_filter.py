@@ -40,6 +40,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         faces.face_record(img, "flickr:11", pic["coffee"]),  # opted out by photo id
         faces.face_record(img, "flickr:12", pic["suit"], owner_id="owner-gone"),  # opted out by owner
         faces.failed_record("flickr:13", "unreadable"),
+        faces.face_record(img, "flickr:14", faces.near_copy(pic["coffee"]), qsize=800.0),  # a copy of opted-out 11
     ]
     fileio.write_jsonl(tmp / "000.jsonl", chunk0)
     fileio.write_jsonl(tmp / "001.jsonl", chunk1)
@@ -60,7 +61,7 @@ def test_every_filter_rejects_its_face_with_name_value_threshold(run: dict) -> N
     assert {k: r["filter"] for k, r in rejected.items()} == {
         "flickr:2#0": "duplicate", "flickr:4#0": "blurry", "flickr:5#0": "greyscale", "flickr:7#0": "too_small",
         "flickr:8#0": "landmarks", "flickr:9#0": "landmarks", "flickr:10#1": "exclude", "flickr:11#0": "optout",
-        "flickr:12#0": "optout",
+        "flickr:12#0": "optout", "flickr:14#0": "duplicate",
     }  # fmt: skip
     assert rejected["flickr:4#0"]["value"] < 100.0 == rejected["flickr:4#0"]["threshold"]
     assert rejected["flickr:5#0"]["value"] == 0.0
@@ -79,6 +80,10 @@ def test_near_duplicate_keeps_the_larger_source_copy(run: dict) -> None:
     assert {r["face_id"] for r in run["kept_records"]} == {"flickr:1#0", "flickr:3#0"}
 
 
+def test_a_copy_of_an_opted_out_face_goes_with_it(run: dict) -> None:
+    assert run["rejected_records"]["flickr:14#0"]["value"]["of"] == "flickr:11#0"
+
+
 def test_kept_records_are_unchanged_and_only_ok(run: dict) -> None:
     kept = run["kept_records"]
     assert all(r["status"] == "ok" and "filter" not in r for r in kept)
@@ -87,10 +92,10 @@ def test_kept_records_are_unchanged_and_only_ok(run: dict) -> None:
 
 def test_summary_counts_each_outcome(run: dict) -> None:
     rows = {line.split("\t")[0]: line.split("\t")[1] for line in run["summary"].read_text().splitlines()[1:]}
-    assert rows["records"] == "13" and rows["kept"] == "2"
+    assert rows["records"] == "14" and rows["kept"] == "2"
     assert rows["upstream:no_face"] == "1" and rows["upstream:unreadable"] == "1"
     assert (rows["optout"], rows["exclude"], rows["too_small"], rows["landmarks"], rows["blurry"],
-            rows["greyscale"], rows["duplicate"]) == ("2", "1", "1", "2", "1", "1", "1")
+            rows["greyscale"], rows["duplicate"]) == ("2", "1", "1", "2", "1", "1", "2")
 
 
 def test_contact_sheet_per_rejecting_filter(run: dict) -> None:

@@ -7,7 +7,8 @@ person can tune thresholds from the contact sheets instead of guessing. A
 person's exclusion list stands in for the manual review; the opt-out list serves
 takedown requests (dataset.md §2, Opt-out). A face is rejected by the first
 filter it fails, in `FILTERS` order; near-duplicates are judged last, among the
-faces every other filter kept, so a rejected copy can never shadow a good one.
+faces every other filter kept, so a blurry copy can never shadow a good one; but
+a copy of a withdrawn (opted-out or excluded) face is rejected with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # The order a face meets the filters: cheap, list-based ones first; duplicates last.
 FILTERS = ("optout", "exclude", "too_small", "landmarks", "blurry", "greyscale", "duplicate")
 EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # dataset.md §1: iBUG-68 eye contours
+WITHDRAWN = ("optout", "exclude")  # their near-duplicates are rejected too
 COMMENT = re.compile(r"(^|\s)#.*$")
 PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest frequencies
 
@@ -157,27 +159,29 @@ def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings,
     return None
 
 
-def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int],
-                    max_hamming: int) -> dict[str, tuple[str, int]]:
-    """Faces whose pHash is within `max_hamming` bits of a larger one: face id -> (kept id, bits).
+def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int], max_hamming: int,
+                    withdrawn: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+    """Faces whose pHash is within `max_hamming` bits of one ranked before them: id -> (that id, bits).
 
-    Faces are taken largest qsize first (ties by face id), so of each group of
-    copies the one with the most source pixels stays.
+    Withdrawn faces (opt-out and exclusion lists) rank first, so a copy of a
+    photo that was taken down, re-uploaded by someone else, cannot take its
+    place. Then faces rank largest qsize first (ties by face id), so of each
+    group of copies the one with the most source pixels stays.
     """
-    order = sorted(candidates, key=lambda r: (-r["qsize"], r["face_id"]))
-    kept_ids: list[str] = []
-    kept_hashes = np.zeros(len(order), dtype=np.uint64)
+    order = list(withdrawn) + [r["face_id"] for r in sorted(candidates, key=lambda r: (-r["qsize"], r["face_id"]))]
+    anchors: list[str] = []
+    anchor_hashes = np.zeros(len(order), dtype=np.uint64)
     dupes: dict[str, tuple[str, int]] = {}
-    for record in order:
-        code = np.uint64(hashes[record["face_id"]])
-        if kept_ids:
-            bits = np.bitwise_count(kept_hashes[: len(kept_ids)] ^ code)
+    for rank, face_id in enumerate(order):
+        code = np.uint64(hashes[face_id])
+        if anchors and rank >= len(withdrawn):
+            bits = np.bitwise_count(anchor_hashes[: len(anchors)] ^ code)
             nearest = int(bits.argmin())
             if bits[nearest] <= max_hamming:
-                dupes[record["face_id"]] = (kept_ids[nearest], int(bits[nearest]))
+                dupes[face_id] = (anchors[nearest], int(bits[nearest]))
                 continue
-        kept_hashes[len(kept_ids)] = code
-        kept_ids.append(record["face_id"])
+        anchor_hashes[len(anchors)] = code
+        anchors.append(face_id)
     return dupes
 
 
@@ -211,12 +215,13 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     for record in tqdm(faces, desc="filter", unit="face", disable=None):
         pixels = load_face(record)
         rejection = judge(record, pixels, settings, optout, exclude)
-        if rejection is None:
+        if rejection is None or rejection.filter in WITHDRAWN:
             hashes[record["face_id"]] = phash(pixels)
-        else:
+        if rejection is not None:
             rejections[record["face_id"]] = rejection
     survivors = [r for r in faces if r["face_id"] not in rejections]
-    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming).items():
+    withdrawn = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN)
+    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, withdrawn).items():
         rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
     kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
     rejected = sorted(
