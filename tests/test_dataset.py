@@ -1,0 +1,98 @@
+"""The shard reader: same bytes as packed, any level, float range, x-flip, DataLoader workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from stylegan import fileio
+from stylegan.data.dataset import ShardDataset
+from stylegan.errors import StageError
+from tests.test_pack import PACK, make_faces, run_pack
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("reader")
+    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=2))
+    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
+    return tmp / "dataset" / "manifest.json"
+
+
+def packed_rows(manifest: Path, split: str, r: int) -> list[np.ndarray]:
+    """Every image of a split at level r, read straight from the shards in manifest order."""
+    rows = []
+    for entry in json.loads(manifest.read_text())["shards"]:
+        if entry["split"] == split:
+            with h5py.File(manifest.parent / entry["path"], "r") as h5:
+                rows += list(h5[f"data{r}x{r}"][:])
+    return rows
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+@pytest.mark.parametrize("r", [64, 16, 4])
+def test_reader_yields_the_packed_bytes(manifest: Path, split: str, r: int) -> None:
+    data = ShardDataset(manifest, resolution=r, split=split, dtype="uint8")
+    expected = packed_rows(manifest, split, r)
+    assert len(data) == len(expected) > 0
+    for i, image in enumerate(expected):
+        item = data[i]
+        assert item.dtype == torch.uint8 and tuple(item.shape) == (3, r, r)
+        np.testing.assert_array_equal(item.numpy(), image)
+
+
+def test_levels_and_index_mapping(manifest: Path) -> None:
+    data = ShardDataset(manifest, split="train")
+    doc = json.loads(manifest.read_text())
+    assert data.resolutions == (4, 8, 16, 32, 64) and data.max_resolution == 64 == data.resolution
+    assert len(data) == doc["counts"]["train"]
+    first = [e for e in doc["shards"] if e["split"] == "train"][0]["count"]
+    assert data.locate(first - 1) == (0, first - 1) and data.locate(first) == (1, 0)
+    with pytest.raises(IndexError):
+        data[len(data)]
+    assert data.metadata(0)["face_id"] < data.metadata(1)["face_id"]  # in-shard order
+    with pytest.raises(StageError, match="resolution 128"):
+        ShardDataset(manifest, resolution=128)
+
+
+def test_float_is_uint8_scaled_to_minus_one_one(manifest: Path) -> None:
+    as_bytes = ShardDataset(manifest, resolution=32, dtype="uint8")
+    as_float = ShardDataset(manifest, resolution=32, dtype="float")
+    for i in range(len(as_float)):
+        x = as_float[i]
+        assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0
+        torch.testing.assert_close(x, as_bytes[i].float() / 127.5 - 1.0)
+
+
+def test_xflip_mirrors_about_half_and_changes_with_epoch(manifest: Path) -> None:
+    plain = ShardDataset(manifest, resolution=16, dtype="uint8")
+    flip = ShardDataset(manifest, resolution=16, dtype="uint8", xflip=True, seed=7)
+
+    def flipped() -> list[bool]:
+        out = []
+        for i in range(len(plain)):
+            a, b = plain[i], flip[i]
+            assert torch.equal(b, a) or torch.equal(b, a.flip(-1))
+            out.append(not torch.equal(b, a))
+        return out
+
+    epoch0 = flipped()
+    assert flipped() == epoch0  # reproducible
+    flip.set_epoch(1)
+    epoch1 = flipped()
+    assert epoch1 != epoch0 and 0 < sum(epoch0 + epoch1) < 2 * len(plain)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_workers_read_the_same_as_the_main_process(manifest: Path, context: str) -> None:
+    data = ShardDataset(manifest, resolution=32, dtype="float", xflip=True, seed=3)
+    data[0]  # a handle opened in the parent must not be used by the workers
+    serial = torch.stack([data[i] for i in range(len(data))])
+    loader = DataLoader(data, batch_size=3, num_workers=2, multiprocessing_context=context)
+    torch.testing.assert_close(torch.cat(list(loader)), serial, rtol=0, atol=0)
