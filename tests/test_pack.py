@@ -17,7 +17,7 @@ from tests import faces
 
 SIZE = 64
 LEVELS = [64, 32, 16, 8, 4]
-PACK = {"shards": 3, "val_fraction": 0.25, "compression": "gzip", "gzip_level": 4,
+PACK = {"shards": 3, "workers": 2, "val_fraction": 0.25, "compression": "gzip", "gzip_level": 4,
         "licenses": ["2", "4", "public-domain"]}
 
 
@@ -224,3 +224,15 @@ def test_a_shard_left_empty_is_removed(tmp_path: Path) -> None:
     assert run_pack(tmp_path, tmp_path / "kept.jsonl", settings) == 0
     assert not path.exists()
     assert path.name not in (tmp_path / "dataset" / "manifest.json").read_text()
+
+
+def test_an_image_changed_since_align_fails_and_leaves_no_bad_shard(tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    records = make_faces(tmp_path / "faces", photos=3)
+    faces.Image.fromarray(faces.picture("cup", SIZE)).save(records[1]["image"])  # not the pixels align hashed
+    fileio.write_jsonl(tmp_path / "kept.jsonl", records)
+    assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 2
+    assert "does not match its md5" in caplog.text
+    bad = tmp_path / "dataset" / "shards" / pack.shard_name(*pack.assign(records[1]["face_id"], 3, 0.25))
+    assert not bad.exists() and not list((tmp_path / "dataset").rglob("*.tmp"))  # other shards may be done: valid
+    assert not (tmp_path / "dataset" / "manifest.json").exists()

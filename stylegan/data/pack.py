@@ -20,6 +20,7 @@ stray record must not stop a takedown re-pack from shipping.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -61,14 +62,16 @@ class PackSettings:
     """The `pack` config section (schema: workflow/schemas/config.schema.yaml)."""
 
     shards: int = 64  # shard files per split
+    workers: int = 2  # processes writing shards at once
     val_fraction: float = 1 / 7  # dataset.md §2: FFHQ's 10,000 of 70,000 are validation
     compression: Literal["none", "lzf", "gzip"] = "gzip"  # dataset.md §3: PGGAN's gzip
     gzip_level: int = 4  # dataset.md §3: compression_opts=4
     licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # dataset.md §2: FFHQ's licences
 
     def __post_init__(self) -> None:
-        if self.shards < 1:
-            raise SettingsError(f"pack.shards: got {self.shards}, expected at least 1")
+        for key in ("shards", "workers"):
+            if getattr(self, key) < 1:
+                raise SettingsError(f"pack.{key}: got {getattr(self, key)}, expected at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise SettingsError(f"pack.val_fraction: got {self.val_fraction}, expected 0 <= x < 1")
         if not 0 <= self.gzip_level <= 9:
@@ -220,11 +223,12 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> d
         raise StageError(f"{faces}: face ids repeat; each face must appear once")
     resolution = resolution_of(records)
     previous = _previous_entries(manifest)
-    entries, written = [], 0
-    for (split, index), members in tqdm(group(records, settings).items(), desc="pack", unit="shard", disable=None):
-        entry, rewrote = _pack_shard(shards, manifest.parent, split, index, members, resolution, settings, previous)
-        entries.append(entry)
-        written += rewrote
+    jobs = [(shards, manifest.parent, split, index, members, resolution, settings, previous.get(
+        _relative(shards / shard_name(split, index), manifest.parent))) for (split, index), members in group(records, settings).items()]
+    with concurrent.futures.ProcessPoolExecutor(min(settings.workers, len(jobs))) as pool:
+        results = list(tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None))
+    entries = [entry for entry, _ in results]
+    written = sum(rewrote for _, rewrote in results)
     document = {
         "format": FORMAT, "resolution": resolution, "levels": levels(resolution),
         "settings": settings_mod.as_dict(settings), "shards": entries, "dropped": dropped,
@@ -238,16 +242,17 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> d
 
 
 def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[dict[str, Any]], resolution: int,
-                settings: PackSettings, previous: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+                settings: PackSettings, old: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
     """One manifest entry, and whether the shard file had to be (re)written.
 
     A shard is rewritten only if the fingerprint in its attrs differs from what
-    it should now hold.
+    it should now hold; `old` is its entry in the previous manifest, if any.
+    Runs in a worker process: shards are independent, and HDF5 compression is
+    single-threaded, so a pack scales with processes.
     """
     path = shards / shard_name(split, index)
     rel = _relative(path, base)
     print_ = fingerprint([metadata_row(r) for r in members], resolution, settings)
-    old = previous.get(rel)
     rewrite = shard_fingerprint(path) != print_
     if rewrite:
         write_shard(path, members, resolution, split, settings, print_)

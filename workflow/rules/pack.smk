@@ -17,6 +17,9 @@ rule pack:
     params:
         settings=lambda wc: settings("pack"),
         shards=f"{RESULTS}/dataset/shards",
+    threads: config["pack"]["workers"]
+    resources:
+        cpus_per_task=config["pack"]["workers"],
     message:
         "Packing kept faces into HDF5 shards"
     shell:
