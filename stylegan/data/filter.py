@@ -13,7 +13,9 @@ a copy of a withdrawn (opted-out or excluded) face is rejected with it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import io
 import logging
 import re
@@ -57,9 +59,10 @@ class FilterSettings:
     optout: str | None = None  # text file of photo or owner ids whose owners opted out
     sheet_cell: int = 96  # contact sheet: side of one face's cell in pixels
     sheet_max: int = 100  # contact sheet: at most this many faces per filter
+    workers: int = 2  # processes decoding and measuring faces
 
     def __post_init__(self) -> None:
-        for key in ("max_upscale", "sharpness_size", "sheet_cell", "sheet_max"):
+        for key in ("max_upscale", "sharpness_size", "sheet_cell", "sheet_max", "workers"):
             if getattr(self, key) <= 0:
                 raise SettingsError(f"filter.{key}: got {getattr(self, key)!r}, expected > 0")
         if not 0 <= self.max_hamming <= 64:
@@ -159,6 +162,18 @@ def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings,
     return None
 
 
+def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[str],
+                 exclude: set[str]) -> tuple[Rejection | None, int | None]:
+    """One face's verdict before the duplicate check, and its pHash if that check needs it.
+
+    Runs in a worker process: decoding and measuring dominate the stage's time.
+    """
+    pixels = load_face(record)
+    rejection = judge(record, pixels, settings, optout, exclude)
+    needs_hash = rejection is None or rejection.filter in WITHDRAWN
+    return rejection, phash(pixels) if needs_hash else None
+
+
 def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int], max_hamming: int,
                     withdrawn: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
     """Faces whose pHash is within `max_hamming` bits of one ranked before them: id -> (that id, bits).
@@ -212,13 +227,14 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     upstream = Counter(r["status"] for r in records if r["status"] != "ok")
     rejections: dict[str, Rejection] = {}
     hashes: dict[str, int] = {}
-    for record in tqdm(faces, desc="filter", unit="face", disable=None):
-        pixels = load_face(record)
-        rejection = judge(record, pixels, settings, optout, exclude)
-        if rejection is None or rejection.filter in WITHDRAWN:
-            hashes[record["face_id"]] = phash(pixels)
-        if rejection is not None:
-            rejections[record["face_id"]] = rejection
+    measure = functools.partial(measure_face, settings=settings, optout=optout, exclude=exclude)
+    with concurrent.futures.ProcessPoolExecutor(settings.workers) as pool:
+        measured = pool.map(measure, faces, chunksize=max(1, min(64, len(faces) // (4 * settings.workers))))
+        for record, (rejection, code) in zip(faces, tqdm(measured, total=len(faces), desc="filter", unit="face", disable=None)):
+            if code is not None:
+                hashes[record["face_id"]] = code
+            if rejection is not None:
+                rejections[record["face_id"]] = rejection
     survivors = [r for r in faces if r["face_id"] not in rejections]
     withdrawn = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN)
     for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, withdrawn).items():

@@ -18,6 +18,9 @@ rule filter:
         "../../envs/data.yaml"
     params:
         settings=lambda wc: settings("filter"),
+    threads: config["filter"]["workers"]
+    resources:
+        cpus_per_task=config["filter"]["workers"],
     message:
         "Filtering aligned faces"
     shell:
