@@ -20,7 +20,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,24 @@ def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[s
     return rejection, phash(pixels) if needs_hash else None
 
 
+def measure_all(faces: list[dict[str, Any]], settings: FilterSettings, optout: set[str],
+                exclude: set[str]) -> tuple[dict[str, Rejection], dict[str, int]]:
+    """Every face's rejection (if any) and pHash (if needed), measured by `settings.workers` processes."""
+    rejections: dict[str, Rejection] = {}
+    hashes: dict[str, int] = {}
+    measure = functools.partial(measure_face, settings=settings, optout=optout, exclude=exclude)
+    chunksize = max(1, min(64, len(faces) // (4 * settings.workers)))
+    with concurrent.futures.ProcessPoolExecutor(settings.workers) as pool:
+        measured = tqdm(pool.map(measure, faces, chunksize=chunksize), total=len(faces), desc="filter",
+                        unit="face", disable=None)
+        for record, (rejection, code) in zip(faces, measured):
+            if code is not None:
+                hashes[record["face_id"]] = code
+            if rejection is not None:
+                rejections[record["face_id"]] = rejection
+    return rejections, hashes
+
+
 def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int], max_hamming: int,
                     withdrawn: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
     """Faces whose pHash is within `max_hamming` bits of one ranked before them: id -> (that id, bits).
@@ -200,7 +218,7 @@ def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int], ma
     return dupes
 
 
-def read_faces(chunks: Iterable[Path]) -> list[dict[str, Any]]:
+def read_faces(chunks: Sequence[Path]) -> list[dict[str, Any]]:
     """Every face record of the align chunks, checked for the fields the filters read."""
     records = []
     for chunk in chunks:
@@ -212,6 +230,9 @@ def read_faces(chunks: Iterable[Path]) -> list[dict[str, Any]]:
                 if missing:
                     raise StageError(f"{chunk}: face {record.get('face_id')} lacks {', '.join(missing)}")
             records.append(record)
+    ids = [r["face_id"] for r in records if r["status"] == "ok"]
+    if len(ids) != len(set(ids)):
+        raise StageError(f"face ids repeat across {len(list(chunks))} chunk(s); is a chunk listed twice?")
     return records
 
 
@@ -225,16 +246,7 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     records = read_faces(chunks)
     faces = [r for r in records if r["status"] == "ok"]
     upstream = Counter(r["status"] for r in records if r["status"] != "ok")
-    rejections: dict[str, Rejection] = {}
-    hashes: dict[str, int] = {}
-    measure = functools.partial(measure_face, settings=settings, optout=optout, exclude=exclude)
-    with concurrent.futures.ProcessPoolExecutor(settings.workers) as pool:
-        measured = pool.map(measure, faces, chunksize=max(1, min(64, len(faces) // (4 * settings.workers))))
-        for record, (rejection, code) in zip(faces, tqdm(measured, total=len(faces), desc="filter", unit="face", disable=None)):
-            if code is not None:
-                hashes[record["face_id"]] = code
-            if rejection is not None:
-                rejections[record["face_id"]] = rejection
+    rejections, hashes = measure_all(faces, settings, optout, exclude)
     survivors = [r for r in faces if r["face_id"] not in rejections]
     withdrawn = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN)
     for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, withdrawn).items():
