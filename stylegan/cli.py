@@ -228,7 +228,60 @@ def _dataset_card(args: argparse.Namespace) -> None:
 
 
 def _add_train(groups: argparse._SubParsersAction) -> None:
-    pass
+    """`train`, `generate`, `export`: the model's training stage and what reads its output."""
+    train = _command(groups, "train", _train,
+                     "train StyleGAN (resumes the run directory; under torchrun, one process per GPU)")
+    _settings_arg(train)
+    train.add_argument("--manifest", required=True, help="dataset manifest JSON (dataset pack output)")
+    train.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and snapshot grids (kept across runs)")
+    train.add_argument("--out", required=True, help="final generator file (G_ema + network settings)")
+    generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
+    generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
+    generate.add_argument("--seeds", default="0-7", help="latent seeds, e.g. 0-7,10 (default 0-7)")
+    generate.add_argument("--psi", type=float, default=0.7, help="truncation psi (1: none; default 0.7)")
+    generate.add_argument("--cutoff", type=int, default=8, help="truncate layers below this (default 8: 4²-32²)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the per-layer noise")
+    generate.add_argument("--outdir", default=None, help="write one PNG per seed here")
+    generate.add_argument("--grid", default=None, help="write all seeds as one grid PNG")
+    generate.add_argument("--mixing-grid", default=None, help="write a style-mixing grid PNG (seeds x seeds)")
+    generate.add_argument("--mix-layers", default="0-3", help="layers copied from the column seed (default 0-3: coarse)")
+    export = _command(groups, "export", _export, "write G_ema's weights alone from a checkpoint")
+    export.add_argument("--checkpoint", required=True, help="training checkpoint or generator file")
+    export.add_argument("--out", required=True, help="generator file to write")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.train.config import TrainSettings
+    from stylegan.train.loop import train
+
+    return train(settings.load(TrainSettings, args.settings, "train"), Path(args.manifest), Path(args.run_dir),
+                 Path(args.out))
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.train import generate
+
+    if not (args.outdir or args.grid or args.mixing_grid):
+        raise StageError("generate: give at least one of --outdir, --grid, --mixing-grid")
+    first, _, last = args.mix_layers.partition("-")
+    if not (first.isdigit() and (last or first).isdigit()):
+        raise StageError(f"--mix-layers {args.mix_layers!r}: expected a layer range such as 0-3")
+    generate.generate(Path(args.checkpoint), generate.parse_seeds(args.seeds), args.psi, args.cutoff, args.seed,
+                      args.outdir and Path(args.outdir), args.grid and Path(args.grid),
+                      args.mixing_grid and Path(args.mixing_grid), (int(first), int(last or first)))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.train import generate
+
+    generate.export(Path(args.checkpoint), Path(args.out))
 
 
 # --- summary (network parameter tables) ---------------------------------------

@@ -1,6 +1,11 @@
 # Train: StyleGAN with progressive growing, launched by torchrun (one process per
 # GPU, or one CPU process in the demo). Checkpoints live outside the declared
 # outputs so a failed, preempted or requeued job resumes instead of restarting.
+# The manifest is ancient() and the model protected(): neither a code edit nor a
+# repacked dataset retrains a finished model (delete generator.pt to retrain; run
+# with --rerun-triggers mtime so params/code changes do not trigger either).
+# On SIGTERM/SIGUSR1 the trainer checkpoints and exits 75; the profile's retries
+# (or a requeue) start it again and it resumes from results/train/run.
 
 
 rule train:
@@ -26,7 +31,7 @@ rule train:
     message:
         "Training StyleGAN ({params.nproc} process(es))"
     shell:
-        "torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
         "-m stylegan.cli train --settings {params.settings:q} --manifest {input} "
         "--run-dir {params.run} --out {output} > {log} 2>&1"
 

@@ -1,0 +1,121 @@
+"""`TrainSettings`: every knob of the `train` config section, typed and validated once.
+
+Defaults are the paper's FFHQ configuration F on 8 GPUs (training.md §2-§3);
+`config.yaml` overrides them with the demo's reduced model. The dataclass tree
+mirrors the YAML tree one to one, so a key's dotted name in an error message is
+the key to fix in the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stylegan.errors import StageError
+from stylegan.train.networks import NetworkSettings
+
+# training.md §2 (SG train.py): minibatch_base and minibatch_dict per GPU count; the
+# reference sized the global batch to the GPUs it had, so a preset picks the row.
+MINIBATCH_PRESETS: dict[int, tuple[int, dict[int, int]]] = {
+    1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
+    2: (8, {4: 256, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8}),
+    4: (16, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16}),
+    8: (32, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}),
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """Progressive growing: phase lengths, minibatch and learning rate per level (training.md §2)."""
+
+    lod_initial_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    total_kimg: float = 25000.0
+    minibatch_preset: int | None = 8  # 1/2/4/8: the reference's table for that GPU count; None: the two keys below
+    minibatch_base: int = 32
+    minibatch_dict: dict[int, int] = field(default_factory=lambda: dict(MINIBATCH_PRESETS[8][1]))
+    lrate_base: float = 0.001
+    lrate_dict: dict[int, float] = field(default_factory=lambda: {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
+    minibatch_repeats: int = 4  # the schedule is re-evaluated every this many steps
+    tick_kimg_base: float = 160.0
+    tick_kimg_dict: dict[int, float] = field(default_factory=lambda: {
+        4: 160, 8: 140, 16: 120, 32: 100, 64: 80, 128: 60, 256: 40, 512: 30, 1024: 20})
+    image_snapshot_ticks: int = 1
+    network_snapshot_ticks: int = 10
+
+    def minibatches(self) -> tuple[int, dict[int, int]]:
+        """(base, per-resolution dict) after applying the preset."""
+        if self.minibatch_preset is None:
+            return self.minibatch_base, dict(self.minibatch_dict)
+        if self.minibatch_preset not in MINIBATCH_PRESETS:
+            raise StageError(f"train.schedule.minibatch_preset: {self.minibatch_preset} is not one of "
+                             f"{sorted(MINIBATCH_PRESETS)} (or null)")
+        base, table = MINIBATCH_PRESETS[self.minibatch_preset]
+        return base, dict(table)
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Non-saturating logistic loss with R1 on reals (training.md §3)."""
+
+    r1_gamma: float = 10.0
+    # training.md §3 [derived]: SG's R1 is taken w.r.t. reals upscaled to R, i.e. (native R1)/f²;
+    # true scales gamma by (res/R)² so the native-resolution port regularises as SG did.
+    r1_match_reference: bool = True
+    mixing_prob: float = 0.9  # training.md §1 style_mixing_prob
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Adam for both networks (training.md §2); its state is reset at each level change."""
+
+    beta1: float = 0.0
+    beta2: float = 0.99
+    eps: float = 1e-8
+    reset_on_level_change: bool = True
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """Speed switches that leave the maths alone (tf32 changes matmul rounding only)."""
+
+    channels_last: bool = False
+    tf32: bool = True
+    bf16: bool = False  # autocast forward passes to bfloat16 on CUDA
+    compile: bool = False  # torch.compile G (D is not: R1 needs double backward)
+    workers: int = 2  # DataLoader worker processes per rank
+    pin_memory: bool = True
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Where resumable state goes and how much of it is kept."""
+
+    keep: int = 3  # newest checkpoints kept in the run directory
+    grid: tuple[int, int] = (7, 4)  # image snapshot grid, columns x rows (training.md §2: SG's 7x4)
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    """What the train job asks SLURM for; read by the rule, not by the library."""
+
+    gpu: int = 0
+    cpus_per_gpu: int = 8
+    mem_mb: int = 8000
+    runtime: int | str = 60
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The `train` config section."""
+
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    speed: SpeedSettings = field(default_factory=SpeedSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
+    G_smoothing_kimg: float = 10.0  # training.md §2: EMA half-life in kimg
+    xflip: bool = True  # training.md §2 mirror_augment
+    seed: int = 1000

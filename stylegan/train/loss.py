@@ -1,0 +1,83 @@
+"""The StyleGAN loss (training.md §3) as explicit phases: real processing, G main, D main + R1.
+
+- G: non-saturating logistic, softplus(-D(G(z))), mean over the batch.
+- D: softplus(D(G(z))) + softplus(-D(x)) + gamma/2 * R1, R1 = sum over C,H,W of
+  (d sum_batch D(x) / dx)², on the processed reals (x-flipped, crossfaded).
+Fakes always use fresh z and style mixing; both phases update G's average w, as
+SG's G_style does whenever is_training. Every loss is a per-rank batch MEAN, so
+averaging gradients over ranks gives the gradient of the global-batch mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylegan.train.layers import at_least_fp32, downscale2d, upscale2d
+from stylegan.train.networks import Discriminator, Generator
+
+
+def process_reals(x: Tensor, alpha: float, flip: Tensor | None) -> Tensor:
+    """SG process_reals at native resolution (training.md §4): mirror, then FadeLOD.
+
+    During a fade the reals are blended with their own lower level exactly like G's
+    output, so D cannot tell real from fake by sharpness alone.
+    """
+    if flip is not None:
+        x = torch.where(flip.reshape(-1, 1, 1, 1), x.flip(3), x)
+    if alpha < 1.0:
+        x = torch.lerp(upscale2d(downscale2d(x)), x, alpha)
+    return x
+
+
+def r1_gamma(gamma: float, match_reference: bool, resolution: int, final_resolution: int) -> float:
+    """gamma at this level: x (res/R)² when matching SG, whose R1 is taken on reals upscaled to R (§3)."""
+    return gamma * (resolution / final_resolution) ** 2 if match_reference else gamma
+
+
+def r1_penalty(logits: Tensor, reals: Tensor) -> Tensor:
+    """Per-sample R1: squared norm of d(sum of D's logits)/d(reals); reals must require grad."""
+    (grad,) = torch.autograd.grad(logits.sum(), reals, create_graph=True)
+    return at_least_fp32(grad).square().sum(dim=(1, 2, 3))
+
+
+class StyleGANLoss:
+    """Holds G, D and the loss constants; the loop calls one phase at a time and backpropagates."""
+
+    def __init__(self, G: Generator, D: Discriminator, *, mixing_prob: float,
+                 autocast: contextlib.AbstractContextManager | None = None) -> None:
+        self.G, self.D, self.mixing_prob = G, D, mixing_prob
+        self.autocast = autocast or contextlib.nullcontext
+
+    def fakes(self, z: Tensor, res: int, alpha: float) -> Tensor:
+        """G(z) at the level, with mixing and the w-average update (training.md §1 G_style)."""
+        return self.G(z, res=res, alpha=alpha, mixing_prob=self.mixing_prob, update_w_avg=True)
+
+    def g_main(self, z: Tensor, res: int, alpha: float) -> Tensor:
+        """G phase: mean softplus(-D(G(z)))."""
+        with self.autocast():
+            logits = self.D(self.fakes(z, res, alpha), res=res, alpha=alpha)
+        return F.softplus(-logits.float()).mean()
+
+    def d_main_and_r1(self, reals: Tensor, z: Tensor, res: int, alpha: float,
+                      gamma: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """D phase, one graph as SG: softplus(D(fake)) + softplus(-D(real)) + gamma/2 * R1.
+
+        R1 reuses the logits of the real pass, so reals go through D once. With
+        gamma 0 the double backward is skipped entirely.
+        """
+        with torch.no_grad(), self.autocast():
+            fake = self.fakes(z, res, alpha)
+        reals = reals.detach().requires_grad_(gamma > 0)
+        with self.autocast():
+            fake_logits = self.D(fake, res=res, alpha=alpha)
+            real_logits = self.D(reals, res=res, alpha=alpha)
+        loss = F.softplus(fake_logits.float()) + F.softplus(-real_logits.float())
+        r1 = r1_penalty(real_logits, reals) if gamma > 0 else torch.zeros_like(loss)
+        loss = (loss + gamma * 0.5 * r1).mean()
+        stats = {"loss_d": loss.detach(), "r1": r1.detach().mean(),
+                 "real_score": real_logits.detach().float().mean(), "fake_score": fake_logits.detach().float().mean()}
+        return loss, stats
