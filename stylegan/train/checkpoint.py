@@ -8,6 +8,7 @@ and lists so a resumed run continues the very same random streams.
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import re
 from pathlib import Path
@@ -36,7 +37,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     """Load a checkpoint or generator file safely; a foreign or damaged file is a StageError."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise StageError(f"{path}: cannot load the checkpoint: {err}") from None
     if not isinstance(state, dict) or state.get("format") not in (TRAINING_FORMAT, GENERATOR_FORMAT):
         raise StageError(f"{path}: not a StyleGAN checkpoint of this project (no known 'format' key)")

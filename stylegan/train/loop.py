@@ -211,6 +211,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
         loss_g = loss.g_main(z_g, res, alpha)
         loss_g.backward()
         p.skipped += not apply_gradients(G, opt_G, d.world)
+        average_over_ranks(G.w_avg, d)
         update_ema(G_ema, G, ema_beta(mb, s.G_smoothing_kimg))
         p.step += 1
         sums += torch.tensor([loss_g.item(), stats["loss_d"].item(), stats["r1"].item(),
@@ -290,6 +291,14 @@ def update_ema(ema: Generator, G: Generator, beta: float) -> None:
         q_ema.lerp_(q, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), G.buffers()):
         b_ema.copy_(b)
+
+
+def average_over_ranks(buffer: torch.Tensor, d: Dist) -> None:
+    """Average a buffer over ranks in place. For w_avg, a lerp of each rank's batch mean, this gives
+    exactly the lerp of the global batch mean, so the average w does not depend on the GPU count."""
+    if d.world > 1:
+        dist.all_reduce(buffer)
+        buffer /= d.world
 
 
 def agree(flag: bool, d: Dist) -> bool:

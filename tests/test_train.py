@@ -1,0 +1,192 @@
+"""The training stage for real: subprocesses, torchrun with gloo, SIGTERM, shards packed by the dataset stage.
+
+Networks are tiny (16², 16 feature maps) and runs a few hundred images long, so
+every test trains for seconds on one CPU thread per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylegan import fileio, settings
+from stylegan.data.dataset import ShardDataset
+from stylegan.train import checkpoint
+from stylegan.train.config import TrainSettings
+from stylegan.train.generate import load_generator
+from stylegan.train.loop import EXIT_PREEMPTED, build_networks
+from tests.test_pack import PACK, make_faces, run_pack
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny(**changes: dict) -> dict:
+    """A 16² model trained 8² -> fade -> 16² in 0.2 kimg; `changes` update its sub-sections."""
+    s = {
+        "network": {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
+                    "mapping_layers": 2, "mapping_fmaps": 16, "mbstd_group_size": 4},
+        "schedule": {"lod_initial_resolution": 8, "lod_training_kimg": 0.048, "lod_transition_kimg": 0.048,
+                     "total_kimg": 0.2, "minibatch_preset": None, "minibatch_base": 8, "minibatch_dict": {},
+                     "lrate_base": 0.002, "lrate_dict": {}, "tick_kimg_base": 0.04, "tick_kimg_dict": {},
+                     "network_snapshot_ticks": 1},
+        "loss": {}, "speed": {"workers": 0}, "checkpoint": {"keep": 100, "grid": [2, 2]}, "seed": 3,
+    }
+    for section, values in changes.items():
+        s[section] = {**s[section], **values} if isinstance(values, dict) else values
+    return s
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("shards")
+    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=4))
+    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
+    return tmp / "dataset" / "manifest.json"
+
+
+def command(s: dict, manifest: Path, run: Path, nproc: int = 1) -> list[str]:
+    launcher = [sys.executable, "-m", "stylegan.cli"] if nproc == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
+        "-m", "stylegan.cli"]  # what the train rule runs, as `torchrun ... -m stylegan.cli`
+    return launcher + ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(run),
+                       "--out", str(run / "generator.pt")]
+
+
+def start(s: dict, manifest: Path, run: Path, nproc: int = 1) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(command(s, manifest, run, nproc), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def train(s: dict, manifest: Path, run: Path, nproc: int = 1) -> int:
+    proc = start(s, manifest, run, nproc)
+    output, _ = proc.communicate(timeout=180)
+    if proc.returncode not in (0, EXIT_PREEMPTED):
+        print(output)
+    return proc.returncode
+
+
+def final_state(run: Path) -> dict:
+    path = checkpoint.latest(run)
+    assert path is not None
+    state = torch.load(path, weights_only=True)  # safe loading is part of the contract
+    return state
+
+
+def assert_same_networks(a: dict, b: dict, atol: float) -> None:
+    for net in ("G", "D", "G_ema"):
+        assert a[net].keys() == b[net].keys()
+        for key in a[net]:
+            torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=atol, msg=f"{net}.{key}")
+
+
+def test_two_gloo_ranks_match_one_process(manifest: Path, tmp_path: Path) -> None:
+    """Half the global batch on each of 2 ranks gives the parameters of one process with the whole batch.
+
+    G's own draws (noise maps, the mixing decision and second latent) are per-rank
+    by design, so they are switched off here; everything the loop draws (z,
+    flips, data order), the fade, R1, Adam resets, w_avg and EMA are on. Without
+    noise the learned constant input is degenerate (a spatially constant map into
+    instance norm: its bias has a zero gradient, which Adam with beta1 0 turns into
+    +-lr steps on rounding noise), so this model uses the dense input of Table 1 C.
+    The run stops at the start of 16²: at the next Adam reset the first step moves
+    every weight by about +-lr whatever its gradient's size, so rounding-level
+    differences in near-zero gradients become lr-sized. One process run with 1 vs
+    2 OpenMP threads diverges there by the same amount; that is not DDP's doing.
+    """
+    s = tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
+             schedule={"total_kimg": 0.096})  # 12 steps: 8², the fade (two Adam resets), 16²
+    assert train(s, manifest, tmp_path / "one") == 0
+    assert train(s, manifest, tmp_path / "two", nproc=2) == 0
+    one, two = final_state(tmp_path / "one"), final_state(tmp_path / "two")
+    assert one["progress"] == two["progress"] and one["progress"]["nimg"] == 96
+    assert two["world_size"] == 2 and len(two["rng"]["ranks"]) == 2
+    assert_same_networks(one, two, atol=1e-5)
+    before = {k: v for k, v in build_networks(settings.load(TrainSettings, s), torch.device("cpu"))[0]
+              .state_dict().items()}
+    assert any(not torch.equal(before[k], one["G"][k]) for k in before)  # training did move G
+
+
+def test_sigterm_checkpoints_and_resume_matches_uninterrupted(manifest: Path, tmp_path: Path) -> None:
+    s = tiny(schedule={"total_kimg": 0.4})
+    assert train(s, manifest, tmp_path / "straight") == 0
+    proc = start(s, manifest, tmp_path / "killed")
+    deadline = time.time() + 120
+    while checkpoint.latest(tmp_path / "killed") is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_PREEMPTED, output
+    stopped = final_state(tmp_path / "killed")["progress"]["nimg"]
+    assert 0 < stopped < 400 and not (tmp_path / "killed" / "generator.pt").exists()
+    assert "preempted" in output
+    assert train(s, manifest, tmp_path / "killed") == 0
+    assert_same_networks(final_state(tmp_path / "straight"), final_state(tmp_path / "killed"), atol=1e-6)
+    assert (tmp_path / "killed" / "generator.pt").exists()
+
+
+def pixel_stats(images: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and standard deviation over images and pixels."""
+    return torch.cat([images.mean(dim=(0, 2, 3)), images.std(dim=(0, 2, 3))])
+
+
+def test_training_moves_generator_statistics_towards_the_data(manifest: Path, tmp_path: Path) -> None:
+    s = tiny(schedule={"total_kimg": 0.6, "lrate_base": 0.003}, G_smoothing_kimg=0.05)  # G_ema follows G
+    assert train(s, manifest, tmp_path / "run") == 0
+    data = ShardDataset(manifest, resolution=16)
+    target = pixel_stats(torch.stack([data[i] for i in range(len(data))]))
+    trained, meta = load_generator(tmp_path / "run" / "generator.pt")
+    assert (meta["resolution"], meta["alpha"]) == (16, 1.0)
+    initial = build_networks(settings.load(TrainSettings, s), torch.device("cpu"))[0].eval()
+    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        start_gap = (pixel_stats(initial(z, res=16)) - target).abs().sum().item()
+        end_gap = (pixel_stats(trained(z, res=16)) - target).abs().sum().item()
+    print(f"stats gap: start {start_gap:.3f}, end {end_gap:.3f}")
+    assert end_gap < 0.6 * start_gap
+
+
+def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: Path) -> None:
+    from stylegan import cli
+
+    s = tiny(schedule={"total_kimg": 0.05})
+    assert train(s, manifest, tmp_path / "run") == 0
+    ckpt = checkpoint.latest(tmp_path / "run")
+    assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "g.pt")]) == 0
+    exported = torch.load(tmp_path / "g.pt", weights_only=True)
+    assert set(exported) == {"format", "network", "G_ema", "nimg", "resolution", "alpha"}
+    out = tmp_path / "gen"
+    args = ["generate", "--checkpoint", str(tmp_path / "g.pt"), "--seeds", "0-2,5", "--outdir", str(out / "img"),
+            "--grid", str(out / "grid.png"), "--mixing-grid", str(out / "mix.png"), "--seed", "1"]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in (out / "img").iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png",
+                                                               "seed0005.png"]
+    first = (out / "grid.png").read_bytes()
+    assert cli.main(args) == 0 and (out / "grid.png").read_bytes() == first  # same seeds, same noise seed
+    from PIL import Image
+
+    assert Image.open(out / "mix.png").size == (5 * 16, 5 * 16)
+    assert cli.main(["generate", "--checkpoint", str(tmp_path / "g.pt"), "--seeds", "x", "--grid", "a.png"]) == 2
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert cli.main(["export", "--checkpoint", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "o.pt")]) == 2
+
+
+def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: Path) -> None:
+    from stylegan import cli
+
+    s = tiny(schedule={"minibatch_base": 6})
+    args = ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(tmp_path),
+            "--out", str(tmp_path / "g.pt")]
+    assert cli.main(args) == 2  # 6 is not a multiple of the mbstd group 4
+    s = tiny(network={"resolution": 128})
+    args[2] = json.dumps(s)
+    assert cli.main(args) == 2  # the shards stop at 64²
+    assert not (tmp_path / "checkpoints").exists()
