@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # One command: install, start a local single-node SLURM where this machine can
-# (root with apt), then run the tests. Extra arguments go to pytest.
+# (root with apt-get), then run the tests. Extra arguments go to pytest; the
+# default run leaves out tests marked slow (pyproject addopts), `.ci/run` adds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"   # rules run `python -m stylegan.cli` and `torchrun`
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    bash scripts/slurm.sh start || echo "local SLURM could not start; its tests will say why they skip" >&2
-    trap 'bash scripts/slurm.sh stop' EXIT
+    if bash scripts/slurm.sh start; then
+        export SLURM_CONF="$(bash scripts/slurm.sh conf)"
+        trap 'bash scripts/slurm.sh stop' EXIT
+    else
+        echo "test.sh: local SLURM could not start; its tests will say why they skip" >&2
+    fi
+else
+    echo "test.sh: not root with apt-get, so no local SLURM; its tests will say why they skip" >&2
 fi
-.venv/bin/python -m pytest "$@"
+python -m pytest "$@"

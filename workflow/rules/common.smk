@@ -3,15 +3,18 @@ import json
 import os
 from pathlib import Path
 
-from snakemake.utils import validate
+from stylegan import configcheck
 
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# Fills the schema's defaults and fails before any job runs, one line per bad key
+# (dotted name, value, what is allowed); Snakemake's validate only dumps jsonschema.
+configcheck.apply(config, configcheck.load_schema(workflow.source_path("../schemas/config.schema.yaml")))
 
 # Rules run `python -m stylegan.cli`; with --sdm conda the rule envs hold the
 # dependencies and this puts the checkout's library on their path.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")])
+# It is set here, not read, so `envvars:` (which asserts a user-supplied variable) does not apply.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")]))
 )
 
 RESULTS = config["paths"]["results"]
@@ -42,7 +45,7 @@ def filter_list_inputs(wildcards):
 
 
 def final_targets():
-    """What `rule all` builds: every stage's end products."""
+    """The default target's inputs: every stage's end products."""
     return [
         f"{RESULTS}/crawl/report.json",
         f"{RESULTS}/filter/summary.tsv",
