@@ -5,7 +5,9 @@
 # repacked dataset retrains a finished model (delete generator.pt to retrain; run
 # with --rerun-triggers mtime so params/code changes do not trigger either).
 # On SIGTERM/SIGUSR1 the trainer checkpoints and exits 75; the profile's retries
-# (or a requeue) start it again and it resumes from results/train/run.
+# (or a requeue) start it again and it resumes from results/train/run. USR1 is
+# ignored by the shell and torchrun (torchrun has no handler and would die of it);
+# the training processes install their own.
 
 
 rule train:
@@ -31,7 +33,7 @@ rule train:
     message:
         "Training StyleGAN ({params.nproc} process(es))"
     shell:
-        "OMP_NUM_THREADS={resources.cpus_per_gpu} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "trap '' USR1; OMP_NUM_THREADS={resources.cpus_per_gpu} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
         "-m stylegan.cli train --settings {params.settings:q} --manifest {input} "
         "--run-dir {params.run} --out {output} > {log} 2>&1"
 
