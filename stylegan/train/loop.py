@@ -167,7 +167,8 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
     level = level_at(s.schedule, R, p.sched_nimg / 1000)
     batches = None
     bar = tqdm(total=total_nimg, initial=p.nimg, unit="img", unit_scale=True, dynamic_ncols=True,
-               disable=not d.main, file=sys.stderr, desc="train")
+               disable=not d.main, file=sys.stderr, desc="train",
+               mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s, not per step
     tick_time, sums = time.time(), torch.zeros(6, dtype=torch.float64)
     log.info("%s at %d of %d images, %d process(es) on %s", "resuming" if resumed else "starting",
              p.nimg, total_nimg, d.world, d.device)
