@@ -69,10 +69,10 @@ def test_demo_dag_runs_through_sbatch(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     targets = os.environ.get("STYLEGAN_SLURM_TARGETS", "").split()
     run = snakemake(
-        workdir, "--cores", "all", "--profile", "slurm",
+        workdir, *targets, "--cores", "all", "--profile", "slurm",  # targets first: the options below take lists
         "--default-resources", f"mem_mb={DEFAULT_MEM_MB}", "runtime=60",
         "--set-resources", f"train:mem_mb={min(TRAIN_MEM_MB, node_mem)}",
-        *targets, timeout=DAG_TIMEOUT_S, env={"OMP_NUM_THREADS": "1"},
+        timeout=DAG_TIMEOUT_S, env={"OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stdout[-6000:]
 
