@@ -3,6 +3,7 @@
 #   bash scripts/slurm.sh start    install (Debian packages) if missing, configure, start, wait for idle
 #   bash scripts/slurm.sh stop     stop the daemons this script started (by their pid files)
 #   bash scripts/slurm.sh status   exit 0 when the node answers and is usable
+#   bash scripts/slurm.sh conf     print the slurm.conf path (for SLURM_CONF)
 # Needs root and apt-get (a CI machine, a throw-away VM); facts from
 # shared/reference/local-slurm.md. State, spool, pids and logs live in $STYLEGAN_SLURM_DIR
 # (default /tmp/stylegan-slurm); slurm.conf is installed where sinfo/sbatch look for it.
@@ -146,5 +147,6 @@ case ${1:-} in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) die "usage: bash scripts/slurm.sh start|stop|status" ;;
+    conf) echo "$DIR/slurm.conf" ;;
+    *) die "usage: bash scripts/slurm.sh start|stop|status|conf" ;;
 esac
