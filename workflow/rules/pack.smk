@@ -34,6 +34,8 @@ rule dataset_verify:
         f"{RESULTS}/dataset/verify.json",
     log:
         f"{LOGS}/dataset_verify.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/dataset_verify.tsv"
     conda:
         "../../envs/data.yaml"
     message:

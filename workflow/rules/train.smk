@@ -28,6 +28,9 @@ rule train:
     resources:
         gpu=config["train"]["resources"]["gpu"],
         cpus_per_gpu=config["train"]["resources"]["cpus_per_gpu"],
+        # gpu: 0 (the demo) is a plain CPU job with that many CPUs; with GPUs it must stay
+        # 0 (unset), since the SLURM plugin lets cpus_per_task win over cpus_per_gpu.
+        cpus_per_task=0 if config["train"]["resources"]["gpu"] else config["train"]["resources"]["cpus_per_gpu"],
         mem_mb=config["train"]["resources"]["mem_mb"],
         runtime=config["train"]["resources"]["runtime"],
     message:
