@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"   # rules run `python -m stylegan.cli` and `torchrun`
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if bash scripts/slurm.sh status >/dev/null 2>&1; then
+    echo "test.sh: using the SLURM that is already running (left running)" >&2
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     if bash scripts/slurm.sh start; then
         export SLURM_CONF="$(bash scripts/slurm.sh conf)"
-        trap 'bash scripts/slurm.sh stop' EXIT
+        trap 'bash scripts/slurm.sh stop' EXIT  # stop only what this run started
     else
         echo "test.sh: local SLURM could not start; its tests will say why they skip" >&2
     fi
