@@ -190,3 +190,29 @@ def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: P
     args[2] = json.dumps(s)
     assert cli.main(args) == 2  # the shards stop at 64²
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_non_finite_gradients_are_never_applied() -> None:
+    from stylegan.train.loop import apply_gradients
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    before = [q.detach().clone() for q in model.parameters()]
+    model(torch.ones(1, 3)).sum().backward()
+    model.bias.grad[0] = float("nan")
+    assert apply_gradients(model, opt, world=1) is False
+    assert all(torch.equal(a, q) for a, q in zip(before, model.parameters())) and not opt.state
+    opt.zero_grad()
+    model(torch.ones(1, 3)).sum().backward()
+    assert apply_gradients(model, opt, world=1) is True
+    assert not torch.equal(before[0], model.weight)
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
+    for nimg in (500, 40, 1200, 9000):
+        checkpoint.save(checkpoint.path_for(tmp_path, nimg), {"format": checkpoint.TRAINING_FORMAT, "n": nimg})
+    (tmp_path / "checkpoints" / "notes.pt").write_bytes(b"")  # not a checkpoint name: ignored
+    checkpoint.prune(tmp_path, keep=2)
+    assert [p.name for p in checkpoint.all_checkpoints(tmp_path)] == ["ckpt-000001200.pt", "ckpt-000009000.pt"]
+    assert checkpoint.load(checkpoint.latest(tmp_path))["n"] == 9000
+    assert checkpoint.latest(tmp_path / "fresh") is None
