@@ -30,7 +30,7 @@ import resource
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,6 @@ class Progress:
     tick: int = 0
     tick_start_nimg: int = 0
     skipped: int = 0  # updates dropped for non-finite gradients
-    stats: dict[str, float] = field(default_factory=dict)
 
 
 class StopFlag:
