@@ -89,6 +89,17 @@ def test_xflip_mirrors_about_half_and_changes_with_epoch(manifest: Path) -> None
     assert epoch1 != epoch0 and 0 < sum(epoch0 + epoch1) < 2 * len(plain)
 
 
+def test_unknown_or_empty_split_fails_clearly(manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(StageError, match="split 'val': expected one of train, validation"):
+        ShardDataset(manifest, split="val")
+    doc = json.loads(manifest.read_text())
+    doc["shards"] = [{**e, "path": str(manifest.parent / e["path"])} for e in doc["shards"] if e["split"] == "train"]
+    fileio.write_json(tmp_path / "manifest.json", doc)
+    assert len(ShardDataset(tmp_path / "manifest.json", split="train")) == doc["counts"]["train"]
+    with pytest.raises(StageError, match="no validation images"):
+        ShardDataset(tmp_path / "manifest.json", split="validation")
+
+
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_workers_read_the_same_as_the_main_process(manifest: Path, context: str) -> None:
     data = ShardDataset(manifest, resolution=32, dtype="float", xflip=True, seed=3)

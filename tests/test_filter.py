@@ -116,6 +116,28 @@ def test_missing_list_fails_and_writes_nothing(tmp_path: Path) -> None:
     assert code == 2 and not (tmp_path / "k.jsonl").exists()
 
 
+def test_an_opted_out_face_whose_image_is_gone_is_still_rejected(tmp_path: Path) -> None:
+    """A takedown may delete the files before filter re-runs: the face goes, the run does not fail."""
+    records = [faces.face_record(tmp_path / "img", "flickr:1", faces.picture("cup", SIZE)),
+               faces.face_record(tmp_path / "img", "flickr:2", faces.picture("rocket", SIZE))]
+    Path(records[1]["image"]).unlink()
+    fileio.write_jsonl(tmp_path / "000.jsonl", records)
+    (tmp_path / "optout.txt").write_text("flickr:2\n")
+    out = {"kept": tmp_path / "k.jsonl", "rejected": tmp_path / "r.jsonl", "summary": tmp_path / "s.tsv",
+           "sheets": tmp_path / "sheets"}
+    settings = json.dumps({**SETTINGS, "optout": str(tmp_path / "optout.txt")})
+    assert cli.main(["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl"),
+                     *[a for k, v in out.items() for a in (f"--{k}", str(v))]]) == 0
+    assert [r["face_id"] for r in fileio.read_jsonl(out["kept"])] == ["flickr:1#0"]
+    assert [(r["face_id"], r["filter"]) for r in fileio.read_jsonl(out["rejected"])] == [("flickr:2#0", "optout")]
+    assert (out["sheets"] / "optout.png").is_file()
+    records[1]["image"] = str(tmp_path / "also-gone.png")  # a face that is not withdrawn must still fail loudly
+    fileio.write_jsonl(tmp_path / "000.jsonl", records)
+    (tmp_path / "optout.txt").write_text("")
+    assert cli.main(["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl"),
+                     *[a for k, v in out.items() for a in (f"--{k}", str(v))]]) == 2
+
+
 def test_unknown_setting_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     code = cli.main(["filter", "--settings", '{"min_sharpnes": 3}', "--faces", "x", "--kept", "k", "--rejected",
                      "r", "--summary", "s", "--sheets", "d"])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stylegan.data.pack import SPLITS
 from stylegan.errors import StageError
 
 
@@ -41,7 +42,11 @@ class ShardDataset(Dataset):
             raise StageError(f"resolution {self.resolution}: not in the shards (levels {list(self.resolutions)})")
         if dtype not in ("float", "uint8"):
             raise StageError(f"dtype {dtype!r}: expected 'float' or 'uint8'")
+        if split not in SPLITS:
+            raise StageError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
         shards = [e for e in document["shards"] if e["split"] == split and e["count"] > 0]
+        if not shards:  # an empty loader would only fail later, somewhere less clear
+            raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document['settings']['val_fraction']})")
         self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
         self.paths = [str(manifest.parent / e["path"]) for e in shards]
         self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection

@@ -136,15 +136,20 @@ def phash(pixels: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings,
-          optout: set[str], exclude: set[str]) -> Rejection | None:
-    """The first filter (before `duplicate`) this face fails, or None if it passes all."""
+def withdrawn(record: dict[str, Any], settings: FilterSettings, optout: set[str],
+              exclude: set[str]) -> Rejection | None:
+    """The opt-out or exclusion verdict on a face: from its ids alone, no pixels needed."""
     for key in ("photo_id", "owner_id"):
         if record.get(key) in optout:
             return Rejection("optout", record[key], settings.optout)
     for key in ("face_id", "photo_id"):
         if record.get(key) in exclude:
             return Rejection("exclude", record[key], settings.exclude)
+    return None
+
+
+def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings) -> Rejection | None:
+    """The first automatic filter (before `duplicate`) this face fails, or None if it passes all."""
     min_qsize = record["output_size"] / settings.max_upscale
     if record["qsize"] < min_qsize:
         return Rejection("too_small", round(record["qsize"], 2), round(min_qsize, 2))
@@ -166,12 +171,20 @@ def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[s
                  exclude: set[str]) -> tuple[Rejection | None, int | None]:
     """One face's verdict before the duplicate check, and its pHash if that check needs it.
 
+    A withdrawn face whose aligned image is already gone (deleted on a takedown
+    request) is still rejected, only without a hash to catch its copies.
     Runs in a worker process: decoding and measuring dominate the stage's time.
     """
+    rejection = withdrawn(record, settings, optout, exclude)
+    if rejection is not None:
+        try:
+            return rejection, phash(load_face(record))
+        except StageError as err:
+            log.warning("%s; rejected as %s without a duplicate check", err, rejection.filter)
+            return rejection, None
     pixels = load_face(record)
-    rejection = judge(record, pixels, settings, optout, exclude)
-    needs_hash = rejection is None or rejection.filter in WITHDRAWN
-    return rejection, phash(pixels) if needs_hash else None
+    rejection = judge(record, pixels, settings)
+    return rejection, phash(pixels) if rejection is None else None
 
 
 def measure_all(faces: list[dict[str, Any]], settings: FilterSettings, optout: set[str],
@@ -248,8 +261,8 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     upstream = Counter(r["status"] for r in records if r["status"] != "ok")
     rejections, hashes = measure_all(faces, settings, optout, exclude)
     survivors = [r for r in faces if r["face_id"] not in rejections]
-    withdrawn = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN)
-    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, withdrawn).items():
+    gone = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN and i in hashes)
+    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, gone).items():
         rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
     kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
     rejected = sorted(
@@ -317,8 +330,10 @@ def _sheet_png(faces: list[dict[str, Any]], cell: int) -> bytes:
     draw = ImageDraw.Draw(sheet)
     for i, record in enumerate(faces):
         x, y = (i % columns) * cell, (i // columns) * (cell + label)
-        face = Image.fromarray(load_face(record)).resize((cell, cell), Image.BILINEAR)
-        sheet.paste(face, (x, y))
+        try:
+            sheet.paste(Image.fromarray(load_face(record)).resize((cell, cell), Image.BILINEAR), (x, y))
+        except StageError:  # a withdrawn face whose image was deleted: an empty, labelled cell
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), outline="grey")
         draw.text((x + 2, y + cell), _caption(record["value"])[: cell // 6], fill="black")
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
