@@ -226,6 +226,18 @@ def test_a_shard_left_empty_is_removed(tmp_path: Path) -> None:
     assert path.name not in (tmp_path / "dataset" / "manifest.json").read_text()
 
 
+def test_no_face_left_fails_and_takes_the_old_shards_down(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Opting out the last faces must not leave them published in the previous shards."""
+    fileio.write_jsonl(tmp_path / "kept.jsonl", make_faces(tmp_path / "faces", photos=2))
+    assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 0
+    assert list((tmp_path / "dataset" / "shards").glob("*.h5"))
+    fileio.write_jsonl(tmp_path / "kept.jsonl", [])
+    assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 2
+    assert "no face with an allowed licence" in caplog.text
+    assert not list((tmp_path / "dataset" / "shards").glob("*.h5"))
+    assert not (tmp_path / "dataset" / "manifest.json").exists()
+
+
 def test_an_image_changed_since_align_fails_and_leaves_no_bad_shard(tmp_path: Path,
                                                                              caplog: pytest.LogCaptureFixture) -> None:
     records = make_faces(tmp_path / "faces", photos=3)

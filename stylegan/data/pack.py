@@ -15,7 +15,9 @@ whose fingerprint is unchanged is not rewritten, which also resumes a killed run
 
 Licences outside `pack.licenses` are dropped, never packed, and listed in the
 manifest's `dropped` with a warning: the allow-list is the last gate, and one
-stray record must not stop a takedown re-pack from shipping.
+stray record must not stop a takedown re-pack from shipping. With no face left
+at all, pack fails, after removing the old shards and manifest: a takedown of
+the last faces must not leave them published.
 """
 
 from __future__ import annotations
@@ -216,8 +218,10 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> d
     """Pack the kept faces; rewrite only shards whose contents changed. Returns the manifest."""
     records = [r for r in fileio.read_jsonl(faces) if r.get("status") == "ok"]
     records, dropped = allowed(records, settings.licenses)
-    if not records:
-        raise StageError(f"{faces}: no face with an allowed licence to pack")
+    if not records:  # nothing may ship: a takedown of the last faces must still take the old shards down
+        _remove_obsolete(shards, set(), manifest.parent)
+        manifest.unlink(missing_ok=True)
+        raise StageError(f"{faces}: no face with an allowed licence to pack; previous shards and manifest removed")
     ids = [r["face_id"] for r in records]
     if len(set(ids)) != len(ids):
         raise StageError(f"{faces}: face ids repeat; each face must appear once")
