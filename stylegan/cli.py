@@ -187,6 +187,7 @@ def _add_dataset(groups: argparse._SubParsersAction) -> None:
     verify = _command(dataset, "verify", _dataset_verify, "check every shard against the manifest")
     verify.add_argument("--manifest", required=True, help="manifest JSON")
     verify.add_argument("--out", required=True, help="report JSON; exit status 1 when any shard is wrong")
+    verify.add_argument("--workers", type=int, default=1, help="processes checking shards at once")
     card = _command(dataset, "card", _dataset_card, "write the datasheet with the attribution list")
     card.add_argument("--manifest", required=True, help="manifest JSON")
     card.add_argument("--rejected", required=True, help="filter's rejected records (JSONL)")
@@ -208,7 +209,7 @@ def _dataset_verify(args: argparse.Namespace) -> int:
 
     from stylegan.data import verify
 
-    report = verify.verify(Path(args.manifest), Path(args.out))
+    report = verify.verify(Path(args.manifest), Path(args.out), args.workers)
     if not report["ok"]:
         log.error("verify: %d problem(s) in %s; see %s", len(report["problems"]), args.manifest, args.out)
         return 1

@@ -129,7 +129,8 @@ def test_verify_passes_then_reports_a_truncated_shard(packed: dict, tmp_path: Pa
     os.system(f"cp -r {packed['manifest'].parent} {copy}")
     victim = copy / packed["doc"]["shards"][0]["path"]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
-    assert cli.main(["dataset", "verify", "--manifest", str(copy / "manifest.json"), "--out", str(out)]) == 1
+    assert cli.main(["dataset", "verify", "--manifest", str(copy / "manifest.json"), "--out", str(out),
+                     "--workers", "2"]) == 1
     report = json.loads(out.read_text())
     assert report["ok"] is False and report["problems"][0]["shard"] == packed["doc"]["shards"][0]["path"]
     assert "truncated" in report["problems"][0]["problem"]

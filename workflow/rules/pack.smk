@@ -38,10 +38,13 @@ rule dataset_verify:
         f"{RESULTS}/benchmarks/dataset_verify.tsv"
     conda:
         "../../envs/data.yaml"
+    threads: config["pack"]["workers"]
+    resources:
+        cpus_per_task=config["pack"]["workers"],
     message:
         "Checking every shard against the manifest"
     shell:
-        "python -m stylegan.cli dataset verify --manifest {input} --out {output} > {log} 2>&1"
+        "python -m stylegan.cli dataset verify --manifest {input} --out {output} --workers {threads} > {log} 2>&1"
 
 
 rule dataset_card:
