@@ -5,7 +5,9 @@ Prints two tables:
   compression, the whole pack path per image: PNG decode, md5 check, pyramid,
   compression, HDF5 write;
 - reader: images/s of `ShardDataset` (float, x-flip) through a DataLoader with
-  0, 2 and 4 workers, at 256² and 1024², over gzip shards (the default).
+  0, 2 and 4 workers, at 256² and 1024², over gzip shards (the default);
+- verify: images/s of `stylegan dataset verify`'s full check (sha256, every
+  level decoded, pyramid and md5 recomputed) on one process, the same shards.
 Images are crops of scikit-image pictures plus noise, so they compress about
 like photos rather than like flat colour.
 
@@ -33,6 +35,7 @@ import faces  # noqa: E402
 
 from stylegan import fileio  # noqa: E402
 from stylegan.data import pack  # noqa: E402
+from stylegan.data import verify  # noqa: E402
 from stylegan.data.dataset import ShardDataset  # noqa: E402
 
 
@@ -73,6 +76,14 @@ def read_speed(manifest: Path, size: int, workers: int, batch: int) -> float:
     return seen / (time.perf_counter() - began)
 
 
+def verify_speed(manifest: Path, count: int) -> float:
+    """Images per second of the full shard check, one process."""
+    began = time.perf_counter()
+    report = verify.verify(manifest, manifest.parent / "verify.json", workers=1)
+    assert report["ok"], report["problems"]
+    return count / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n256", type=int, default=200, help="images at 256²")
@@ -84,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"torch threads 1, CPUs {torch.multiprocessing.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        writes, reads = [], []
+        writes, reads, checks = [], [], []
         for size, count in ((256, args.n256), (1024, args.n1024)):
             folder = Path(tmp) / str(size)
             records = synthetic(folder / "faces", count, size)
@@ -94,12 +105,16 @@ def main() -> None:
                 writes.append((size, count, compression, count / seconds, raw / seconds, raw / file_mb))
             for workers in args.workers:
                 reads.append((size, count, workers, read_speed(manifests["gzip"], size, workers, 16)))
+            checks.append((size, count, verify_speed(manifests["gzip"], count)))
     print("\nshard write (whole pack path)\n  size      N  compression   images/s   raw MB/s   ratio")
     for size, count, compression, ips, mbs, ratio in writes:
         print(f"  {size:>4}² {count:>6}  {compression:<11} {ips:>9.1f} {mbs:>10.1f} {ratio:>7.2f}")
     print("\nreader (gzip shards, float, x-flip, batch 16)\n  size      N  workers   images/s")
     for size, count, workers, ips in reads:
         print(f"  {size:>4}² {count:>6}  {workers:>7} {ips:>10.1f}")
+    print("\nverify (gzip shards, full check, 1 process)\n  size      N   images/s")
+    for size, count, ips in checks:
+        print(f"  {size:>4}² {count:>6} {ips:>10.1f}")
 
 
 if __name__ == "__main__":

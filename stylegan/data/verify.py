@@ -32,8 +32,9 @@ def verify(manifest: Path, out: Path, workers: int = 1) -> dict[str, Any]:
     """Check all shards with `workers` processes; write the report to `out` and return it.
 
     The report's `ok` is False on any problem. Shards are checked in parallel
-    because a full check decodes every level of every image (about an hour of
-    one core for FFHQ at 1024²), and it runs after every re-pack.
+    because a full check decodes every level of every image (about 28 images/s
+    per core at 1024², benchmarks/dataset.py: 40 minutes for FFHQ's 70,000),
+    and it runs after every re-pack.
     """
     try:
         document = json.loads(manifest.read_text())
