@@ -88,6 +88,7 @@ MinJobAge=$MIN_JOB_AGE
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+    rm -f "$CONF"  # ours (checked above); an earlier run may have left a link to it
     cp "$DIR/slurm.conf" "$CONF"
 }
 
