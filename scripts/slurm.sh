@@ -102,7 +102,7 @@ wait_idle() {
         esac
         sleep 1
     done
-    die "node not idle after 60 s (state: '${state:-no answer}'); see $DIR/slurmctld.log and $DIR/slurmd.log"
+    die "node not idle after 60 s (state: '${state:-no answer}'); slurmctld.log ends: $(tail -n 3 "$DIR/slurmctld.log" 2>/dev/null)"
 }
 
 start() {
@@ -114,9 +114,14 @@ start() {
         wait_idle
         return
     fi
+    # A throwaway test cluster: state left by an earlier one (another ClusterName,
+    # stale jobs) would stop slurmctld, so each cold start begins clean (-c too).
+    stop_pid "$DIR/slurmd.pid"
+    stop_pid "$DIR/slurmctld.pid"
+    rm -rf "$DIR/state" "$DIR/spool"
     write_conf
-    alive "$DIR/slurmctld.pid" || slurmctld -c
-    alive "$DIR/slurmd.pid" || slurmd -c
+    slurmctld -c || die "slurmctld did not start: $(tail -n 3 "$DIR/slurmctld.log" 2>/dev/null)"
+    slurmd -c || die "slurmd did not start: $(tail -n 3 "$DIR/slurmd.log" 2>/dev/null)"
     wait_idle
 }
 
