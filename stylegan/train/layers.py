@@ -1,6 +1,6 @@
 """StyleGAN's primitive layers, each small, with its constants visible when printed.
 
-Every constant comes from `/work/shared/reference/training.md` §1 (SG
+Every constant comes from the reference `training.md` §1 (SG
 `training/networks_stylegan.py`), and §5 lists the deviations of other ports that
 these layers deliberately avoid. Weights keep SG's raw-parameter convention
 (N(0, 1/lrmul) at init, scaled at run time) so that the optimiser sees the same

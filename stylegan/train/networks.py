@@ -1,6 +1,6 @@
 """StyleGAN's generator and discriminator (the paper's configuration F), with progressive growing.
 
-Architecture and constants: `/work/shared/reference/training.md` §1 (SG
+Architecture and constants: the reference `training.md` §1 (SG
 `training/networks_stylegan.py`); the pitfalls of other ports that this module
 avoids are in §5. Unlike SG, both networks run at the native resolution of the
 current level (SG upscales every image to the final resolution), which is
