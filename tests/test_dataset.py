@@ -14,15 +14,12 @@ from torch.utils.data import DataLoader
 from stylegan import fileio
 from stylegan.data.dataset import ShardDataset
 from stylegan.errors import StageError
-from tests.test_pack import PACK, make_faces, run_pack
+from tests.test_pack import packed_lzf_manifest
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("reader")
-    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=2))
-    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
-    return tmp / "dataset" / "manifest.json"
+    return packed_lzf_manifest(tmp_path_factory.mktemp("reader"), seed=2)
 
 
 def packed_rows(manifest: Path, split: str, r: int) -> list[np.ndarray]:

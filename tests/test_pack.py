@@ -40,6 +40,13 @@ def run_pack(tmp: Path, kept: Path, settings: dict = PACK) -> int:
                      "--shards", str(tmp / "dataset" / "shards"), "--manifest", str(tmp / "dataset" / "manifest.json")])
 
 
+def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
+    """A small real dataset (8 photos' faces, lzf shards) for reader and training tests."""
+    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=seed))
+    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
+    return tmp / "dataset" / "manifest.json"
+
+
 def box_pyramid(top: np.ndarray) -> list[np.ndarray]:
     """The reference chain (dataset.md §3), written independently: float64 reshape-means."""
     out, current = [], top.astype(np.float64)

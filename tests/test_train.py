@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylegan import fileio, settings
+from stylegan import settings
 from stylegan.data.dataset import ShardDataset
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.train.generate import load_generator
 from stylegan.train.loop import EXIT_PREEMPTED, build_networks
-from tests.test_pack import PACK, make_faces, run_pack
+from tests.test_pack import packed_lzf_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +46,7 @@ def tiny(**changes: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("shards")
-    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=4))
-    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
-    return tmp / "dataset" / "manifest.json"
+    return packed_lzf_manifest(tmp_path_factory.mktemp("shards"), seed=4)
 
 
 def command(s: dict, manifest: Path, run: Path, nproc: int = 1) -> list[str]:
