@@ -9,6 +9,7 @@ resume: a record is on disk (flushed and fsynced) before the work counts as done
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -109,3 +110,12 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 continue
             raise ValueError(f"{src}: line {number + 1} is not valid JSON") from None
     return records
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The file's sha256, read in 1 MiB blocks so large photos and shards stay out of memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

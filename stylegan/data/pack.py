@@ -128,14 +128,6 @@ def fingerprint(rows: list[dict[str, str]], resolution: int, settings: PackSetti
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_image(record: dict[str, Any], resolution: int) -> np.ndarray:
     """The aligned face as CHW uint8, checked against its recorded size and pixel md5."""
     try:
@@ -260,11 +252,11 @@ def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[
     rewrite = shard_fingerprint(path) != print_
     if rewrite:
         write_shard(path, members, resolution, split, settings, print_)
-        digest = sha256_file(path)
+        digest = fileio.sha256_file(path)
     elif old and old["fingerprint"] == print_ and old.get("bytes") == path.stat().st_size:
         digest = old["sha256"]  # unchanged since the last manifest: no need to read it again
     else:
-        digest = sha256_file(path)  # written by a run killed before its manifest
+        digest = fileio.sha256_file(path)  # written by a run killed before its manifest
     entry = {"path": rel, "split": split, "index": index, "count": len(members), "sha256": digest,
              "bytes": path.stat().st_size, "fingerprint": print_}
     return entry, rewrite

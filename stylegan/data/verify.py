@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stylegan import fileio
-from stylegan.data.pack import METADATA, iter_shards, pyramid, sha256_file
+from stylegan.data.pack import METADATA, iter_shards, pyramid
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def check_shard(entry: dict[str, Any], path: Path, levels: list[int]) -> list[st
     size = path.stat().st_size
     if size != entry["bytes"]:
         return [f"size {size} bytes, manifest says {entry['bytes']} (truncated or replaced)"]
-    if sha256_file(path) != entry["sha256"]:
+    if fileio.sha256_file(path) != entry["sha256"]:
         return ["sha256 differs from the manifest"]
     try:
         with h5py.File(path, "r") as h5:

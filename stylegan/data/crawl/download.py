@@ -150,7 +150,7 @@ class ChunkDownloader:
         if final.is_file():  # renamed into place by a run killed before it journalled
             try:
                 verify(final, record["width"], record["height"])
-                return self._outcome(record, final, _sha256(final), None)
+                return self._outcome(record, final, fileio.sha256_file(final), None)
             except BadFile:
                 final.unlink()
         tmp = self.tmp / f"{record['source']}-{hashlib.sha1(record['photo_id'].encode()).hexdigest()}"
@@ -231,14 +231,6 @@ def _sync(handle: BinaryIO) -> None:
     """Make a file's bytes durable before it is renamed into place and journalled."""
     handle.flush()
     os.fsync(handle.fileno())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_chunk(settings: CrawlSettings, catalogue: Path, chunk: int, store: Path, out: Path) -> dict[str, int]:
