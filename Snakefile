@@ -1,4 +1,4 @@
-# StyleGAN on an FFHQ-style dataset: crawl -> align -> filter -> pack -> train.
+# StyleGAN on an FFHQ-style dataset: crawl -> align -> filter -> pack -> train -> metrics.
 # This file only loads and validates the config, includes one rule file per
 # stage, and names the final targets. The library (`stylegan/`) does the work.
 
@@ -13,6 +13,7 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/filter.smk"
 include: "workflow/rules/pack.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/metrics.smk"
 
 
 rule all:

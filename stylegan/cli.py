@@ -239,8 +239,10 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
     generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
     generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
     generate.add_argument("--seeds", default="0-7", help="latent seeds, e.g. 0-7,10 (default 0-7)")
-    generate.add_argument("--psi", type=float, default=0.7, help="truncation psi (1: none; default 0.7)")
-    generate.add_argument("--cutoff", type=int, default=8, help="truncate layers below this (default 8: 4²-32²)")
+    generate.add_argument("--psi", type=float, default=None,
+                          help="truncation psi (1: none; default: the generator's train.network.truncation_psi)")
+    generate.add_argument("--cutoff", type=int, default=None,
+                          help="truncate layers below this (default: the generator's train.network.truncation_cutoff)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the per-layer noise")
     generate.add_argument("--outdir", default=None, help="write one PNG per seed here")
     generate.add_argument("--grid", default=None, help="write all seeds as one grid PNG")

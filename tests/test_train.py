@@ -21,7 +21,7 @@ from stylegan import settings
 from stylegan.data.dataset import ShardDataset
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
-from stylegan.train.generate import load_generator
+from stylegan.train.sampling import load_generator
 from stylegan.train.loop import EXIT_PREEMPTED, build_networks
 from tests.test_pack import packed_lzf_manifest
 

@@ -1,43 +1,25 @@
 """Images from a trained generator: per-seed PNGs, a grid, a style-mixing grid; and export.
 
 z for seed n is torch's normal draw from a generator seeded n, so a seed names
-the same face in every tool. Truncation defaults to the reference's ψ=0.7 on
-the first 8 layers (4²-32², training.md §1) and can be changed per call.
+the same face in every tool. Truncation defaults to the generator's configured ψ
+and layer cutoff (the reference's 0.7 on 4²-32², NVlabs/stylegan
+`training/networks_stylegan.py`) and can be changed per call.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from stylegan import fileio, settings
+from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.train import checkpoint
-from stylegan.train.config import ScheduleSettings
-from stylegan.train.loop import generator_file, grid_png
-from stylegan.train.networks import Generator, NetworkSettings
-from stylegan.train.schedule import level_at
+from stylegan.train.networks import Generator
+from stylegan.train.sampling import generator_file, grid_png, latents, load_generator, render
 
 log = logging.getLogger(__name__)
-
-
-def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
-    """G_ema from a generator file or a training checkpoint, with the level it was trained to."""
-    state = checkpoint.load(path)
-    if state["format"] == checkpoint.TRAINING_FORMAT:
-        network = state["settings"]["network"]
-        schedule = settings.load(ScheduleSettings, state["settings"]["schedule"], "train.schedule")
-        level = level_at(schedule, network["resolution"], state["progress"]["nimg"] / 1000)
-        meta = {"resolution": level.resolution, "alpha": level.alpha, "nimg": state["progress"]["nimg"]}
-    else:
-        network = state["network"]
-        meta = {k: state[k] for k in ("resolution", "alpha", "nimg")}
-    G = Generator(settings.load(NetworkSettings, network, "network"))
-    G.load_state_dict(state["G_ema"])
-    return G.to(device).eval().requires_grad_(False), meta
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -54,18 +36,20 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def latents(seeds: list[int], size: int) -> torch.Tensor:
-    return torch.stack([torch.randn(size, generator=torch.Generator().manual_seed(n)) for n in seeds])
+def generate(checkpoint_path: Path, seeds: list[int], psi: float | None, cutoff: int | None, seed: int,
+             outdir: Path | None, grid: Path | None, mixing_grid: Path | None, mix_layers: tuple[int, int]) -> None:
+    """Write what was asked for; noise maps are drawn from `seed`, so reruns are identical.
 
-
-def generate(checkpoint_path: Path, seeds: list[int], psi: float, cutoff: int, seed: int, outdir: Path | None,
-             grid: Path | None, mixing_grid: Path | None, mix_layers: tuple[int, int]) -> None:
-    """Write what was asked for; noise maps are drawn from `seed`, so reruns are identical."""
+    psi and cutoff default to the generator's own `train.network.truncation_psi` and
+    `truncation_cutoff`, the values it was configured with.
+    """
     G, meta = load_generator(checkpoint_path)
     res, alpha = meta["resolution"], meta["alpha"]
+    psi = G.settings.truncation_psi if psi is None else psi
+    cutoff = G.settings.truncation_cutoff if cutoff is None else cutoff
     torch.manual_seed(seed)
     z = latents(seeds, G.settings.latent_size)
-    images = render_random(G, z, res, alpha, psi, cutoff)
+    images = render(G, z, res, alpha, psi=psi, cutoff=cutoff, noise="random")
     if outdir is not None:
         for n, image in zip(seeds, images):
             fileio.write_bytes(outdir / f"seed{n:04d}.png", grid_png(image[None], 1, res))
@@ -76,11 +60,6 @@ def generate(checkpoint_path: Path, seeds: list[int], psi: float, cutoff: int, s
     if mixing_grid is not None:
         fileio.write_bytes(mixing_grid, style_mixing_grid(G, z, res, alpha, psi, cutoff, mix_layers))
         log.info("wrote %s", mixing_grid)
-
-
-@torch.no_grad()
-def render_random(G: Generator, z: torch.Tensor, res: int, alpha: float, psi: float, cutoff: int) -> torch.Tensor:
-    return torch.cat([G(z[i:i + 16], res=res, alpha=alpha, psi=psi, cutoff=cutoff) for i in range(0, len(z), 16)])
 
 
 @torch.no_grad()

@@ -22,10 +22,7 @@ so SLURM/Snakemake can requeue and the next start resumes from it.
 from __future__ import annotations
 
 import copy
-import io
 import logging
-import math
-import os
 import resource
 import signal
 import sys
@@ -34,38 +31,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data.dataset import ShardDataset
+from stylegan.distributed import Dist, agree, average_over_ranks, init_distributed, shutdown, sum_over_ranks
 from stylegan.errors import StageError
 from stylegan.settings import as_dict
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.train.data import reals_loader
 from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma
-from stylegan.train.networks import Discriminator, Generator, NetworkSettings
+from stylegan.train.networks import Discriminator, Generator
+from stylegan.train.sampling import generator_file, grid_png, render, state_dict
 from stylegan.train.schedule import Level, ema_beta, level_at, resolutions
 
 log = logging.getLogger(__name__)
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: checkpoint written after SIGTERM/SIGUSR1; run again to resume
-
-
-@dataclass
-class Dist:
-    """Where this process sits in the job."""
-
-    rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
 
 
 @dataclass
@@ -108,21 +93,7 @@ def train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path) -> int:
         with StopFlag() as stop:
             return _train(s, manifest, run_dir, out, d, stop)
     finally:
-        if d.world > 1:
-            dist.destroy_process_group()
-
-
-def init_distributed() -> Dist:
-    """Read torchrun's environment; one device per rank (LOCAL_RANK), CPU when no GPU."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world, device)
+        shutdown(d)
 
 
 def check_settings(s: TrainSettings, manifest: Path, world: int) -> None:
@@ -293,29 +264,9 @@ def update_ema(ema: Generator, G: Generator, beta: float) -> None:
         b_ema.copy_(b)
 
 
-def average_over_ranks(buffer: torch.Tensor, d: Dist) -> None:
-    """Average a buffer over ranks in place. For w_avg, a lerp of each rank's batch mean, this gives
-    exactly the lerp of the global batch mean, so the average w does not depend on the GPU count."""
-    if d.world > 1:
-        dist.all_reduce(buffer)
-        buffer /= d.world
-
-
-def agree(flag: bool, d: Dist) -> bool:
-    """True on every rank when any rank has the flag: a signal may reach only some of them."""
-    if d.world == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=d.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 def tick_record(p: Progress, level: Level, sums: torch.Tensor, seconds: float, d: Dist) -> dict[str, Any]:
     """The tick's log record; losses are means over the tick's steps and all ranks."""
-    if d.world > 1:
-        sums = sums.to(d.device)
-        dist.all_reduce(sums)
-        sums = sums.cpu()
+    sums = sum_over_ranks(sums, d)
     n = max(sums[5].item(), 1.0)
     tick_kimg = (p.nimg - p.tick_start_nimg) / 1000
     if d.device.type == "cuda":
@@ -336,11 +287,6 @@ def console_line(r: dict[str, Any]) -> str:
     return (f"tick {r['tick']:<4d} kimg {r['kimg']:<8.1f} res {r['resolution']:<4d} alpha {r['alpha']:.3f} "
             f"mb {r['minibatch']:<4d} lr {r['lrate']:.4g} G {r['loss_g']:.3f} D {r['loss_d']:.3f} "
             f"R1 {r['r1']:.3g} sec/kimg {r['sec_per_kimg']:.2f} mem {r['memory_mb']:.0f} MB")
-
-
-def state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A module's state on the CPU, so checkpoints load on any machine."""
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, D: Discriminator,
@@ -390,39 +336,6 @@ def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G:
     progress = Progress(**state["progress"])
     log.info("resumed from %s", path)
     return progress
-
-
-def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolution: int,
-                   alpha: float) -> dict[str, Any]:
-    """The trained model alone: G_ema's weights, its settings and the level it was trained to."""
-    return {"format": checkpoint.GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
-            "nimg": nimg, "resolution": resolution, "alpha": alpha}
-
-
-@torch.no_grad()
-def render(G: Generator, z: torch.Tensor, res: int, alpha: float, chunk: int = 16) -> torch.Tensor:
-    """Images from fixed latents in chunks, with the stored noise so snapshots are comparable."""
-    device = next(G.parameters()).device
-    return torch.cat([G(z[i:i + chunk].to(device), res=res, alpha=alpha, noise="const").float().cpu()
-                      for i in range(0, len(z), chunk)])
-
-
-def grid_png(images: torch.Tensor, columns: int, size: int) -> bytes:
-    """Tile [N,3,h,w] images in [-1,1] into a PNG, each nearest-upscaled to `size`."""
-    from PIL import Image
-
-    if images.shape[-1] < size:
-        images = torch.nn.functional.interpolate(images, size=(size, size), mode="nearest")
-    n, c, h, w = images.shape
-    rows = math.ceil(n / columns)
-    canvas = torch.full((rows * h, columns * w, c), -1.0)
-    for i, img in enumerate(images):
-        r, k = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.permute(1, 2, 0)
-    pixels = ((canvas + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def write_grid(path: Path, G_ema: Generator, z: torch.Tensor, level: Level, s: TrainSettings) -> None:

@@ -52,7 +52,10 @@ rule sample_grid:
         "../../envs/torch.yaml"
     params:
         seed=config["seed"],
+        psi=config["train"]["network"]["truncation_psi"],
+        cutoff=config["train"]["network"]["truncation_cutoff"],
     message:
         "Drawing a sample grid from the trained generator"
     shell:
-        "python -m stylegan.cli generate --checkpoint {input} --grid {output} --seed {params.seed} > {log} 2>&1"
+        "python -m stylegan.cli generate --checkpoint {input} --grid {output} --seed {params.seed} "
+        "--psi {params.psi} --cutoff {params.cutoff} > {log} 2>&1"

@@ -1,0 +1,3 @@
+# Metrics: the trained generator evaluated downstream of train (FID, KID, the paper's
+# figures), each a job that asks for GPUs through metrics.resources and runs on the
+# CPU when there are none.
