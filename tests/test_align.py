@@ -393,7 +393,8 @@ def test_changed_settings_redo_journalled_photos(head, tmp_path):
     write_chunk(photos, chunk, failed=False)
     old_image = save(Image.new("RGB", (32, 32)), tmp_path / "old.png")  # still in place: only settings differ
     stale = align_chunk.face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
-    fileio.append_jsonl(align_chunk.wip_path(out), {"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
+    with fileio.Journal(align_chunk.wip_path(out), key=lambda e: e["photo_id"]) as journal:
+        journal.record({"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
     align_chunk.align_chunk(align.AlignSettings(**FAST), chunk, tmp_path / "faces", out, report)
     [face] = fileio.read_jsonl(out)
     assert face["image"] != str(old_image) and face["output_size"] == 64

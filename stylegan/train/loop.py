@@ -21,6 +21,7 @@ so SLURM/Snakemake can requeue and the next start resumes from it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import resource
@@ -90,8 +91,10 @@ def train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path) -> int:
     """Train (or resume) the run in `run_dir`; write G_ema to `out` at the end. Returns the exit status."""
     d = init_distributed()
     try:
-        with StopFlag() as stop:
-            return _train(s, manifest, run_dir, out, d, stop)
+        # One tick record per line, written by rank 0 only; a resumed run appends to it.
+        run_log = fileio.Journal(run_dir / "log.jsonl", key=lambda r: r["tick"]) if d.main else None
+        with StopFlag() as stop, run_log or contextlib.nullcontext():
+            return _train(s, manifest, run_dir, out, d, stop, run_log)
     finally:
         shutdown(d)
 
@@ -114,7 +117,8 @@ def check_settings(s: TrainSettings, manifest: Path, world: int) -> None:
                              f"batches, each a multiple of mbstd_group_size {s.network.mbstd_group_size}")
 
 
-def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, stop: StopFlag) -> int:
+def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, stop: StopFlag,
+           run_log: fileio.Journal | None) -> int:
     # --- set-up -------------------------------------------------------------
     check_settings(s, manifest, d.world)
     R, total_nimg = s.network.resolution, int(s.schedule.total_kimg * 1000)
@@ -196,8 +200,8 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
             p.tick += 1
             record = tick_record(p, level, sums, time.time() - tick_time, d)
             tick_time, sums, p.tick_start_nimg = time.time(), torch.zeros_like(sums), p.nimg
-            if d.main:
-                fileio.append_jsonl(run_dir / "log.jsonl", record)
+            if run_log is not None:
+                run_log.record(record)
                 bar.write(console_line(record), file=sys.stderr)
             if d.main and (done or p.tick % s.schedule.image_snapshot_ticks == 0):
                 write_grid(run_dir / "snapshots" / f"fakes{p.nimg // 1000:06d}.png", G_ema, grid_z, level, s)

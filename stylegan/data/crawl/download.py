@@ -87,6 +87,11 @@ def verify(path: Path, width: int | None, height: int | None) -> None:
         raise BadFile(f"image is {size[0]}x{size[1]}, catalogue says {width}x{height}")
 
 
+def photo_key(entry: dict[str, Any]) -> str:
+    """A download journal entry's key: the photo it is about."""
+    return entry["photo_id"]
+
+
 class ChunkDownloader:
     """Fetches one chunk's photos with parallel workers and journals each result."""
 
@@ -113,9 +118,10 @@ class ChunkDownloader:
         log.info("chunk %03d: %d photos, %d already done, %d to fetch",
                  self.chunk, len(records), len(results), len(todo))  # fmt: skip
         failed = 0
-        with tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar:
+        with (tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar,
+              fileio.Journal(self.journal, key=photo_key) as journal):
             for outcome in self._fetch_all(todo):
-                fileio.append_jsonl(self.journal, outcome)
+                journal.record(outcome)
                 results[outcome["photo_id"]] = outcome
                 failed += outcome["status"] != "ok"
                 bar.update()
@@ -130,9 +136,10 @@ class ChunkDownloader:
         """
         done = {}
         for journal in sorted((self.store / ".journal").glob("*.jsonl")):
+            # Read-only: another chunk's job may be appending to its journal right now.
             for entry in fileio.read_jsonl(journal):
                 if entry["status"] == "ok" and Path(entry["path"]).is_file():
-                    done[entry["photo_id"]] = entry
+                    done[photo_key(entry)] = entry
         return done
 
     def _fetch_all(self, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,6 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -218,17 +217,22 @@ def to_record(photo: dict[str, Any], url: str, width: int | None, height: int | 
     )
 
 
-def catalogue(settings: CrawlSettings, journal: Path) -> list[dict[str, Any]]:
-    """Every eligible photo once. Finished windows are journalled so a killed run resumes."""
+def window_key(entry: dict[str, Any]) -> tuple[int, int]:
+    """A listing journal entry's key: its upload-date window."""
+    return tuple(entry["window"])
+
+
+def catalogue(settings: CrawlSettings, journal: fileio.Journal) -> list[dict[str, Any]]:
+    """Every eligible photo once. Finished windows are journalled (keyed by `window_key`)
+    so a killed run resumes."""
     flickr = settings.flickr
     client = FlickrClient(flickr, api_key(flickr))
     params = search_params(settings)
-    done = {tuple(entry["window"]): entry["records"] for entry in fileio.read_jsonl(journal)}
     hi = flickr.max_upload_date if flickr.max_upload_date is not None else int(time.time())
     found: dict[str, dict[str, Any]] = {}
     dropped = 0
     for start, end, first in windows(client, params, flickr.min_upload_date, hi):
-        if (start, end) not in done:
+        if journal.done((start, end)) is None:
             records, seen = [], set(found)
             for photo in window_photos(client, params, start, end, first):
                 reason = eligible(photo, settings.licenses)
@@ -238,9 +242,8 @@ def catalogue(settings: CrawlSettings, journal: Path) -> list[dict[str, Any]]:
                 elif f"flickr:{photo['id']}" not in seen:
                     seen.add(f"flickr:{photo['id']}")
                     records.append(to_record(photo, *best_size(client, photo)))
-            fileio.append_jsonl(journal, {"window": [start, end], "records": records})
-            done[(start, end)] = records
-        for record in done[(start, end)]:
+            journal.record({"window": [start, end], "records": records})
+        for record in journal.done((start, end))["records"]:
             found.setdefault(record["photo_id"], record)
         log.info("window %d-%d: %d photos so far, %d API calls", start, end, len(found), client.calls)
         if flickr.max_photos is not None and len(found) >= flickr.max_photos:
