@@ -18,11 +18,10 @@ import numpy as np
 import scipy.ndimage
 from PIL import Image
 
+from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS, MOUTH_LEFT, MOUTH_RIGHT
 from stylegan.settings import SettingsError
 
 # dataset.md §1 (FFHQ dl): every constant of the algorithm.
-EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # 6-point eye contours, iBUG-68 order
-MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # mouth_outer[0], mouth_outer[6]
 EYE_SCALE = 2.0  # quad half-side >= 2.0 x eye-to-eye
 MOUTH_SCALE = 1.8  # quad half-side >= 1.8 x eye-to-mouth
 CENTRE_SHIFT = 0.1  # quad centre moves from the eyes toward the mouth by this fraction
@@ -86,8 +85,8 @@ def face_quad(landmarks: np.ndarray, rotate: bool = True) -> tuple[np.ndarray, f
     face comes out level.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (68, 2) or not np.isfinite(lm).all():
-        raise AlignError(f"expected 68 finite landmarks, got shape {lm.shape}")
+    if lm.shape != (LANDMARKS, 2) or not np.isfinite(lm).all():
+        raise AlignError(f"expected {LANDMARKS} finite landmarks, got shape {lm.shape}")
     eye_left, eye_right = lm[EYE_LEFT].mean(axis=0), lm[EYE_RIGHT].mean(axis=0)
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left

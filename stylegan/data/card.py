@@ -3,8 +3,7 @@
 CC BY requires crediting each work with its title, author, licence and a link
 (dataset.md §5, item 6). The attribution list is read from the shards
 themselves, not from the filter's records, so it describes exactly the pixels
-that ship. Country is listed as FFHQ's metadata does (dataset.md §2); our crawl
-does not record it, so it reads "unknown" unless a record carries one.
+that ship.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ def datasheet(manifest: Path, rejected: Path) -> str:
     rows = shard_rows(manifest)
     filters = Counter(r["filter"] for r in fileio.read_jsonl(rejected))
     licences = Counter((r["license_id"], r["license_name"]) for r in rows)
-    countries = Counter(r.get("country") or "unknown" for r in rows)
     lines = [
         "# Datasheet", "",
         f"{len(rows)} aligned faces at {document['resolution']}x{document['resolution']} "
@@ -51,8 +49,6 @@ def datasheet(manifest: Path, rejected: Path) -> str:
         *[f"| {split} | {n} |" for split, n in document["counts"].items()], "",
         "## Licences", "", "| licence id | licence | images |", "|---|---|---:|",
         *[f"| {_cell(i)} | {_cell(name)} | {n} |" for (i, name), n in sorted(licences.items())], "",
-        "## Countries", "", "Country is not recorded by the crawl; unknown unless stated.", "",
-        "| country | images |", "|---|---:|", *[f"| {c} | {n} |" for c, n in sorted(countries.items())], "",
         "## Filtered out", "", "| filter | faces |", "|---|---:|",
         *[f"| {name} | {filters[name]} |" for name in FILTERS], "",
         f"Dropped at pack for a licence outside the allow-list: {len(document.get('dropped', []))}.", "",

@@ -146,7 +146,7 @@ def encode(photo: Image.Image, as_png: bool, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def attribution(name: str, index: int) -> dict[str, str]:
+def attribution(index: int) -> dict[str, str]:
     """The sidecar entry for one demo photo: public domain, credited to NASA."""
     return {
         "license_id": "public-domain",
@@ -174,7 +174,7 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
         as_png = settings.png_every > 0 and index % settings.png_every == settings.png_every - 1
         name = f"demo_{index:04d}.{'png' if as_png else 'jpg'}"
         fileio.write_bytes(folder / name, encode(photo, as_png, int(rng.integers(80, 96))))
-        entries[name] = attribution(name, index)
+        entries[name] = attribution(index)
     stale = [p for p in folder.glob("demo_*.*") if p.name not in entries]
     for path in stale:  # left by an earlier, larger demo: they would be crawled without a licence
         path.unlink()

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 # The order a face meets the filters: cheap, list-based ones first; duplicates last.
 FILTERS = ("optout", "exclude", "too_small", "landmarks", "blurry", "greyscale", "duplicate")
-EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # dataset.md §1: iBUG-68 eye contours
 WITHDRAWN = ("optout", "exclude")  # their near-duplicates are rejected too
 COMMENT = re.compile(r"(^|\s)#.*$")
 PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest frequencies
@@ -122,8 +122,8 @@ def chroma(pixels: np.ndarray) -> float:
 def eye_geometry(landmarks: list[list[float]]) -> tuple[float, float]:
     """Eye-to-eye distance in photo pixels and the eye line's roll in degrees."""
     points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (68, 2):
-        raise StageError(f"landmarks: expected 68x2 points, got shape {points.shape}")
+    if points.shape != (LANDMARKS, 2):
+        raise StageError(f"landmarks: expected {LANDMARKS}x2 points, got shape {points.shape}")
     dx, dy = points[EYE_RIGHT].mean(axis=0) - points[EYE_LEFT].mean(axis=0)
     return float(np.hypot(dx, dy)), float(np.degrees(np.arctan2(dy, dx)))
 

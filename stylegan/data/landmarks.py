@@ -24,7 +24,11 @@ from PIL import Image
 from stylegan.errors import StageError
 
 Kind = Literal["hog", "cnn"]
-LANDMARKS = 68  # iBUG 300-W points (dataset.md §1)
+# The iBUG 300-W 68-point layout that dlib's predictor returns (FFHQ's
+# NVlabs/ffhq-dataset `download_ffhq.py` indexes these same points).
+LANDMARKS = 68
+EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # 6-point eye contours
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # mouth_outer[0], mouth_outer[6]
 
 
 @dataclasses.dataclass(frozen=True)
