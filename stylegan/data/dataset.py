@@ -24,6 +24,12 @@ from stylegan.data.pack import SPLITS
 from stylegan.errors import StageError
 
 
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [-1, 1]. Training reads uint8 and calls this on its device,
+    so only bytes cross process and PCIe boundaries."""
+    return images.to(torch.float32) / 127.5 - 1.0
+
+
 class ShardDataset(Dataset):
     """Images of one split at one level, as CHW tensors: uint8, or float in [-1, 1]."""
 
@@ -51,6 +57,7 @@ class ShardDataset(Dataset):
         self.paths = [str(manifest.parent / e["path"]) for e in shards]
         self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection
         self._files: dict[int, h5py.File] = {}
+        self._levels: dict[int, h5py.Dataset] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -69,13 +76,13 @@ class ShardDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         shard, row = self.locate(index)
-        image = self._file(shard)[f"data{self.resolution}x{self.resolution}"][row]  # CHW uint8
+        image = self._level(shard)[row]  # CHW uint8
         if self.xflip and np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5:
             image = image[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         if self.dtype == "uint8":
             return tensor
-        return tensor.to(torch.float32) / 127.5 - 1.0
+        return to_float(tensor)
 
     def metadata(self, index: int) -> dict[str, str]:
         """The attribution strings stored with one image (face id, licence, author, URLs)."""
@@ -86,15 +93,22 @@ class ShardDataset(Dataset):
     def _file(self, shard: int) -> h5py.File:
         """This process's handle on a shard, opened on first use."""
         if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._levels, self._pid = {}, {}, os.getpid()
         if shard not in self._files:
             self._files[shard] = h5py.File(self.paths[shard], "r")
         return self._files[shard]
 
+    def _level(self, shard: int) -> h5py.Dataset:
+        """The shard's dataset at this resolution; looked up once, as a name lookup costs more than a row read."""
+        if os.getpid() != self._pid or shard not in self._levels:
+            h5 = self._file(shard)
+            self._levels[shard] = h5[f"data{self.resolution}x{self.resolution}"]
+        return self._levels[shard]
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickle (spawned workers) without open handles."""
         state = self.__dict__.copy()
-        state["_files"] = {}
+        state["_files"], state["_levels"] = {}, {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 Layout (dataset.md §3, PGGAN `h5tool.py`): one dataset `data{r}x{r}` per level
 from the output size down to 4², uint8 NxCxrxr, chunks of ceil(128 / (C r²))
-images (one image at r >= 8), gzip level 4 by default. Each lower level is the
+images (one image at r >= 8), uncompressed by default (gzip, lzf and Blosc2 on request). Each lower level is the
 2x2 box mean of the previous *unquantized* float level, rounded once per level.
 Attribution travels with the pixels: every shard holds each image's ids,
 licence, author and URLs (dataset.md §2).
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import h5py
+import hdf5plugin  # registers the Blosc2 filter with HDF5: every shard reader imports this module
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -50,6 +51,8 @@ MIN_LEVEL = 4  # the issue: levels from 4² up to the output size
 CHANNELS = 3
 CHUNK_BYTES = 128  # dataset.md §3: chunk = ceil(128 / (C r²)) images
 BATCH_BYTES = 256 << 20  # images per write batch: about this much top-level pixel data
+Compression = Literal["none", "lzf", "gzip", "blosc2-lz4", "blosc2-zstd"]
+BLOSC2_LEVEL = 5  # hdf5plugin.Blosc2's default clevel
 SHARD_NAME = re.compile(r"^(train|validation)-\d{5}\.h5$")
 # Per-image metadata: (dataset name in the shard, face record key).
 METADATA = (
@@ -66,7 +69,9 @@ class PackSettings:
     shards: int = 64  # shard files per split
     workers: int = 2  # processes writing shards at once
     val_fraction: float = 1 / 7  # dataset.md §2: FFHQ's 10,000 of 70,000 are validation
-    compression: Literal["none", "lzf", "gzip"] = "gzip"  # dataset.md §3: PGGAN's gzip
+    # Uncompressed, as SG's FFHQ TFRecords (273 GB): benchmarks/dataset.py measured the
+    # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
+    compression: Compression = "none"
     gzip_level: int = 4  # dataset.md §3: compression_opts=4
     licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # dataset.md §2: FFHQ's licences
 
@@ -142,12 +147,24 @@ def load_image(record: dict[str, Any], resolution: int) -> np.ndarray:
     return pixels.transpose(2, 0, 1)
 
 
+def compression_filter(settings: PackSettings) -> dict[str, Any]:
+    """h5py `create_dataset` arguments for the configured codec.
+
+    Blosc2 runs byte shuffle before LZ4 or Zstd; a shard written with it needs
+    hdf5plugin to read, which this module imports. gzip and lzf are HDF5's own.
+    """
+    if settings.compression.startswith("blosc2-"):
+        cname = settings.compression.removeprefix("blosc2-")
+        return dict(hdf5plugin.Blosc2(cname=cname, clevel=BLOSC2_LEVEL, filters=hdf5plugin.Blosc2.SHUFFLE))
+    return {"none": {}, "lzf": {"compression": "lzf"},
+            "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level}}[settings.compression]
+
+
 def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, split: str,
                 settings: PackSettings, print_: str) -> None:
     """Write one shard atomically: every level, the metadata, and the fingerprint attrs."""
     count = len(records)
-    compression = {"none": {}, "lzf": {"compression": "lzf"},
-                   "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level}}[settings.compression]
+    compression = compression_filter(settings)
     batch = max(1, BATCH_BYTES // (CHANNELS * resolution * resolution))  # dataset.md §3: RAM-buffered flushes
     with fileio.atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         datasets = []

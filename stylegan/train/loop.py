@@ -37,7 +37,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from stylegan import fileio
-from stylegan.data.dataset import ShardDataset
+from stylegan.data.dataset import ShardDataset, to_float
 from stylegan.distributed import Dist, agree, average_over_ranks, init_distributed, shutdown, sum_over_ranks
 from stylegan.errors import StageError
 from stylegan.settings import as_dict
@@ -165,7 +165,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
             batches = reals_loader(manifest, level.resolution, level.minibatch, p.nimg, s.seed, d.rank, d.world,
                                    s.speed.workers, s.speed.pin_memory and d.device.type == "cuda")
         mb, res, alpha = level.minibatch, level.resolution, level.alpha
-        reals = next(batches).to(d.device, non_blocking=True)
+        reals = to_float(next(batches).to(d.device, non_blocking=True))
         z_d, z_g = (torch.randn(mb, s.network.latent_size, generator=z_stream)[d.rank::d.world].to(d.device)
                     for _ in range(2))
         flip = (torch.rand(mb, generator=z_stream) < 0.5)[d.rank::d.world].to(d.device) if s.xflip else None
