@@ -104,7 +104,12 @@ def pyramid(image: np.ndarray) -> list[np.ndarray]:
 
 
 def assign(face_id: str, shards: int, val_fraction: float) -> tuple[str, int]:
-    """(split, shard index) of a face, from its id alone: stable across runs and removals."""
+    """(split, shard index) of a face, from its id alone: stable across runs and removals.
+
+    From the SHA-256 of the UTF-8 face id: its first 8 bytes, big-endian, over 2**64
+    give a number in [0, 1), validation below `val_fraction`; its next 8 bytes,
+    big-endian, modulo `shards` give the shard.
+    """
     digest = hashlib.sha256(face_id.encode("utf-8")).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64
     split = "validation" if unit < val_fraction else "train"
