@@ -89,6 +89,11 @@ def levels(resolution: int) -> list[int]:
     return [resolution >> k for k in range(int(math.log2(resolution // MIN_LEVEL)) + 1)]
 
 
+def level_name(r: int) -> str:
+    """The HDF5 dataset that holds level r (PGGAN's `data{r}x{r}`)."""
+    return f"data{r}x{r}"
+
+
 def pyramid(image: np.ndarray) -> list[np.ndarray]:
     """CHW uint8 image -> every level as CHW uint8, largest first (dataset.md §3).
 
@@ -159,7 +164,7 @@ def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, spli
         for r in levels(resolution):
             chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # dataset.md §3 (h5tool)
             datasets.append(h5.create_dataset(
-                f"data{r}x{r}", shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
+                level_name(r), shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
                 dtype=np.uint8, chunks=(chunk, CHANNELS, r, r), **compression))
         for start in range(0, count, batch):
             images = [pyramid(load_image(rec, resolution)) for rec in records[start:start + batch]]
