@@ -85,25 +85,40 @@ def assert_same_networks(a: dict, b: dict, atol: float) -> None:
             torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=atol, msg=f"{net}.{key}")
 
 
-def test_two_gloo_ranks_match_one_process(manifest: Path, tmp_path: Path) -> None:
+def dense(**schedule: float) -> dict:
+    """The tiny model without G's per-rank draws (noise, mixing), so 2 ranks can match 1 process exactly.
+
+    Without noise the learned constant input is degenerate (a spatially constant map
+    into instance norm: its bias has a zero gradient, which Adam with beta1 0 turns
+    into +-lr steps on rounding noise), so this model uses the dense input of Table 1 C.
+    12 steps (0.096 kimg): 8², the fade (two Adam resets), the start of 16².
+    """
+    return tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
+                schedule={"total_kimg": 0.096, **schedule})
+
+
+@pytest.fixture(scope="module")
+def dense_one(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One process trained on `dense()`: the run the multi-process ones are held to."""
+    run = tmp_path_factory.mktemp("dense_one")
+    assert train(dense(), manifest, run) == 0
+    return run
+
+
+def test_two_gloo_ranks_match_one_process(manifest: Path, dense_one: Path, tmp_path: Path) -> None:
     """Half the global batch on each of 2 ranks gives the parameters of one process with the whole batch.
 
     G's own draws (noise maps, the mixing decision and second latent) are per-rank
-    by design, so they are switched off here; everything the loop draws (z,
-    flips, data order), the fade, R1, Adam resets, w_avg and EMA are on. Without
-    noise the learned constant input is degenerate (a spatially constant map into
-    instance norm: its bias has a zero gradient, which Adam with beta1 0 turns into
-    +-lr steps on rounding noise), so this model uses the dense input of Table 1 C.
+    by design, so they are switched off here (`dense`); everything the loop draws
+    (z, flips, data order), the fade, R1, Adam resets, w_avg and EMA are on.
     The run stops at the start of 16²: at the next Adam reset the first step moves
     every weight by about +-lr whatever its gradient's size, so rounding-level
     differences in near-zero gradients become lr-sized. One process run with 1 vs
     2 OpenMP threads diverges there by the same amount; that is not DDP's doing.
     """
-    s = tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
-             schedule={"total_kimg": 0.096})  # 12 steps: 8², the fade (two Adam resets), 16²
-    assert train(s, manifest, tmp_path / "one") == 0
+    s = dense()
     assert train(s, manifest, tmp_path / "two", nproc=2) == 0
-    one, two = final_state(tmp_path / "one"), final_state(tmp_path / "two")
+    one, two = final_state(dense_one), final_state(tmp_path / "two")
     assert one["progress"] == two["progress"] and one["progress"]["nimg"] == 96
     assert two["world_size"] == 2 and len(two["rng"]["ranks"]) == 2
     assert_same_networks(one, two, atol=1e-5)
@@ -275,27 +290,23 @@ def test_apply_gradients_averages_over_two_gloo_ranks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
-def test_resume_under_another_process_count_continues_the_stream(manifest: Path, tmp_path: Path, first: int,
-                                                                 then: int) -> None:
+def test_resume_under_another_process_count_continues_the_stream(manifest: Path, dense_one: Path, tmp_path: Path,
+                                                                 first: int, then: int) -> None:
     """A checkpoint from `first` processes resumed with `then` ends where one uninterrupted process does.
 
     The data order, z and flips are global streams restored from the checkpoint's
-    image count and z-stream state, so with G's per-rank draws off (as in the
-    2-rank comparison above) the resumed run reproduces the straight run's weights;
-    G's per-rank noise streams cannot carry over to another rank count and are
-    reseeded, with a warning. The split falls at 48 images, the end of the 8² phase.
+    image count and z-stream state, so with G's per-rank draws off (`dense`) the
+    resumed run reproduces the straight run's weights; G's per-rank noise streams
+    cannot carry over to another rank count and are reseeded, with a warning. The
+    split falls at 48 images, the end of the 8² phase.
     """
-    s = tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
-             schedule={"total_kimg": 0.096})
-    assert train(s, manifest, tmp_path / "straight") == 0
-    half = tiny(network=s["network"], loss=s["loss"], schedule={**s["schedule"], "total_kimg": 0.048})
-    assert train(half, manifest, tmp_path / "split", nproc=first) == 0
+    assert train(dense(total_kimg=0.048), manifest, tmp_path / "split", nproc=first) == 0
     assert final_state(tmp_path / "split")["world_size"] == first
-    proc = start(s, manifest, tmp_path / "split", nproc=then)
+    proc = start(dense(), manifest, tmp_path / "split", nproc=then)
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, output
     assert f"checkpoint from {first} process(es), now {then}" in output
-    straight, split = final_state(tmp_path / "straight"), final_state(tmp_path / "split")
+    straight, split = final_state(dense_one), final_state(tmp_path / "split")
     assert straight["world_size"] == 1 and split["world_size"] == then
     for key in ("nimg", "step", "sched_nimg", "skipped"):
         assert straight["progress"][key] == split["progress"][key], key
