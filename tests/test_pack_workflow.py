@@ -38,17 +38,27 @@ def shard_photos(manifest: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.slow
-def test_optout_edit_and_rerun_removes_the_photo_everywhere(tmp_path: Path) -> None:
+def run_directory(workdir: Path, **folder: str) -> tuple[dict, Path]:
+    """The demo config made small (8 photos, 3 shards), with an empty opt-out list: (config, list file).
+
+    `folder` replaces `crawl.folder` (path and sidecar) to crawl the test's own photos.
+    """
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"]["photos"] = 8
     config["align"].update(transform_size=256, workers=1)
     config["pack"]["shards"] = 3
     config["filter"]["optout"] = "lists/optout.txt"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    (tmp_path / "lists").mkdir()
-    optout = tmp_path / "lists" / "optout.txt"
+    config["crawl"]["folder"] = folder or config["crawl"]["folder"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "lists").mkdir()
+    optout = workdir / "lists" / "optout.txt"
     optout.write_text("# takedown requests, one photo or owner id per line\n")
+    return config, optout
+
+
+@pytest.mark.slow
+def test_optout_edit_and_rerun_removes_the_photo_everywhere(tmp_path: Path) -> None:
+    _, optout = run_directory(tmp_path)
     snakemake(tmp_path)
 
     manifest = tmp_path / "results/dataset/manifest.json"
@@ -81,12 +91,7 @@ def test_optout_by_owner_id_removes_all_their_faces_and_rewrites_only_those_shar
     """A takedown by Flickr owner id, through Snakemake: every face of the owner's photos leaves every shard."""
     from stylegan.data.demo import DemoSettings, make_photos
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["align"].update(transform_size=256, workers=1)
-    config["pack"]["shards"] = 3
-    config["filter"]["optout"] = "lists/optout.txt"
-    config["crawl"]["folder"] = {"path": "photos", "sidecar": "photos/licenses.json"}  # the user's own folder
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    config, optout = run_directory(tmp_path, path="photos", sidecar="photos/licenses.json")  # the user's own folder
     sidecar = tmp_path / "photos" / "licenses.json"
     entries = make_photos(DemoSettings(photos=8), seed=config["seed"], sidecar=sidecar)
     owners = {}
@@ -94,9 +99,6 @@ def test_optout_by_owner_id_removes_all_their_faces_and_rewrites_only_those_shar
         owners[f"folder:{name}"] = OWNER if index in (0, 2, 5) else f"{index}@N01"
         entries[name]["owner_id"] = owners[f"folder:{name}"]
     sidecar.write_text(json.dumps(entries))
-    (tmp_path / "lists").mkdir()
-    optout = tmp_path / "lists" / "optout.txt"
-    optout.write_text("# takedown requests, one photo or owner id per line\n")
     snakemake(tmp_path)
 
     manifest = tmp_path / "results/dataset/manifest.json"
