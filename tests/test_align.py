@@ -183,6 +183,23 @@ def test_small_faces_always_pad_because_the_border_is_at_least_three():
     assert not align.align(photo, larger, 64, 64).padded
 
 
+def test_padding_widths_and_edge_blur_follow_ffhq():
+    """A 60² black photo with a white first column, a quad 1 px over its left edge, qsize 500.
+
+    pad = max(border + overhang, rint(0.3 qsize)) = 150 on every side, so 360² and the
+    quad moves by 150. At the photo's old edge the blend weight is 1 and the median's 0,
+    so the white column becomes its own Gaussian blur (sigma 0.02 qsize = 10) there:
+    255 / (sqrt(2 pi) 10) = 10.17, which rounds to 10.
+    """
+    pixels = np.zeros((60, 60, 3), np.uint8)
+    pixels[:, 0] = 255
+    quad = np.array([[-1.0, 5.0], [-1.0, 55.0], [49.0, 55.0], [49.0, 5.0]])
+    img, moved, padded = align._pad(Image.fromarray(pixels), quad, 500.0, border=50)
+    assert padded and img.size == (360, 360)
+    np.testing.assert_array_equal(moved, quad + 150)
+    assert tuple(np.asarray(img)[180, 150]) == (10, 10, 10)
+
+
 def test_degenerate_landmarks_are_an_align_error():
     with pytest.raises(align.AlignError, match="degenerate"):
         align.face_quad(np.full((68, 2), 50.0))
