@@ -1,9 +1,10 @@
 """A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/pack.py).
 
 h5py file handles must never cross a fork: a handle opened in the parent and
-used in DataLoader workers reads garbage or deadlocks. So nothing is opened in
-`__init__`; each process opens the shards it touches on first use and notices a
-fork by its process id. The x-flip draw comes from a generator seeded by (seed,
+used in DataLoader workers reads garbage or deadlocks. So `__init__` keeps no
+handle (it opens each shard only to check it against the manifest, and closes
+it); each process opens the shards it touches on first use and notices a fork by
+its process id. The x-flip draw comes from a generator seeded by (seed,
 epoch, index), so it does not depend on which worker reads an item, differs
 between epochs (`set_epoch`), and is reproducible.
 """
