@@ -106,7 +106,7 @@ class ShardDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         shard, row = self.locate(index)
-        image = self._file(shard)[level_name(self.resolution)][row]  # CHW uint8
+        image = self._file(shard)[f"data{self.resolution}x{self.resolution}"][row]  # CHW uint8
         if self.xflip and np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5:
             image = image[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(image))
