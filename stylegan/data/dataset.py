@@ -25,40 +25,6 @@ from stylegan.data.pack import CHANNELS, SPLITS, level_name
 from stylegan.errors import StageError
 
 
-def check_shard(manifest: Path, entry: dict[str, Any], path: Path, levels: tuple[int, ...]) -> None:
-    """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
-
-    Its size, the content fingerprint pack wrote into it (recorded in the manifest
-    too), and the image count and shape of every level: a shard copied over
-    another, cut short or from another pack is refused before it serves a wrong
-    image. The full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
-    """
-    def fail(problem: str) -> StageError:
-        return StageError(f"{path}: {problem}, so it is not the shard {manifest} lists; "
-                          f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
-
-    try:
-        size, expected = path.stat().st_size, (entry["bytes"], entry["fingerprint"], entry["count"])
-    except FileNotFoundError:
-        raise fail("the file is missing") from None
-    except KeyError as err:
-        raise StageError(f"{manifest}: shard entry {entry.get('path')!r} lacks {err}; "
-                         "not a manifest written by `stylegan dataset pack`: re-pack") from None
-    if size != expected[0]:
-        raise fail(f"{size} bytes, manifest says {expected[0]}")
-    try:
-        with h5py.File(path, "r") as h5:
-            fingerprint = h5.attrs.get("fingerprint")
-            shapes = {r: h5[level_name(r)].shape if level_name(r) in h5 else None for r in levels}
-    except OSError as err:
-        raise fail(f"cannot open as HDF5 ({err})") from None
-    if fingerprint != expected[1]:
-        raise fail("its content fingerprint differs from the manifest's")
-    for r, shape in shapes.items():
-        if shape != (expected[2], CHANNELS, r, r):
-            raise fail(f"{level_name(r)} has shape {shape}, manifest says {(expected[2], CHANNELS, r, r)}")
-
-
 class ShardDataset(Dataset):
     """Images of one split at one level, as CHW tensors: uint8, or float in [-1, 1]."""
 
@@ -137,3 +103,37 @@ class ShardDataset(Dataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+def check_shard(manifest: Path, entry: dict[str, Any], path: Path, levels: tuple[int, ...]) -> None:
+    """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
+
+    Its size, the content fingerprint pack wrote into it (recorded in the manifest
+    too), and the image count and shape of every level: a shard copied over
+    another, cut short or from another pack is refused before it serves a wrong
+    image. The full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
+    """
+    def fail(problem: str) -> StageError:
+        return StageError(f"{path}: {problem}, so it is not the shard {manifest} lists; "
+                          f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
+
+    try:
+        size, expected = path.stat().st_size, (entry["bytes"], entry["fingerprint"], entry["count"])
+    except FileNotFoundError:
+        raise fail("the file is missing") from None
+    except KeyError as err:
+        raise StageError(f"{manifest}: shard entry {entry.get('path')!r} lacks {err}; "
+                         "not a manifest written by `stylegan dataset pack`: re-pack") from None
+    if size != expected[0]:
+        raise fail(f"{size} bytes, manifest says {expected[0]}")
+    try:
+        with h5py.File(path, "r") as h5:
+            fingerprint = h5.attrs.get("fingerprint")
+            shapes = {r: h5[level_name(r)].shape if level_name(r) in h5 else None for r in levels}
+    except OSError as err:
+        raise fail(f"cannot open as HDF5 ({err})") from None
+    if fingerprint != expected[1]:
+        raise fail("its content fingerprint differs from the manifest's")
+    for r, shape in shapes.items():
+        if shape != (expected[2], CHANNELS, r, r):
+            raise fail(f"{level_name(r)} has shape {shape}, manifest says {(expected[2], CHANNELS, r, r)}")
