@@ -1,9 +1,10 @@
 """A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/pack.py).
 
 h5py file handles must never cross a fork: a handle opened in the parent and
-used in DataLoader workers reads garbage or deadlocks. So nothing is opened in
-`__init__`; each process opens the shards it touches on first use and notices a
-fork by its process id. The x-flip draw comes from a generator seeded by (seed,
+used in DataLoader workers reads garbage or deadlocks. So `__init__` keeps no
+handle (it opens each shard only to check it against the manifest, and closes
+it); each process opens the shards it touches on first use and notices a fork by
+its process id. The x-flip draw comes from a generator seeded by (seed,
 epoch, index), so it does not depend on which worker reads an item, differs
 between epochs (`set_epoch`), and is reproducible.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stylegan.data.pack import SPLITS
+from stylegan.data.pack import CHANNELS, SPLITS, level_name
 from stylegan.errors import StageError
 
 
@@ -55,6 +56,8 @@ class ShardDataset(Dataset):
             raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document['settings']['val_fraction']})")
         self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
         self.paths = [str(manifest.parent / e["path"]) for e in shards]
+        for entry, path in zip(shards, self.paths):
+            check_shard(manifest, entry, Path(path), self.resolutions)
         self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection
         self._files: dict[int, h5py.File] = {}
         self._levels: dict[int, h5py.Dataset] = {}
@@ -114,3 +117,37 @@ class ShardDataset(Dataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+def check_shard(manifest: Path, entry: dict[str, Any], path: Path, levels: tuple[int, ...]) -> None:
+    """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
+
+    Its size, the content fingerprint pack wrote into it (recorded in the manifest
+    too), and the image count and shape of every level: a shard copied over
+    another, cut short or from another pack is refused before it serves a wrong
+    image. The full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
+    """
+    def fail(problem: str) -> StageError:
+        return StageError(f"{path}: {problem}, so it is not the shard {manifest} lists; "
+                          f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
+
+    try:
+        size, expected = path.stat().st_size, (entry["bytes"], entry["fingerprint"], entry["count"])
+    except FileNotFoundError:
+        raise fail("the file is missing") from None
+    except KeyError as err:
+        raise StageError(f"{manifest}: shard entry {entry.get('path')!r} lacks {err}; "
+                         "not a manifest written by `stylegan dataset pack`: re-pack") from None
+    if size != expected[0]:
+        raise fail(f"{size} bytes, manifest says {expected[0]}")
+    try:
+        with h5py.File(path, "r") as h5:
+            fingerprint = h5.attrs.get("fingerprint")
+            shapes = {r: h5[level_name(r)].shape if level_name(r) in h5 else None for r in levels}
+    except OSError as err:
+        raise fail(f"cannot open as HDF5 ({err})") from None
+    if fingerprint != expected[1]:
+        raise fail("its content fingerprint differs from the manifest's")
+    for r, shape in shapes.items():
+        if shape != (expected[2], CHANNELS, r, r):
+            raise fail(f"{level_name(r)} has shape {shape}, manifest says {(expected[2], CHANNELS, r, r)}")

@@ -94,6 +94,11 @@ def levels(resolution: int) -> list[int]:
     return [resolution >> k for k in range(int(math.log2(resolution // MIN_LEVEL)) + 1)]
 
 
+def level_name(r: int) -> str:
+    """The HDF5 dataset that holds level r (PGGAN's `data{r}x{r}`)."""
+    return f"data{r}x{r}"
+
+
 def pyramid(image: np.ndarray) -> list[np.ndarray]:
     """CHW uint8 image -> every level as CHW uint8, largest first (dataset.md §3).
 
@@ -109,7 +114,12 @@ def pyramid(image: np.ndarray) -> list[np.ndarray]:
 
 
 def assign(face_id: str, shards: int, val_fraction: float) -> tuple[str, int]:
-    """(split, shard index) of a face, from its id alone: stable across runs and removals."""
+    """(split, shard index) of a face, from its id alone: stable across runs and removals.
+
+    From the SHA-256 of the UTF-8 face id: its first 8 bytes, big-endian, over 2**64
+    give a number in [0, 1), validation below `val_fraction`; its next 8 bytes,
+    big-endian, modulo `shards` give the shard.
+    """
     digest = hashlib.sha256(face_id.encode("utf-8")).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64
     split = "validation" if unit < val_fraction else "train"
@@ -171,7 +181,7 @@ def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, spli
         for r in levels(resolution):
             chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # dataset.md §3 (h5tool)
             datasets.append(h5.create_dataset(
-                f"data{r}x{r}", shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
+                level_name(r), shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
                 dtype=np.uint8, chunks=(chunk, CHANNELS, r, r), **compression))
         for start in range(0, count, batch):
             images = [pyramid(load_image(rec, resolution)) for rec in records[start:start + batch]]

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stylegan import fileio
-from stylegan.data.pack import METADATA, iter_shards, pyramid
+from stylegan.data.pack import METADATA, iter_shards, level_name, pyramid
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def check_shard(entry: dict[str, Any], path: Path, levels: list[int]) -> list[st
 
 
 def _check_contents(h5: h5py.File, count: int, levels: list[int]) -> list[str]:
-    names = [f"data{r}x{r}" for r in levels]
+    names = [level_name(r) for r in levels]
     missing = [n for n in names + [m for m, _ in METADATA] if n not in h5]
     if missing:
         return [f"missing datasets {missing}"]

@@ -46,7 +46,8 @@ def photo_record(**fields: Any) -> dict[str, Any]:
 def chunk_of(photo_id: str, chunks: int) -> int:
     """The chunk a photo belongs to: a hash that is the same in every process and run.
 
-    Python's `hash()` is salted per process, so a digest is used instead.
+    The 8-byte BLAKE2b digest of the UTF-8 photo id, read as a big-endian integer,
+    modulo `chunks`. Python's `hash()` is salted per process, so a digest is used instead.
     """
     digest = hashlib.blake2b(photo_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % chunks
