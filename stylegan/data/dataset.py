@@ -105,7 +105,7 @@ class ShardDataset(Dataset):
         """The shard's dataset at this resolution; looked up once, as a name lookup costs more than a row read."""
         if os.getpid() != self._pid or shard not in self._levels:
             h5 = self._file(shard)
-            self._levels[shard] = h5[f"data{self.resolution}x{self.resolution}"]
+            self._levels[shard] = h5[level_name(self.resolution)]
         return self._levels[shard]
 
     def __getstate__(self) -> dict[str, Any]:
