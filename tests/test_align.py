@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from stylegan import cli, fileio
 from stylegan.data import align, align_chunk, landmarks, photo
-from stylegan.data.crawl.records import CATALOGUE_KEYS, DOWNLOAD_KEYS
+from stylegan.data.records import CATALOGUE_KEYS, DOWNLOAD_KEYS, FACE_KEYS, face_record
 from stylegan.data.demo import astronaut_head
 from stylegan.settings import SettingsError, load
 
@@ -443,7 +443,7 @@ def test_every_odd_photo_gets_its_documented_outcome(head, tmp_path):
     assert counts == {"ok": 6, "no_face": 2, "unreadable": 1}
     assert "truncated" in by_photo["corrupt.jpg"][0]["reason"]
     for face in faces:
-        assert set(face) == set(CATALOGUE_KEYS + DOWNLOAD_KEYS + align_chunk.FACE_KEYS)
+        assert set(face) == set(CATALOGUE_KEYS + DOWNLOAD_KEYS + FACE_KEYS)
         assert face["owner_name"] == "NASA"  # attribution travels with every face
         if face["status"] != "ok":
             assert face["face_id"] is None and face["image"] is None and face["reason"]
@@ -530,7 +530,7 @@ def test_changed_settings_redo_journalled_photos(head, tmp_path):
     chunk, out, report = tmp_path / "000.jsonl", tmp_path / "out.jsonl", tmp_path / "report.json"
     write_chunk(photos, chunk, failed=False)
     old_image = save(Image.new("RGB", (32, 32)), tmp_path / "old.png")  # still in place: only settings differ
-    stale = align_chunk.face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
+    stale = face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
     with fileio.Journal(align_chunk.wip_path(out), key=lambda e: e["photo_id"]) as journal:
         journal.record({"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
     align_chunk.align_chunk(align.AlignSettings(**FAST), chunk, tmp_path / "faces", out, report)

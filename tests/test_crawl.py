@@ -17,7 +17,7 @@ from flickr_server import FAULTS, FlickrServer, Photo, make_photos
 from stylegan import fileio, settings
 from stylegan.data.crawl import catalogue, download, flickr, folder, report
 from stylegan.data.crawl.config import CrawlSettings
-from stylegan.data.crawl.records import chunk_of
+from stylegan.data.crawl.common import chunk_of
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -167,8 +167,10 @@ def test_window_cap_reaches_past_4000_results(tmp_path):
         assert len(fileio.read_jsonl(tmp_path / "all.jsonl")) == 4500
     same_second = [dataclass_replace(p, dateupload=1_300_000_000) for p in photos]
     with FlickrServer(same_second, KEY) as fake:
+        # A generous timeout: a retried page (a 500-photo page slower than 0.3 s on a busy
+        # machine) would add a search call and fail the count below for the wrong reason.
         config = crawl_config(fake, per_page=500, window_cap=3000, min_upload_date=1_300_000_000,
-                              max_upload_date=1_300_000_000)  # fmt: skip
+                              max_upload_date=1_300_000_000, timeout_s=10.0)  # fmt: skip
         catalogue.build(settings.load(CrawlSettings, config), tmp_path / "capped.jsonl")
         records = fileio.read_jsonl(tmp_path / "capped.jsonl")
         assert len(records) == 4000 == len({r["photo_id"] for r in records})
@@ -256,7 +258,7 @@ def test_chunk_of_fixed_ids_matches_the_documented_hash():
 def test_chunk_of_is_the_same_in_processes_with_different_hash_seeds():
     """A salted `hash()` gives other chunks in each process; the downloaders run in separate jobs."""
     ids = [f"flickr:{n}" for n in range(200)]
-    code = "from stylegan.data.crawl.records import chunk_of; print([chunk_of(f'flickr:{n}', 7) for n in range(200)])"
+    code = "from stylegan.data.crawl.common import chunk_of; print([chunk_of(f'flickr:{n}', 7) for n in range(200)])"
     for seed in ("0", "1", "4242"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

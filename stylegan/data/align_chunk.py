@@ -33,14 +33,11 @@ from stylegan import fileio
 from stylegan.data import landmarks
 from stylegan.data.align import AlignSettings, align
 from stylegan.data.photo import PhotoError, decode
+from stylegan.data.records import face_record
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-FACE_KEYS = (
-    "face_id", "face_index", "image", "md5", "landmarks", "rect", "quad", "qsize",
-    "score", "output_size", "status", "reason",
-)  # fmt: skip
 Task = tuple[dict[str, Any], AlignSettings, str]  # photo record, settings, the chunk's image folder
 
 
@@ -60,11 +57,6 @@ def fingerprint(settings: AlignSettings) -> str:
     """What makes two runs' crops equal: every setting but the worker count."""
     fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "workers"}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def face_record(photo: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A face record: the photo record (attribution travels) plus every face key."""
-    return {**photo, **{key: fields.get(key) for key in FACE_KEYS}}
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -1,4 +1,4 @@
-"""A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/pack.py).
+"""A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/manifest.py).
 
 h5py file handles must never cross a fork: a handle opened in the parent and
 used in DataLoader workers reads garbage or deadlocks. So `__init__` keeps no
@@ -11,7 +11,6 @@ between epochs (`set_epoch`), and is reproducible.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stylegan.data.pack import CHANNELS, SPLITS, level_name
+from stylegan.data.manifest import CHANNELS, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
 
 
@@ -38,27 +37,22 @@ class ShardDataset(Dataset):
                  split: Literal["train", "validation"] = "train", dtype: Literal["float", "uint8"] = "float",
                  xflip: bool = False, seed: int = 0) -> None:
         manifest = Path(manifest_path)
-        try:
-            document = json.loads(manifest.read_text())
-        except (OSError, ValueError) as err:
-            raise StageError(f"{manifest}: cannot read the dataset manifest: {err}") from None
-        self.resolutions: tuple[int, ...] = tuple(sorted(document["levels"]))
-        self.max_resolution: int = int(document["resolution"])
+        document = Manifest.read(manifest)
+        self.resolutions: tuple[int, ...] = tuple(sorted(document.levels))
+        self.max_resolution: int = document.resolution
         self.resolution = self.max_resolution if resolution is None else int(resolution)
         if self.resolution not in self.resolutions:
             raise StageError(f"resolution {self.resolution}: not in the shards (levels {list(self.resolutions)})")
         if dtype not in ("float", "uint8"):
             raise StageError(f"dtype {dtype!r}: expected 'float' or 'uint8'")
-        if split not in SPLITS:
-            raise StageError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-        shards = [e for e in document["shards"] if e["split"] == split and e["count"] > 0]
+        shards = document.split(split)
         if not shards:  # an empty loader would only fail later, somewhere less clear
-            raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document['settings']['val_fraction']})")
+            raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document.settings['val_fraction']})")
         self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
-        self.paths = [str(manifest.parent / e["path"]) for e in shards]
+        self.paths = [str(document.path_of(e)) for e in shards]
         for entry, path in zip(shards, self.paths):
             check_shard(manifest, entry, Path(path), self.resolutions)
-        self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection
+        self.offsets = np.cumsum([0] + [e.count for e in shards])  # global index -> shard by bisection
         self._files: dict[int, h5py.File] = {}
         self._levels: dict[int, h5py.Dataset] = {}
         self._pid = os.getpid()
@@ -119,7 +113,7 @@ class ShardDataset(Dataset):
         self._pid = os.getpid()
 
 
-def check_shard(manifest: Path, entry: dict[str, Any], path: Path, levels: tuple[int, ...]) -> None:
+def check_shard(manifest: Path, entry: ShardEntry, path: Path, levels: tuple[int, ...]) -> None:
     """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
 
     Its size, the content fingerprint pack wrote into it (recorded in the manifest
@@ -132,12 +126,9 @@ def check_shard(manifest: Path, entry: dict[str, Any], path: Path, levels: tuple
                           f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
 
     try:
-        size, expected = path.stat().st_size, (entry["bytes"], entry["fingerprint"], entry["count"])
+        size, expected = path.stat().st_size, (entry.bytes, entry.fingerprint, entry.count)
     except FileNotFoundError:
         raise fail("the file is missing") from None
-    except KeyError as err:
-        raise StageError(f"{manifest}: shard entry {entry.get('path')!r} lacks {err}; "
-                         "not a manifest written by `stylegan dataset pack`: re-pack") from None
     if size != expected[0]:
         raise fail(f"{size} bytes, manifest says {expected[0]}")
     try:

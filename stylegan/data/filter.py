@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS
+from stylegan.data.records import rejected_face
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -266,7 +267,7 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
         rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
     kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
     rejected = sorted(
-        ({**r, **dataclasses.asdict(rejections[r["face_id"]])} for r in faces if r["face_id"] in rejections),
+        (rejected_face(r, **dataclasses.asdict(rejections[r["face_id"]])) for r in faces if r["face_id"] in rejections),
         key=lambda r: (FILTERS.index(r["filter"]), r["face_id"]),
     )
     fileio.write_jsonl(kept_path, kept)

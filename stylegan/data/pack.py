@@ -29,37 +29,28 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import h5py
-import hdf5plugin  # registers the Blosc2 filter with HDF5: every shard reader imports this module
+import hdf5plugin
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from stylegan import fileio, settings as settings_mod
+from stylegan.data.manifest import CHANNELS, FORMAT, METADATA, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the shard layout changes: every fingerprint changes with it
-SPLITS = ("train", "validation")
 MIN_LEVEL = 4  # the issue: levels from 4² up to the output size
-CHANNELS = 3
 CHUNK_BYTES = 128  # dataset.md §3: chunk = ceil(128 / (C r²)) images
 BATCH_BYTES = 256 << 20  # images per write batch: about this much top-level pixel data
 Compression = Literal["none", "lzf", "gzip", "blosc2-lz4", "blosc2-zstd"]
 BLOSC2_LEVEL = 5  # hdf5plugin.Blosc2's default clevel
 SHARD_NAME = re.compile(r"^(train|validation)-\d{5}\.h5$")
-# Per-image metadata: (dataset name in the shard, face record key).
-METADATA = (
-    ("face_id", "face_id"), ("photo_id", "photo_id"), ("md5", "md5"),
-    ("license_id", "license_id"), ("license_name", "license_name"), ("license_url", "license_url"),
-    ("author", "owner_name"), ("title", "title"), ("page_url", "page_url"), ("source_url", "source_url"),
-)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +83,6 @@ def levels(resolution: int) -> list[int]:
     if resolution < MIN_LEVEL or resolution & (resolution - 1):
         raise StageError(f"output size {resolution}: expected a power of two >= {MIN_LEVEL}")
     return [resolution >> k for k in range(int(math.log2(resolution // MIN_LEVEL)) + 1)]
-
-
-def level_name(r: int) -> str:
-    """The HDF5 dataset that holds level r (PGGAN's `data{r}x{r}`)."""
-    return f"data{r}x{r}"
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:
@@ -233,7 +219,7 @@ def resolution_of(records: list[dict[str, Any]]) -> int:
     return int(sizes.pop())
 
 
-def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> dict[str, Any]:
+def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> Manifest:
     """Pack the kept faces; rewrite only shards whose contents changed. Returns the manifest."""
     records = [r for r in fileio.read_jsonl(faces) if r.get("status") == "ok"]
     records, dropped = allowed(records, settings.licenses)
@@ -250,22 +236,19 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> d
         _relative(shards / shard_name(split, index), manifest.parent))) for (split, index), members in group(records, settings).items()]
     with concurrent.futures.ProcessPoolExecutor(min(settings.workers, len(jobs))) as pool:
         results = list(tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None))
-    entries = [entry for entry, _ in results]
+    entries = tuple(entry for entry, _ in results)
     written = sum(rewrote for _, rewrote in results)
-    document = {
-        "format": FORMAT, "resolution": resolution, "levels": levels(resolution),
-        "settings": settings_mod.as_dict(settings), "shards": entries, "dropped": dropped,
-        "counts": {split: sum(e["count"] for e in entries if e["split"] == split) for split in SPLITS},
-    }  # fmt: skip
-    fileio.write_json(manifest, document)
-    _remove_obsolete(shards, {e["path"] for e in entries}, manifest.parent)
-    log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document["counts"], len(entries),
+    document = Manifest(resolution=resolution, levels=tuple(levels(resolution)),
+                        settings=settings_mod.as_dict(settings), shards=entries, dropped=tuple(dropped))
+    document.write(manifest)
+    _remove_obsolete(shards, {e.path for e in entries}, manifest.parent)
+    log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries),
              written, len(dropped))
     return document
 
 
 def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[dict[str, Any]], resolution: int,
-                settings: PackSettings, old: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+                settings: PackSettings, old: ShardEntry | None) -> tuple[ShardEntry, bool]:
     """One manifest entry, and whether the shard file had to be (re)written.
 
     A shard is rewritten only if the fingerprint in its attrs differs from what
@@ -280,12 +263,12 @@ def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[
     if rewrite:
         write_shard(path, members, resolution, split, settings, print_)
         digest = fileio.sha256_file(path)
-    elif old and old["fingerprint"] == print_ and old.get("bytes") == path.stat().st_size:
-        digest = old["sha256"]  # unchanged since the last manifest: no need to read it again
+    elif old and old.fingerprint == print_ and old.bytes == path.stat().st_size:
+        digest = old.sha256  # unchanged since the last manifest: no need to read it again
     else:
         digest = fileio.sha256_file(path)  # written by a run killed before its manifest
-    entry = {"path": rel, "split": split, "index": index, "count": len(members), "sha256": digest,
-             "bytes": path.stat().st_size, "fingerprint": print_}
+    entry = ShardEntry(path=rel, split=split, index=index, count=len(members), sha256=digest,
+                       bytes=path.stat().st_size, fingerprint=print_)
     return entry, rewrite
 
 
@@ -297,11 +280,11 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve())
 
 
-def _previous_entries(manifest: Path) -> dict[str, dict[str, Any]]:
+def _previous_entries(manifest: Path) -> dict[str, ShardEntry]:
     """The last manifest's shard entries by path; none if it is missing or unreadable."""
     try:
-        return {e["path"]: e for e in json.loads(manifest.read_text())["shards"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {e.path: e for e in Manifest.read(manifest).shards}
+    except StageError:
         return {}
 
 
@@ -311,10 +294,3 @@ def _remove_obsolete(shards: Path, current: set[str], base: Path) -> None:
         if SHARD_NAME.match(path.name) and _relative(path, base) not in current:
             log.info("removing obsolete shard %s", path)
             path.unlink()
-
-
-def iter_shards(manifest: Path) -> Iterator[tuple[dict[str, Any], Path]]:
-    """Each shard entry of a manifest with its resolved path."""
-    document = json.loads(manifest.read_text())
-    for entry in document["shards"]:
-        yield entry, manifest.parent / entry["path"]

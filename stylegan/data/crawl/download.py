@@ -29,7 +29,8 @@ from tqdm import tqdm
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings
 from stylegan.data.crawl.folder import IMAGE_SUFFIXES
-from stylegan.data.crawl.records import chunk_of, utc_now
+from stylegan.data.crawl.common import chunk_of, utc_now
+from stylegan.data.records import CatalogueRecord, PhotoRecord, downloaded
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.errors import StageError
 
@@ -223,15 +224,9 @@ class ChunkDownloader:
             raise BadFile(f"truncated: {received} of {expected} bytes")
         return digest.hexdigest()
 
-    def _outcome(self, record: dict[str, Any], path: Path | None, sha256: str | None, reason: str | None) -> dict:
-        return {
-            **record,
-            "crawled_at": utc_now(),
-            "sha256": sha256,
-            "path": str(path) if path else None,
-            "status": "failed" if reason else "ok",
-            "reason": reason,
-        }
+    def _outcome(self, record: CatalogueRecord, path: Path | None, sha256: str | None,
+                 reason: str | None) -> PhotoRecord:
+        return downloaded(record, crawled_at=utc_now(), sha256=sha256, path=str(path) if path else None, reason=reason)
 
 
 def _sync(handle: BinaryIO) -> None:

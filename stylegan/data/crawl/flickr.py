@@ -22,7 +22,8 @@ import requests
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings, FlickrSettings
-from stylegan.data.crawl.records import FLICKR_LICENSES, photo_record, unix_to_iso
+from stylegan.data.crawl.common import FLICKR_LICENSES, unix_to_iso
+from stylegan.data.records import photo_record
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, RateLimiter, Retryable, check_status
 from stylegan.errors import StageError
 
