@@ -209,21 +209,24 @@ def block_seed(seed: int, stream: str, index: int) -> int:
 
 
 def shard_blocks(num: int, block: int, shard: int, shards: int, seed: int, stream: str) -> list[Block]:
-    """Shard `shard` of `shards`: a contiguous run of the blocks covering samples 0 .. num-1."""
+    """Shard `shard` of `shards`: a contiguous run of the blocks covering samples 0 .. num-1 (maybe none)."""
+    first, last = _block_range(num, block, shard, shards)
+    return [Block(b, b * block, min(block, num - b * block), block_seed(seed, stream, b)) for b in range(first, last)]
+
+
+def _block_range(num: int, block: int, shard: int, shards: int) -> tuple[int, int]:
     if not 0 <= shard < shards:
         raise StageError(f"shard {shard}: expected 0 .. {shards - 1} (metrics.shards {shards})")
     if num < 1 or block < 1:
         raise StageError(f"a metric needs at least one sample and a batch of at least one (got {num}, {block})")
     blocks = math.ceil(num / block)
-    first, last = shard * blocks // shards, (shard + 1) * blocks // shards
-    return [Block(b, b * block, min(block, num - b * block), block_seed(seed, stream, b)) for b in range(first, last)]
+    return shard * blocks // shards, (shard + 1) * blocks // shards
 
 
-def partial_meta(blocks: list[Block], num: int, shards: int, settings: dict[str, Any]) -> dict[str, Any]:
+def partial_meta(num: int, block: int, shard: int, shards: int, settings: dict[str, Any]) -> dict[str, Any]:
     """What a shard's partial statistics record, so merging can check they fit together."""
-    start = blocks[0].start if blocks else 0
-    stop = blocks[-1].start + blocks[-1].count if blocks else 0
-    return {"range": [start, stop], "num": num, "shards": shards, "settings": settings}
+    first, last = _block_range(num, block, shard, shards)
+    return {"range": [first * block, min(last * block, num)], "num": num, "shards": shards, "settings": settings}
 
 
 def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
