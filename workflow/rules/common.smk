@@ -28,8 +28,11 @@ wildcard_constraints:
 
 
 def settings(section):
-    """A config section as JSON for a rule's `--settings {params.settings:q}`."""
-    return json.dumps(config[section], sort_keys=True)
+    """A config section (dotted when nested, e.g. "metrics.figures") as JSON for a rule's `--settings {params.settings:q}`."""
+    node = config
+    for key in section.split("."):
+        node = node[key]
+    return json.dumps(node, sort_keys=True)
 
 
 def crawl_source_inputs(wildcards):
@@ -44,6 +47,36 @@ def filter_list_inputs(wildcards):
     return [p for p in (config["filter"].get("exclude"), config["filter"].get("optout")) if p]
 
 
+def metric_resources():
+    """A metric or figure job's resources from metrics.resources, stated as train states its own.
+
+    gpu 0 is a plain CPU job with cpus_per_gpu CPUs; with GPUs cpus_per_task stays 0 (unset).
+    """
+    r = config["metrics"]["resources"]
+    return dict(gpu=r["gpu"], cpus_per_gpu=r["cpus_per_gpu"], cpus_per_task=0 if r["gpu"] else r["cpus_per_gpu"],
+                mem_mb=r["mem_mb"], runtime=r["runtime"])
+
+
+FIGURES = {  # figures.smk: output stem -> `stylegan figures` command
+    "fig2_uncurated": "uncurated",
+    "fig3_style_mixing": "style-mixing",
+    "fig4_stochastic_variation": "stochastic",
+    "fig5_noise_layers": "noise",
+    "fig8_truncation": "truncation",
+}
+
+
+def figure_files():
+    """Every figure's PNG."""
+    return expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES)
+
+
+def report_files():
+    """The report's own pages and plots."""
+    return [f"{RESULTS}/report/{name}" for name in ("datasheet.html", "training_curves.png", "snapshots.png",
+                                                     "metrics.html")]
+
+
 def final_targets():
     """The default target's inputs: every stage's end products."""
     return [
@@ -54,4 +87,6 @@ def final_targets():
         f"{RESULTS}/dataset/datasheet.md",
         f"{RESULTS}/train/generator.pt",
         f"{RESULTS}/train/grid.png",
+        *figure_files(),
+        *report_files(),
     ]
