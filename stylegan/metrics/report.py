@@ -56,11 +56,10 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def training_curves(log_path: Path, out: Path) -> None:
-    """Losses of G and D, the R1 penalty and seconds per kimg over training, with the resolution changes marked."""
+def curves_figure(records: Sequence[dict[str, Any]], title: str) -> Any:
+    """Losses of G and D, the R1 penalty and seconds per kimg over kimg, the resolution changes marked."""
     from matplotlib.figure import Figure
 
-    records = read_log(log_path)
     kimg = [r["kimg"] for r in records]
     fig = Figure(figsize=(8, 8), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
@@ -79,8 +78,15 @@ def training_curves(log_path: Path, out: Path) -> None:
             axes[0].annotate(f"{record['resolution']}²", (previous["kimg"], 1), xycoords=("data", "axes fraction"),
                              va="top", ha="left", color="grey")
     axes[-1].set_xlabel("training progress (kimg: thousands of real images shown)")
-    axes[0].set_title(f"Training of {log_path.parent}: {len(records)} ticks to {kimg[-1]:.1f} kimg")
-    fileio.write_bytes(out, _png(fig))
+    axes[0].set_title(title)
+    return fig
+
+
+def training_curves(log_path: Path, out: Path) -> None:
+    """The curves of a run's log as a PNG."""
+    records = read_log(log_path)
+    title = f"Training of {log_path.parent}: {len(records)} ticks to {records[-1]['kimg']:.1f} kimg"
+    fileio.write_bytes(out, _png(curves_figure(records, title)))
     log.info("wrote %s (%d ticks)", out, len(records))
 
 
