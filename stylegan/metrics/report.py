@@ -72,10 +72,11 @@ def curves_figure(records: Sequence[dict[str, Any]], title: str) -> Any:
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     for previous, record in zip(records, records[1:]):
-        if record["resolution"] != previous["resolution"]:
+        if record["resolution"] != previous["resolution"]:  # the level changed between these two ticks
+            between = (previous["kimg"] + record["kimg"]) / 2
             for ax in axes:
-                ax.axvline(previous["kimg"], color="grey", linestyle=":")
-            axes[0].annotate(f"{record['resolution']}²", (previous["kimg"], 1), xycoords=("data", "axes fraction"),
+                ax.axvline(between, color="grey", linestyle=":")
+            axes[0].annotate(f"{record['resolution']}²", (between, 1), xycoords=("data", "axes fraction"),
                              va="top", ha="left", color="grey")
     axes[-1].set_xlabel("training progress (kimg: thousands of real images shown)")
     axes[0].set_title(title)
