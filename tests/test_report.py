@@ -49,8 +49,13 @@ def test_log_of_a_resumed_run_keeps_the_later_tick_and_bad_lines_are_named(tmp_p
              {"tick": 2, "kimg": 2.0, "v": "resumed"}, {"tick": 3, "kimg": 3.0, "v": "resumed"}]
     log.write_text("".join(json.dumps(t) + "\n" for t in ticks))
     assert [r["v"] for r in report.read_log(log)] == ["first", "resumed", "resumed"]
-    log.write_text(log.read_text() + "{not json\n")
-    with pytest.raises(StageError, match=r"log.jsonl:5: not a tick record"):
+    log.write_text(log.read_text() + '{"tick": 4, "kim')  # torn by a kill mid-write: skipped
+    assert len(report.read_log(log)) == 3
+    log.write_text(log.read_text() + '\n{"kimg": 5.0}\n')
+    with pytest.raises(StageError, match=r"log.jsonl: not a training log \(ValueError: .*line 5 is not valid JSON"):
+        report.read_log(log)
+    log.write_text('{"kimg": 5.0}\n')
+    with pytest.raises(StageError, match=r"not a training log \(KeyError"):
         report.read_log(log)
     with pytest.raises(StageError, match="no training log"):
         report.read_log(tmp_path / "missing.jsonl")

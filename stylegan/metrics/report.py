@@ -29,18 +29,13 @@ SNAPSHOT = re.compile(r"fakes(\d+)\.png")  # the training loop's image snapshots
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Tick records in kimg order. A resumed run logs the ticks after its checkpoint again; the later
-    record of a tick wins, as it belongs to the run that went on."""
+    record of a tick wins, as it belongs to the run that went on. A torn last line is skipped."""
     if not path.is_file():
         raise StageError(f"{path}: no training log; train first (the train rule writes it in its run directory)")
-    ticks: dict[int, dict[str, Any]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            ticks[int(record["tick"])] = record
-        except (ValueError, KeyError, TypeError) as err:
-            raise StageError(f"{path}:{number}: not a tick record ({err})") from None
+    try:
+        ticks = {int(record["tick"]): record for record in fileio.read_jsonl(path)}
+    except (ValueError, KeyError, TypeError) as err:
+        raise StageError(f"{path}: not a training log ({type(err).__name__}: {err})") from None
     if not ticks:
         raise StageError(f"{path}: the training log is empty; train longer than one tick")
     return sorted(ticks.values(), key=lambda r: r["kimg"])
