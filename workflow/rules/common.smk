@@ -47,16 +47,6 @@ def filter_list_inputs(wildcards):
     return [p for p in (config["filter"].get("exclude"), config["filter"].get("optout")) if p]
 
 
-def metric_resources():
-    """A metric or figure job's resources from metrics.resources, stated as train states its own.
-
-    gpu 0 is a plain CPU job with cpus_per_gpu CPUs; with GPUs cpus_per_task stays 0 (unset).
-    """
-    r = config["metrics"]["resources"]
-    return dict(gpu=r["gpu"], cpus_per_gpu=r["cpus_per_gpu"], cpus_per_task=0 if r["gpu"] else r["cpus_per_gpu"],
-                mem_mb=r["mem_mb"], runtime=r["runtime"])
-
-
 FIGURES = {  # figures.smk: output stem -> `stylegan figures` command
     "fig2_uncurated": "uncurated",
     "fig3_style_mixing": "style-mixing",
@@ -89,4 +79,7 @@ def final_targets():
         f"{RESULTS}/train/grid.png",
         *figure_files(),
         *report_files(),
+        *metric_result_files(),
+        f"{RESULTS}/metrics/fid_curve.json",
+        f"{RESULTS}/figures/fig7_fid_curve.png",
     ]

@@ -18,7 +18,7 @@ rule figure:
         command=lambda wc: FIGURES[wc.figure],
         settings=lambda wc: settings("metrics.figures"),
     resources:
-        **metric_resources(),
+        **METRIC_RESOURCES,
     message:
         "Drawing {wildcards.figure} from the trained generator"
     shell:
