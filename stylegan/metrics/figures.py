@@ -1,14 +1,14 @@
 """The paper's figures from a trained generator, each a PNG grid of images.
 
 Layouts follow the paper and NVlabs/stylegan `generate_figures.py`: Fig. 2 an
-uncurated grid truncated as the generator was configured (`truncation_psi` on
-layers below `truncation_cutoff`); Fig. 3 style mixing by bands of resolutions
-(paper §3.1); Fig. 4 noise realisations of one latent and the per-pixel standard
-deviation over many (§3.2); Fig. 5 noise in all, no, fine only and coarse only
-layers; Fig. 8 truncation in W over a sweep of ψ (Appendix B). Figs. 4, 5 and 8
-show untruncated latents, as the upstream figure code does (ψ=1 there; Fig. 8
-scales all layers); Figs. 3, 5 and 8 use the stored noise maps, Figs. 2 and 4
-draw fresh noise from `seed`.
+uncurated grid; Fig. 3 style mixing by bands of resolutions (paper §3.1); Fig. 4
+noise realisations of one latent and the per-pixel standard deviation over many
+(§3.2); Fig. 5 noise in all, no, fine only and coarse only layers; Fig. 8
+truncation in W over a sweep of ψ (Appendix B). Figs. 2 and 3 are truncated as
+the generator was configured (`truncation_psi` on the layers below
+`truncation_cutoff`); Figs. 4 and 5 are not (the upstream figure code passes
+ψ=1), and Fig. 8 scales every layer by its own ψ. Figs. 3, 5 and 8 use the stored
+noise maps; Figs. 2 and 4 draw fresh noise, seeded from `seed`.
 """
 
 from __future__ import annotations
