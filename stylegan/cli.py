@@ -331,8 +331,7 @@ def _add_figures(groups: argparse._SubParsersAction) -> None:
     for name, text in FIGURE_HELP.items():
         parser = _command(figures, name, _figure, text)
         parser.set_defaults(figure=name)
-        parser.add_argument("--settings", default="{}",
-                            help="the metrics.figures config section as JSON, or @file.json / @file.yaml")
+        _settings_arg(parser)  # the metrics.figures section
         parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
         parser.add_argument("--out", required=True, help="PNG to write")
 
@@ -357,8 +356,7 @@ def _add_report(groups: argparse._SubParsersAction) -> None:
     curves.add_argument("--out", required=True, help="PNG to write")
     snapshots = _command(report, "snapshots", _report_snapshots, "a sheet of snapshot grids from a training run")
     snapshots.add_argument("--run-dir", required=True, help="the training run directory (holds snapshots/)")
-    snapshots.add_argument("--settings", default="{}",
-                           help="the metrics.report config section as JSON, or @file.json / @file.yaml")
+    _settings_arg(snapshots)  # the metrics.report section
     snapshots.add_argument("--out", required=True, help="PNG to write")
     table = _command(report, "metrics", _report_metrics, "one HTML table of metric result files")
     table.add_argument("--results", nargs="*", default=[], help="metric result JSON files")

@@ -113,6 +113,8 @@ class FigureSettings:
     truncation_latents: int = 2  # Fig. 8: rows
 
     def __post_init__(self) -> None:
+        if len(self.uncurated) != 2:
+            raise SettingsError(f"metrics.figures.uncurated: {list(self.uncurated)}, expected [columns, rows]")
         counts = {"cell": self.cell, "mixing_columns": self.mixing_columns,
                   "stochastic_latents": self.stochastic_latents, "stochastic_shown": self.stochastic_shown,
                   "noise_latents": self.noise_latents, "truncation_latents": self.truncation_latents,
