@@ -444,29 +444,24 @@ def _metrics_settings(args: argparse.Namespace):
     return settings.load(MetricsSettings, args.settings, "metrics")
 
 
-def _metric_device():
-    """The job's device: the first GPU when there is one, else the CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _metrics_reals(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
-              _metric_device())
+              metric_device())
 
 
 def _metrics_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
-              _metric_device())
+              metric_device())
 
 
 def _metrics_fid(args: argparse.Namespace) -> None:
@@ -482,9 +477,10 @@ def _metrics_curve(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
-              Path(args.plot), Path(args.lowest), _metric_device())
+              Path(args.plot), Path(args.lowest), metric_device())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

