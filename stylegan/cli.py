@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics,
+                _add_figures, _add_report):
         add(groups)
     return parser
 
@@ -309,6 +310,95 @@ def _summary(args: argparse.Namespace) -> None:
     if args.resolution is not None:
         settings = dataclasses.replace(settings, resolution=args.resolution)
     print(summary(settings))
+
+
+# --- figures and report -------------------------------------------------------
+
+
+FIGURE_HELP = {  # one sub-command per figure of stylegan.metrics.figures.FIGURES
+    "uncurated": "Fig. 2: an uncurated grid, truncated as the generator was configured",
+    "style-mixing": "Fig. 3: style mixing, rows copying coarse, middle or fine styles",
+    "stochastic": "Fig. 4: noise realisations of one latent and their per-pixel standard deviation",
+    "noise": "Fig. 5: noise in all, no, fine only and coarse only layers",
+    "truncation": "Fig. 8: the truncation trick over a sweep of psi",
+}
+
+
+def _add_figures(groups: argparse._SubParsersAction) -> None:
+    """`figures uncurated|style-mixing|stochastic|noise|truncation`: the paper's Figs. 2, 3, 4, 5 and 8."""
+    figures = groups.add_parser("figures", help="the paper's figures from a trained generator").add_subparsers(
+        dest="command", required=True)
+    for name, text in FIGURE_HELP.items():
+        parser = _command(figures, name, _figure, text)
+        parser.set_defaults(figure=name)
+        _settings_arg(parser)  # the metrics.figures section
+        parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
+        parser.add_argument("--out", required=True, help="PNG to write")
+
+
+def _figure(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.metrics import figures
+    from stylegan.metrics.config import FigureSettings
+
+    s = settings.load(FigureSettings, args.settings, "metrics.figures")
+    figures.write(args.figure, Path(args.generator), s, Path(args.out))
+
+
+def _add_report(groups: argparse._SubParsersAction) -> None:
+    """`report curves|snapshots|metrics|datasheet`: the report's plots and tables."""
+    report = groups.add_parser("report", help="training curves, snapshot sheet, metrics table, datasheet page"
+                               ).add_subparsers(dest="command", required=True)
+    curves = _command(report, "curves", _report_curves, "plot losses, R1 and sec/kimg from a training log")
+    curves.add_argument("--log", required=True, help="the run's log.jsonl")
+    curves.add_argument("--out", required=True, help="PNG to write")
+    snapshots = _command(report, "snapshots", _report_snapshots, "a sheet of snapshot grids from a training run")
+    snapshots.add_argument("--run-dir", required=True, help="the training run directory (holds snapshots/)")
+    _settings_arg(snapshots)  # the metrics.report section
+    snapshots.add_argument("--out", required=True, help="PNG to write")
+    table = _command(report, "metrics", _report_metrics, "one HTML table of metric result files")
+    table.add_argument("--results", nargs="*", default=[], help="metric result JSON files")
+    table.add_argument("--out", required=True, help="HTML to write")
+    datasheet = _command(report, "datasheet", _report_datasheet, "the datasheet as an HTML page")
+    datasheet.add_argument("--datasheet", required=True, help="datasheet markdown (dataset card output)")
+    datasheet.add_argument("--out", required=True, help="HTML to write")
+
+
+def _report_curves(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.training_curves(Path(args.log), Path(args.out))
+
+
+def _report_snapshots(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.metrics import report
+    from stylegan.metrics.config import ReportSettings
+
+    s = settings.load(ReportSettings, args.settings, "metrics.report")
+    report.snapshot_sheet(Path(args.run_dir), s.snapshots, Path(args.out))
+
+
+def _report_metrics(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.metrics_table([Path(p) for p in args.results], Path(args.out))
+
+
+def _report_datasheet(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.datasheet_html(Path(args.datasheet), Path(args.out))
 
 
 # --- metrics (FID, KID, the FID curve) -----------------------------------------

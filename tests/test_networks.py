@@ -7,6 +7,7 @@ computation, never against the module's own attributes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -181,6 +182,25 @@ def test_noise_modes(mode, deterministic):
     z = torch.randn(2, SMALL.latent_size, dtype=torch.float64)
     same = torch.equal(G(z, res=32, noise=mode), G(z, res=32, noise=mode))
     assert same is deterministic
+
+
+def test_per_layer_noise_modes_match_zeroed_noise_weights():
+    """Noise in some layers only (the paper's Fig. 5) equals a copy whose other layers' noise weights are 0."""
+    G = with_noise_weights(seeded(Generator, SMALL))
+    z = torch.randn(2, SMALL.latent_size, dtype=torch.float64)
+    coarse = ["const"] * 4 + ["none"] * (G.num_layers - 4)
+    zeroed = copy.deepcopy(G)
+    with torch.no_grad():  # layers 4.. are the 16² and 32² blocks' two epilogues each
+        for name, p in zeroed.named_parameters():
+            if name.endswith("noise.weight") and name.startswith(("synthesis.blocks.16.", "synthesis.blocks.32.")):
+                p.zero_()
+    torch.testing.assert_close(G(z, res=32, noise=coarse), zeroed(z, res=32, noise="const"), rtol=0, atol=0)
+    assert not torch.equal(G(z, res=32, noise=coarse), G(z, res=32, noise="const"))
+    assert torch.equal(G(z, res=32, noise=["const"] * G.num_layers), G(z, res=32, noise="const"))
+    with pytest.raises(ValueError, match="3 per-layer modes"):
+        G(z, res=32, noise=["const"] * 3)
+    with pytest.raises(ValueError, match="noise mode 'loud'"):
+        G(z, res=32, noise=["loud"] * G.num_layers)
 
 
 def test_noise_off_switch_removes_noise():

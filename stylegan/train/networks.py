@@ -29,6 +29,7 @@ that baseline; ``mapping_layers=0`` means w is the pixel-normalised z.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -115,6 +116,17 @@ def layers_at(res: int) -> int:
     return 2 * int(math.log2(res)) - 2
 
 
+def noise_modes(noise: str | Sequence[str], num_layers: int) -> tuple[str, ...]:
+    """One noise mode per synthesis layer, from one mode for all or a per-layer sequence."""
+    modes = (noise,) * num_layers if isinstance(noise, str) else tuple(noise)
+    if len(modes) != num_layers:
+        raise ValueError(f"noise: {len(modes)} per-layer modes for a generator of {num_layers} layers")
+    for mode in modes:
+        if mode not in NOISE_MODES:
+            raise ValueError(f"noise mode {mode!r}: expected one of {NOISE_MODES}")
+    return modes
+
+
 def _check_level(s: NetworkSettings, res: int, alpha: float) -> int:
     """log2(res), after checking that `res` is one of the model's levels and alpha is in [0,1]."""
     if res < 4 or res > s.resolution or res & (res - 1):
@@ -188,13 +200,13 @@ class InputBlock(nn.Module):
         self.conv = EqualizedConv2d(channels, channels, 3, bias=False)
         self.epilogue1 = LayerEpilogue(s, channels, 4)
 
-    def forward(self, ws: Tensor, noise: str) -> Tensor:
+    def forward(self, ws: Tensor, noise: Sequence[str]) -> Tensor:
         if self.const is not None:
             x = self.const.to(ws.dtype).expand(ws.shape[0], -1, -1, -1)
         else:
             x = self.dense(ws[:, 0]).reshape(ws.shape[0], -1, 4, 4)
-        x = self.epilogue0(x, ws[:, 0], noise)
-        return self.epilogue1(self.conv(x), ws[:, 1], noise)
+        x = self.epilogue0(x, ws[:, 0], noise[0])
+        return self.epilogue1(self.conv(x), ws[:, 1], noise[1])
 
     def extra_repr(self) -> str:
         return "input=dense(w)" if self.const is None else f"const={list(self.const.shape)} (ones)"
@@ -213,9 +225,9 @@ class SynthesisBlock(nn.Module):
         self.conv1 = EqualizedConv2d(s.nf(r - 1), s.nf(r - 1), 3, bias=False)
         self.epilogue1 = LayerEpilogue(s, s.nf(r - 1), resolution)
 
-    def forward(self, x: Tensor, w0: Tensor, w1: Tensor, noise: str) -> Tensor:
-        x = self.epilogue0(self.blur(self.conv0_up(x)), w0, noise)
-        return self.epilogue1(self.conv1(x), w1, noise)
+    def forward(self, x: Tensor, w0: Tensor, w1: Tensor, noise: Sequence[str]) -> Tensor:
+        x = self.epilogue0(self.blur(self.conv0_up(x)), w0, noise[0])
+        return self.epilogue1(self.conv1(x), w1, noise[1])
 
     def extra_repr(self) -> str:
         return f"resolution={self.resolution}"
@@ -233,15 +245,15 @@ class SynthesisNetwork(nn.Module):
         self.torgb = nn.ModuleDict({str(2**r): EqualizedConv2d(s.nf(r - 1), 3, 1, gain=1.0)
                                     for r in range(2, s.log2_resolution + 1)})
 
-    def forward(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str = "random") -> Tensor:
+    def forward(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str | Sequence[str] = "random") -> Tensor:
+        """`noise` is one mode for every layer, or one per synthesis layer (the paper's Fig. 5)."""
         log2_res = _check_level(self.settings, res, alpha)
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise mode {noise!r}: expected one of {NOISE_MODES}")
-        x = self.input(ws, noise)
+        modes = noise_modes(noise, self.settings.num_layers)
+        x = self.input(ws, modes[0:2])
         previous = x
         for r in range(3, log2_res + 1):
             previous = x
-            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], noise)
+            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], modes[2 * r - 4:2 * r - 2])
         image = self.torgb[str(res)](x)
         if alpha < 1.0 and log2_res > 2:  # training.md §1 progressive blend: alpha = 1 - frac(lod)
             image = torch.lerp(upscale2d(self.torgb[str(res // 2)](previous)), image, alpha)
@@ -274,7 +286,7 @@ class Generator(nn.Module):
         return self.mapping(z)
 
     def forward(self, z: Tensor, *, res: int, alpha: float = 1.0, mixing_prob: float = 0.0,
-                psi: float = 1.0, cutoff: int | None = None, noise: str = "random",
+                psi: float = 1.0, cutoff: int | None = None, noise: str | Sequence[str] = "random",
                 update_w_avg: bool = False) -> Tensor:
         """Image [N,3,res,res] from z. `cutoff` None truncates every layer; psi=1 disables truncation."""
         w = self.map(z)
@@ -287,7 +299,7 @@ class Generator(nn.Module):
             ws = self.truncate(ws, psi, cutoff)
         return self.synthesis(ws, res=res, alpha=alpha, noise=noise)
 
-    def synthesize(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str = "random") -> Tensor:
+    def synthesize(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str | Sequence[str] = "random") -> Tensor:
         """Image from per-layer ws [N, num_layers, dlatent] (for mixing grids and path-length metrics)."""
         return self.synthesis(ws, res=res, alpha=alpha, noise=noise)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,11 +69,12 @@ def latents(seeds: list[int], size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render(G: Generator, z: torch.Tensor, res: int, alpha: float, *, psi: float = 1.0, cutoff: int | None = None,
-           noise: str = "const", chunk: int = 16) -> torch.Tensor:
+           noise: str | Sequence[str] = "const", chunk: int = 16) -> torch.Tensor:
     """Images [N,3,res,res] in [-1,1] on the CPU, from latents in chunks of `chunk`.
 
     noise "const" uses the stored noise maps, so snapshots over training are comparable;
-    "random" draws fresh maps from torch's global generator.
+    "random" draws fresh maps from torch's global generator; a sequence gives one mode
+    per synthesis layer.
     """
     device = next(G.parameters()).device
     return torch.cat([G(z[i:i + chunk].to(device), res=res, alpha=alpha, psi=psi, cutoff=cutoff,

@@ -41,8 +41,11 @@ wildcard_constraints:
 
 
 def settings(section):
-    """A config section as JSON for a rule's `--settings {params.settings:q}`."""
-    return json.dumps(config[section], sort_keys=True)
+    """A config section (dotted when nested, e.g. "metrics.figures") as JSON for a rule's `--settings {params.settings:q}`."""
+    node = config
+    for key in section.split("."):
+        node = node[key]
+    return json.dumps(node, sort_keys=True)
 
 
 def crawl_source_inputs(wildcards):
@@ -72,6 +75,26 @@ def metric_partials(stream):
     return expand(f"{METRICS}/partial/{stream}-{{shard}}.npz", shard=METRIC_SHARDS)
 
 
+FIGURES = {  # figures.smk: output stem -> `stylegan figures` command
+    "fig2_uncurated": "uncurated",
+    "fig3_style_mixing": "style-mixing",
+    "fig4_stochastic_variation": "stochastic",
+    "fig5_noise_layers": "noise",
+    "fig8_truncation": "truncation",
+}
+
+
+def figure_files():
+    """Every figure's PNG."""
+    return expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES)
+
+
+def report_files():
+    """The report's own pages and plots."""
+    return [f"{RESULTS}/report/{name}" for name in ("datasheet.html", "training_curves.png", "snapshots.png",
+                                                     "metrics.html")]
+
+
 def final_targets():
     """The default target's inputs: every stage's end products."""
     return [
@@ -82,6 +105,8 @@ def final_targets():
         f"{RESULTS}/dataset/datasheet.md",
         f"{RESULTS}/train/generator.pt",
         f"{RESULTS}/train/grid.png",
+        *figure_files(),
+        *report_files(),
         *metric_result_files(),
         f"{METRICS}/fid_curve.json",
         f"{RESULTS}/figures/fig7_fid_curve.png",
