@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from stylegan import fileio
+from stylegan.data.manifest import Manifest
 from stylegan.errors import StageError
 from stylegan.metrics.config import SHIPPED_FILE, SHIPPED_PACKAGE, SHIPPED_SHA256, InceptionSettings
 
@@ -295,8 +296,7 @@ def real_choice(size: int, num: int, xflip: bool, seed: int) -> tuple[np.ndarray
 
 def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> str:
     """The cache key: the training shards' sha256s (from the manifest), the detector's, and the settings."""
-    document = json.loads(manifest.read_text())
-    shards = sorted((e["path"], e["sha256"], e["count"]) for e in document["shards"] if e["split"] == "train")
+    shards = sorted((e.path, e.sha256, e.count) for e in Manifest.read(manifest).split("train"))
     blob = json.dumps({"format": STATS_FORMAT, "shards": shards, "detector": detector.sha256,
                        "kind": detector.kind, "settings": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
