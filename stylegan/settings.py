@@ -71,12 +71,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in args:
             try:
                 return _coerce(option, value, key)
-            except SettingsError as err:
-                errors.append(str(err))
+            except SettingsError:
+                continue
         raise SettingsError(f"{key}: {value!r} matches none of {hint}")
     if hint is type(None):
         if value is None:
