@@ -68,11 +68,11 @@ def test_float_is_uint8_scaled_to_minus_one_one(manifest: Path) -> None:
         torch.testing.assert_close(x, as_bytes[i].float() / 127.5 - 1.0)
 
 
-def test_xflip_mirrors_about_half_and_changes_with_epoch(manifest: Path) -> None:
+def test_xflip_mirrors_about_half_and_changes_with_the_seed(manifest: Path) -> None:
     plain = ShardDataset(manifest, resolution=16, dtype="uint8")
-    flip = ShardDataset(manifest, resolution=16, dtype="uint8", xflip=True, seed=7)
 
-    def flipped() -> list[bool]:
+    def flipped(seed: int) -> list[bool]:
+        flip = ShardDataset(manifest, resolution=16, dtype="uint8", xflip=True, seed=seed)
         out = []
         for i in range(len(plain)):
             a, b = plain[i], flip[i]
@@ -80,17 +80,15 @@ def test_xflip_mirrors_about_half_and_changes_with_epoch(manifest: Path) -> None
             out.append(not torch.equal(b, a))
         return out
 
-    epoch0 = flipped()
-    assert flipped() == epoch0  # reproducible
-    flip.set_epoch(1)
-    epoch1 = flipped()
-    assert epoch1 != epoch0
+    seed0 = flipped(7)
+    assert flipped(7) == seed0  # reproducible
+    seed1 = flipped(8)
+    assert seed1 != seed0
     # The rate: n draws of a fair coin give n/2 +- 5 sqrt(n)/2 but for a chance of 6e-7;
     # with n >= 400 that interval excludes a 5% or a 95% rate by more than 10 sigma.
-    draws = epoch0 + epoch1
-    for epoch in range(2, 2 + -(-400 // len(plain))):
-        flip.set_epoch(epoch)
-        draws += flipped()
+    draws = seed0 + seed1
+    for seed in range(9, 9 + -(-400 // len(plain))):
+        draws += flipped(seed)
     n = len(draws)
     assert n >= 400 and abs(sum(draws) - n / 2) < 5 * n**0.5 / 2, (sum(draws), n)
 

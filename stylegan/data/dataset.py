@@ -4,9 +4,9 @@ h5py file handles must never cross a fork: a handle opened in the parent and
 used in DataLoader workers reads garbage or deadlocks. So `__init__` keeps no
 handle (it opens each shard only to check it against the manifest, and closes
 it); each process opens the shards it touches on first use and notices a fork by
-its process id. The x-flip draw comes from a generator seeded by (seed,
-epoch, index), so it does not depend on which worker reads an item, differs
-between epochs (`set_epoch`), and is reproducible.
+its process id. The optional x-flip (the metrics' mirrored reals; training draws
+its own flips) comes from a generator seeded by (seed, index), so it does not
+depend on which worker reads an item and is reproducible.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ShardDataset(Dataset):
         shards = document.split(split)
         if not shards:  # an empty loader would only fail later, somewhere less clear
             raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document.settings['val_fraction']})")
-        self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
+        self.split, self.dtype, self.xflip, self.seed = split, dtype, xflip, seed
         self.paths = [str(document.path_of(e)) for e in shards]
         for entry, path in zip(shards, self.paths):
             check_shard(manifest, entry, Path(path), self.resolutions)
@@ -60,10 +60,6 @@ class ShardDataset(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw new flips for this epoch (call before iterating; workers get a fresh copy)."""
-        self.epoch = epoch
-
     def locate(self, index: int) -> tuple[int, int]:
         """Global index -> (shard number, row in that shard)."""
         if not 0 <= index < len(self):
@@ -74,7 +70,7 @@ class ShardDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         shard, row = self.locate(index)
         image = self._level(shard)[row]  # CHW uint8
-        if self.xflip and np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5:
+        if self.xflip and np.random.default_rng([self.seed, index]).random() < 0.5:
             image = image[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         if self.dtype == "uint8":

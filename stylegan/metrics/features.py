@@ -282,16 +282,10 @@ def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
 # --- real-image statistics -----------------------------------------------------
 
 
-def real_choice(size: int, num: int, xflip: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which training images (min(num, size) drawn at random) and which of them are mirrored.
-
-    SG1's fid50k flips each real with probability 0.5 when the dataset is mirror-
-    augmented, as FFHQ is (NVlabs/stylegan `training/misc.py` apply_mirror_augment).
-    """
+def real_choice(size: int, num: int, seed: int) -> np.ndarray:
+    """Which training images: min(num, size) of them drawn at random, in index order."""
     rng = np.random.default_rng(block_seed(seed, "reals", 0))
-    chosen = np.sort(rng.permutation(size)[:num])
-    flips = rng.random(len(chosen)) < 0.5 if xflip else np.zeros(len(chosen), bool)
-    return chosen, flips
+    return np.sort(rng.permutation(size)[:num])
 
 
 def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> str:
@@ -302,20 +296,22 @@ def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, flips: np.ndarray, batch: int,
+def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, xflip: bool, seed: int, batch: int,
                  workers: int) -> Iterator[torch.Tensor]:
-    """The chosen training images at `resolution` as uint8 batches, in the chosen order."""
+    """The chosen training images at `resolution` as uint8 batches, in the chosen order.
+
+    With `xflip` each is mirrored with probability 0.5, as SG1's fid50k does for a
+    mirror-augmented dataset such as FFHQ (NVlabs/stylegan `training/misc.py`
+    apply_mirror_augment); the reader draws the flips from (seed, index).
+    """
     from torch.utils.data import DataLoader, Subset
 
     from stylegan.data.dataset import ShardDataset
 
-    dataset = ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8")
+    dataset = ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8", xflip=xflip,
+                           seed=block_seed(seed, "reals", 1))
     loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=batch, num_workers=workers, shuffle=False)
-    done = 0
-    for images in loader:
-        flip = torch.from_numpy(flips[done:done + len(images)])
-        done += len(images)
-        yield torch.where(flip.reshape(-1, 1, 1, 1), images.flip(-1), images)
+    yield from loader
 
 
 def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, xflip: bool, keep: int,
@@ -336,12 +332,12 @@ def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, x
         if meta.get("key") == key:
             log.info("real statistics: cache hit %s (%d images)", path, stats.count)
             return stats, meta
-    chosen, flips = real_choice(size, num, xflip, seed)
+    chosen = real_choice(size, num, seed)
     if len(chosen) < num:
         log.warning("the train split has %d images at %d², fewer than the %d asked for: using all of them",
                     size, resolution, num)
     stats = FeatureStats(keep=keep)
-    for images in real_batches(manifest, resolution, chosen, flips, batch, workers):
+    for images in real_batches(manifest, resolution, chosen, xflip, seed, batch, workers):
         stats.add(detector(images))
     meta = {"key": key, "settings": settings, "available": size, "detector": detector.record, "path": str(path)}
     stats.save(path, meta)
