@@ -4,18 +4,19 @@
 #   bash scripts/slurm.sh stop     stop the daemons this script started (by their pid files)
 #   bash scripts/slurm.sh status   exit 0 when the node answers and is usable
 #   bash scripts/slurm.sh conf     print the slurm.conf path (for SLURM_CONF)
-# Needs root and apt-get (a CI machine, a throw-away VM); facts from
-# shared/reference/local-slurm.md. State, spool, pids and logs live in $STYLEGAN_SLURM_DIR
+# Needs root and apt-get (a CI machine, a throw-away VM); verified on Debian 12 with its
+# packages (SLURM 22.05): start munged as the munge user, then slurmctld -c and slurmd -c
+# (slurm.schedmd.com/quickstart_admin.html). State, spool, pids and logs live in $STYLEGAN_SLURM_DIR
 # (default /tmp/stylegan-slurm); slurm.conf is installed where sinfo/sbatch look for it.
 set -euo pipefail
 
 DIR=${STYLEGAN_SLURM_DIR:-/tmp/stylegan-slurm}
 CONF=/etc/slurm/slurm.conf
 MARK="# written by stylegan scripts/slurm.sh"
-# local-slurm.md: Debian's packages; the commands that tell whether each is installed.
+# Debian's packages (SLURM 22.05 on Debian 12); the commands that tell whether each is installed.
 PACKAGES=(slurmctld slurmd slurm-client munge)
 COMMANDS=(slurmctld slurmd sinfo munged)
-# workflow.md §2: squeue status needs MinJobAge >= 3x the plugin's first-check delay
+# snakemake-executor-plugin-slurm (job_status_query.py): squeue status needs MinJobAge >= 3x the plugin's first-check delay
 # (slurm/config.yaml sets 10 s; the plugin's default is 40 s), so keep finished jobs 10 min.
 MIN_JOB_AGE=600
 
@@ -60,7 +61,7 @@ write_conf() {
         die "$CONF exists and is not ours; this machine already has a SLURM, use it"
     fi
     mkdir -p "$DIR/state" "$DIR/spool" /etc/slurm
-    # local-slurm.md: one node, no cgroups, no accounting; addresses pinned to
+    # slurm.conf (slurm.schedmd.com/slurm.conf.html): one node, no cgroups, no accounting; addresses pinned to
     # 127.0.0.1 so a container's unresolvable host name does not matter.
     cat >"$DIR/slurm.conf" <<EOF
 $MARK

@@ -48,7 +48,7 @@ def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
 
 
 def box_pyramid(top: np.ndarray) -> list[np.ndarray]:
-    """The reference chain (dataset.md §3), written independently: float64 reshape-means."""
+    """The reference chain (PGGAN `h5tool.py`), written independently: float64 reshape-means."""
     out, current = [], top.astype(np.float64)
     while current.shape[-1] > 4:
         c, h, w = current.shape
@@ -105,7 +105,7 @@ def test_layout_levels_chunks_compression(packed: dict) -> None:
         for r in LEVELS:
             data = h5[f"data{r}x{r}"]
             assert data.shape == (entry["count"], 3, r, r) and data.dtype == np.uint8
-            assert data.chunks == (min(entry["count"], -(-128 // (3 * r * r))), 3, r, r)  # dataset.md §3
+            assert data.chunks == (min(entry["count"], -(-128 // (3 * r * r))), 3, r, r)  # PGGAN h5tool.py
             assert data.compression == "gzip" and data.compression_opts == 4
 
 

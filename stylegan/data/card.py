@@ -1,7 +1,7 @@
 """The datasheet: what is in the dataset, what was left out, and who to credit.
 
 CC BY requires crediting each work with its title, author, licence and a link
-(dataset.md §5, item 6). The attribution list is read from the shards
+(CC BY 2.0 legal code §4(b); yukimasano/PASS#4). The attribution list is read from the shards
 themselves, not from the filter's records, so it describes exactly the pixels
 that ship.
 """

@@ -1,11 +1,11 @@
 """The filter stage: which aligned faces go into the dataset, and why the others do not.
 
-FFHQ ran "various automatic filters" and then a manual review (dataset.md §2,
-Curation). Here every automatic filter has its threshold in config and each
+FFHQ ran "various automatic filters" and then a manual review (NVlabs/ffhq-dataset
+README). Here every automatic filter has its threshold in config and each
 rejection keeps the filter's name, its measured value and the threshold, so a
 person can tune thresholds from the contact sheets instead of guessing. A
 person's exclusion list stands in for the manual review; the opt-out list serves
-takedown requests (dataset.md §2, Opt-out). A face is rejected by the first
+takedown requests (NVlabs/ffhq-dataset README, "Privacy"). A face is rejected by the first
 filter it fails, in `FILTERS` order; near-duplicates are judged last, among the
 faces every other filter kept, so a blurry copy can never shadow a good one; but
 a copy of a withdrawn (opted-out or excluded) face is rejected with it.

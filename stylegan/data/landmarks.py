@@ -1,7 +1,7 @@
 """Find faces and their 68 landmarks with dlib, the tools FFHQ was aligned with.
 
 FFHQ's README says only "aligned and cropped using dlib"; the widely used
-re-implementation (Puzer's, dataset.md §1) runs the HOG frontal detector with one
+re-implementation (Puzer/stylegan-encoder `ffhq_dataset/landmarks_detector.py`) runs the HOG frontal detector with one
 2x upsample and the iBUG 68-point shape predictor, and that is the default here.
 dlib's MMOD CNN detector (from `face-recognition-models`) is the option for
 harder poses: slower on a CPU, more robust to rotation and small faces.

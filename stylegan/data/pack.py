@@ -1,11 +1,11 @@
 """The pack stage: kept faces into multi-resolution HDF5 shards and a manifest.
 
-Layout (dataset.md §3, PGGAN `h5tool.py`): one dataset `data{r}x{r}` per level
+Layout (tkarras/progressive_growing_of_gans `h5tool.py` HDF5Exporter): one dataset `data{r}x{r}` per level
 from the output size down to 4², uint8 NxCxrxr, chunks of ceil(128 / (C r²))
 images (one image at r >= 8), uncompressed by default (gzip, lzf and Blosc2 on request). Each lower level is the
 2x2 box mean of the previous *unquantized* float level, rounded once per level.
 Attribution travels with the pixels: every shard holds each image's ids,
-licence, author and URLs (dataset.md §2).
+licence, author and URLs (as NVlabs/ffhq-dataset's README "Metadata" section).
 
 Faces go to a shard and a split by a hash of their face id, so the assignment
 never depends on which other faces exist: removing one photo changes only the
@@ -45,8 +45,8 @@ from stylegan.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-MIN_LEVEL = 4  # the issue: levels from 4² up to the output size
-CHUNK_BYTES = 128  # dataset.md §3: chunk = ceil(128 / (C r²)) images
+MIN_LEVEL = 4  # levels from 4² (G's 4x4 const block, SG's smallest TFRecord r02) up to the output size
+CHUNK_BYTES = 128  # PGGAN h5tool.py: chunk = ceil(128 / (C r²)) images
 BATCH_BYTES = 256 << 20  # images per write batch: about this much top-level pixel data
 Compression = Literal["none", "lzf", "gzip", "blosc2-lz4", "blosc2-zstd"]
 BLOSC2_LEVEL = 5  # hdf5plugin.Blosc2's default clevel
@@ -59,12 +59,12 @@ class PackSettings:
 
     shards: int = 64  # shard files per split
     workers: int = 2  # processes writing shards at once
-    val_fraction: float = 1 / 7  # dataset.md §2: FFHQ's 10,000 of 70,000 are validation
+    val_fraction: float = 1 / 7  # NVlabs/ffhq-dataset README: 10,000 of 70,000 are validation
     # Uncompressed, as SG's FFHQ TFRecords (273 GB): benchmarks/dataset.py measured the
     # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
     compression: Compression = "none"
-    gzip_level: int = 4  # dataset.md §3: compression_opts=4
-    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # dataset.md §2: FFHQ's licences
+    gzip_level: int = 4  # PGGAN h5tool.py: compression_opts=4
+    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # NVlabs/ffhq-dataset README licences (Flickr ids, see crawl/common.py)
 
     def __post_init__(self) -> None:
         for key in ("shards", "workers"):
@@ -86,7 +86,7 @@ def levels(resolution: int) -> list[int]:
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:
-    """CHW uint8 image -> every level as CHW uint8, largest first (dataset.md §3).
+    """CHW uint8 image -> every level as CHW uint8, largest first (PGGAN h5tool.py chained float 2x2 box).
 
     The chain runs in float32 on unquantized levels; only the stored copy of
     each level is rounded, as PGGAN's `h5tool.py` and StyleGAN's TFRecords do.
@@ -161,11 +161,11 @@ def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, spli
     """Write one shard atomically: every level, the metadata, and the fingerprint attrs."""
     count = len(records)
     compression = compression_filter(settings)
-    batch = max(1, BATCH_BYTES // (CHANNELS * resolution * resolution))  # dataset.md §3: RAM-buffered flushes
+    batch = max(1, BATCH_BYTES // (CHANNELS * resolution * resolution))  # PGGAN h5tool.py: RAM-buffered flushes
     with fileio.atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         datasets = []
         for r in levels(resolution):
-            chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # dataset.md §3 (h5tool)
+            chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # PGGAN h5tool.py
             datasets.append(h5.create_dataset(
                 level_name(r), shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
                 dtype=np.uint8, chunks=(chunk, CHANNELS, r, r), **compression))

@@ -1,4 +1,4 @@
-"""The training loop: set-up, data, step, log, checkpoint, top to bottom (training.md §2).
+"""The training loop: set-up, data, step, log, checkpoint, top to bottom (after NVlabs/stylegan `training/training_loop.py`).
 
 One process per GPU under torchrun (WORLD_SIZE > 1: NCCL on GPUs, gloo on CPU),
 or one plain process. Data parallelism is done by hand rather than with the
@@ -148,7 +148,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
              p.nimg, total_nimg, d.world, d.device)
 
     while p.nimg < total_nimg:
-        # --- schedule: re-evaluated every minibatch_repeats steps (training.md §2) ---------
+        # --- schedule: re-evaluated every minibatch_repeats steps (SG training_loop.py) ---------
         if p.step % s.schedule.minibatch_repeats == 0:
             new = level_at(s.schedule, R, p.nimg / 1000)
             if s.optimizer.reset_on_level_change and new.lod_bounds != level.lod_bounds:
@@ -234,7 +234,7 @@ def build_networks(s: TrainSettings, device: torch.device) -> tuple[Generator, D
 
 
 def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
-    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (training.md §2); lr set each step."""
+    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (NVlabs/stylegan `train.py`); lr set each step."""
     o = s.optimizer
     return torch.optim.Adam(model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps)
 
@@ -263,7 +263,7 @@ def apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer, world: i
 
 @torch.no_grad()
 def update_ema(ema: Generator, G: Generator, beta: float) -> None:
-    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (training.md §2, §5)."""
+    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (SG training_loop.py Gs_beta; SG dnnlib/tflib/network.py setup_as_moving_average_of)."""
     for q_ema, q in zip(ema.parameters(), G.parameters()):
         q_ema.lerp_(q, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), G.buffers()):
@@ -352,6 +352,6 @@ def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G:
 
 
 def write_grid(path: Path, G_ema: Generator, z: torch.Tensor, level: Level, s: TrainSettings) -> None:
-    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation (training.md §1)."""
+    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation (SG training_loop.py and training/misc.py, is_validation=True)."""
     images = render(G_ema, z, level.resolution, level.alpha)
     fileio.write_bytes(path, grid_png(images, s.checkpoint.grid[0], s.network.resolution))

@@ -1,10 +1,12 @@
 """StyleGAN's generator and discriminator (the paper's configuration F), with progressive growing.
 
-Architecture and constants: the reference `training.md` §1 (SG
-`training/networks_stylegan.py`); the pitfalls of other ports that this module
-avoids are in §5. Unlike SG, both networks run at the native resolution of the
-current level (SG upscales every image to the final resolution), which is
-cheaper; the training loss rescales R1's gamma to compensate (training.md §3).
+Architecture and constants: NVlabs/stylegan (SG) `training/networks_stylegan.py`;
+the pitfalls of other ports that this module avoids are those of
+rosinality/style-based-gan-pytorch (ROS) `model.py`. Unlike SG, both networks run
+at the native resolution of the current level (SG upscales every image to the
+final resolution), which is cheaper; the training loss rescales R1's gamma to
+compensate (derived against SG `training/loss.py`: see `LossSettings` in
+`stylegan/train/config.py`).
 
 The paper's ablations are switches in `NetworkSettings` (plus `mixing_prob`,
 passed at call time). Table 1 of the paper, FFHQ rows:
@@ -54,7 +56,7 @@ from stylegan.train.layers import (
     upscale2d,
 )
 
-FUSED_MIN_RESOLUTION = 128  # training.md §1: fused_scale='auto' fuses outputs (G) / inputs (D) >= 128
+FUSED_MIN_RESOLUTION = 128  # SG networks_stylegan.py: fused_scale='auto' fuses outputs (G) / inputs (D) >= 128
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,10 @@ class NetworkSettings:
     """Hyper-parameters of G and D (config: ``train.network``); defaults are config F at 1024²."""
 
     resolution: int = 1024  # final resolution R (power of two, >= 8)
-    fmap_base: int = 8192  # training.md §1 nf(stage)
+    fmap_base: int = 8192  # SG networks_stylegan.py nf(stage)
     fmap_decay: float = 1.0
     fmap_max: int = 512
-    latent_size: int = 512  # training.md §1 G_mapping
+    latent_size: int = 512  # SG networks_stylegan.py G_mapping
     dlatent_size: int = 512
     mapping_layers: int = 8
     mapping_lrmul: float = 0.01
@@ -73,10 +75,10 @@ class NetworkSettings:
     const_input: bool = True  # False: "traditional" input (w through a dense to 4x4), Table 1 row A-C
     use_styles: bool = True
     use_noise: bool = True
-    truncation_psi: float = 0.7  # training.md §1 G_style: generation defaults
+    truncation_psi: float = 0.7  # SG networks_stylegan.py G_style: generation defaults
     truncation_cutoff: int = 8
     w_avg_beta: float = 0.995
-    mbstd_group_size: int = 4  # training.md §1 minibatch stddev
+    mbstd_group_size: int = 4  # SG networks_stylegan.py minibatch_stddev_layer
     fused_scale: bool | None = None  # None = 'auto' as the reference (fused at >= 128)
 
     def __post_init__(self) -> None:
@@ -103,7 +105,7 @@ class NetworkSettings:
         return 2 * self.log2_resolution - 2
 
     def nf(self, stage: int) -> int:
-        """Feature maps at a stage; a layer at resolution 2^r uses nf(r-1) (training.md §1)."""
+        """Feature maps at a stage; a layer at resolution 2^r uses nf(r-1) (SG networks_stylegan.py nf)."""
         return min(int(self.fmap_base / 2.0 ** (stage * self.fmap_decay)), self.fmap_max)
 
     def fused(self, resolution: int) -> bool:
@@ -140,7 +142,7 @@ def _check_level(s: NetworkSettings, res: int, alpha: float) -> int:
 
 
 class MappingNetwork(nn.Module):
-    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01 (training.md §1)."""
+    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01 (SG networks_stylegan.py G_mapping)."""
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
@@ -159,7 +161,7 @@ class MappingNetwork(nn.Module):
 
 
 class LayerEpilogue(nn.Module):
-    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style (training.md §1).
+    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style (SG networks_stylegan.py layer_epilogue).
 
     The norm is instance norm with styles (AdaIN = instance norm + StyleMod) and
     Progressive GAN's pixel norm without them.
@@ -190,7 +192,7 @@ class InputBlock(nn.Module):
         super().__init__()
         channels = s.nf(1)
         if s.const_input:
-            self.const = nn.Parameter(torch.ones(1, channels, 4, 4))  # training.md §1: ones, not randn (§5.5)
+            self.const = nn.Parameter(torch.ones(1, channels, 4, 4))  # SG networks_stylegan.py: ones, not randn (ROS's model.py)
             self.dense = None
         else:
             self.const = None
@@ -213,7 +215,7 @@ class InputBlock(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
-    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur (training.md §1, §5.7)."""
+    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur (SG networks_stylegan.py; ROS adds it before)."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -241,7 +243,7 @@ class SynthesisNetwork(nn.Module):
         self.settings = s
         self.input = InputBlock(s)
         self.blocks = nn.ModuleDict({str(2**r): SynthesisBlock(s, 2**r) for r in range(3, s.log2_resolution + 1)})
-        # training.md §1 torgb: 1x1, gain 1, bias, no activation; one per level
+        # SG networks_stylegan.py torgb: 1x1, gain 1, bias, no activation; one per level
         self.torgb = nn.ModuleDict({str(2**r): EqualizedConv2d(s.nf(r - 1), 3, 1, gain=1.0)
                                     for r in range(2, s.log2_resolution + 1)})
 
@@ -255,7 +257,7 @@ class SynthesisNetwork(nn.Module):
             previous = x
             x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], modes[2 * r - 4:2 * r - 2])
         image = self.torgb[str(res)](x)
-        if alpha < 1.0 and log2_res > 2:  # training.md §1 progressive blend: alpha = 1 - frac(lod)
+        if alpha < 1.0 and log2_res > 2:  # SG networks_stylegan.py progressive blend: alpha = 1 - frac(lod)
             image = torch.lerp(upscale2d(self.torgb[str(res // 2)](previous)), image, alpha)
         return image
 
@@ -263,14 +265,14 @@ class SynthesisNetwork(nn.Module):
 class Generator(nn.Module):
     """G = mapping + synthesis, with the running average of w, style mixing and truncation in W.
 
-    Style mixing follows SG's G_style (training.md §1): with probability
+    Style mixing follows SG's G_style (`training/networks_stylegan.py`): with probability
     `mixing_prob` the WHOLE minibatch mixes (not each image, as the paper's "a given
     percentage of images" suggests), at one crossover drawn from randint[1, L), L
     the layers active at `res`: layers before it take w1, the rest w2. Quirk kept:
     the crossover never equals L, so a mixing step always gives w2 to at least the
-    last active layer. [derived] training.md §1 says a fading block always gets w2;
-    by SG's arithmetic it does not (during a fade to res, lod = log2(R/res) + 1 -
-    alpha truncates to log2(R/res), so L counts the fading block), and neither here.
+    last active layer. Derived from SG's arithmetic: a fading block does not always
+    get w2 (during a fade to res, lod = log2(R/res) + 1 - alpha truncates to
+    log2(R/res), so L counts the fading block), and neither does it here.
     """
 
     def __init__(self, s: NetworkSettings) -> None:
@@ -305,7 +307,7 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def update_w_avg(self, w: Tensor) -> None:
-        """dlatent_avg = lerp(mean_batch(w), dlatent_avg, beta) (training.md §1 G_style)."""
+        """dlatent_avg = lerp(mean_batch(w), dlatent_avg, beta) (SG networks_stylegan.py G_style)."""
         self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg,
                                     self.settings.w_avg_beta))
 
@@ -320,7 +322,7 @@ class Generator(nn.Module):
         return torch.where(layer < crossover, ws, w2.unsqueeze(1))
 
     def truncate(self, ws: Tensor, psi: float, cutoff: int | None) -> Tensor:
-        """lerp(w_avg, w, psi) on layers < cutoff (all layers when None); training.md §1 Truncation."""
+        """lerp(w_avg, w, psi) on layers < cutoff (all layers when None); SG networks_stylegan.py G_style truncation."""
         layers = self.num_layers if cutoff is None else cutoff
         layer = torch.arange(self.num_layers, device=ws.device).reshape(1, -1, 1)
         truncated = torch.lerp(self.w_avg.to(ws.dtype), ws, psi)
@@ -331,7 +333,7 @@ class Generator(nn.Module):
 
 
 class FromRGB(nn.Module):
-    """1x1 conv from RGB to nf(r-1) features, bias, lrelu (training.md §1 fromrgb; §5 ROS #33)."""
+    """1x1 conv from RGB to nf(r-1) features, bias, lrelu (SG networks_stylegan.py fromrgb; rosinality/style-based-gan-pytorch#33)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -343,7 +345,7 @@ class FromRGB(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2) (training.md §1, not ROS §5.8)."""
+    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2) (SG networks_stylegan.py D_basic, not ROS's ConvBlock(in, out))."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -363,7 +365,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorHead(nn.Module):
-    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (training.md §1)."""
+    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (SG networks_stylegan.py D_basic)."""
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
@@ -398,6 +400,6 @@ class Discriminator(nn.Module):
         x = self.fromrgb[str(res)](img)
         for r in range(log2_res, 2, -1):
             x = self.blocks[str(2**r)](x)
-            if r == log2_res and alpha < 1.0:  # training.md §1 D blend: lerp(fromrgb(downscale), block, alpha)
+            if r == log2_res and alpha < 1.0:  # SG networks_stylegan.py D_basic blend: lerp(fromrgb(downscale), block, alpha)
                 x = torch.lerp(self.fromrgb[str(res // 2)](downscale2d(img)), x, alpha)
         return self.head(x)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One torchrun per node for multi-node training (recipe: reference workflow.md §4).
+# One torchrun per node for multi-node training (torchrun c10d rendezvous: docs.pytorch.org/docs/stable/elastic/run.html).
 # Run it as one srun task per node; the rendezvous is on the job's first node. SLURM_* are the
 # step's own here, so the endpoint is computed inside the task, not by the caller.
 #   srun --ntasks-per-node=1 --cpus-per-task=64 --gpus-per-node=8 \

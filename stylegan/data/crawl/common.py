@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-# Flickr licence ids, names and deeds: dataset.md §4 (flickr.photos.licenses.getInfo;
-# ids 9 and 10 from the openverse mapping). Names follow Flickr's own strings.
+# Flickr licence ids, names and deeds: Flickr API flickr.photos.licenses.getInfo
+# (https://www.flickr.com/services/api/flickr.photos.licenses.getInfo.html; ids 9 and 10
+# from WordPress/openverse-catalog `providers/provider_api_scripts/flickr.py`). Names follow Flickr's own strings.
 FLICKR_LICENSES: dict[int, tuple[str, str | None]] = {
     0: ("All Rights Reserved", None),
     1: ("Attribution-NonCommercial-ShareAlike License", "https://creativecommons.org/licenses/by-nc-sa/2.0/"),

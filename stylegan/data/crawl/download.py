@@ -35,7 +35,7 @@ from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryab
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
-BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (dataset.md §2)
+BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (NVlabs/ffhq-dataset `download_ffhq.py` download_file)
 EXIF_ORIENTATION = 0x0112
 QUARANTINED = "quarantined as "  # how a quarantined photo's reason begins (the report lists them)
 
@@ -71,7 +71,7 @@ def verify(path: Path, width: int | None, height: int | None) -> None:
     """Raise BadFile unless `path` decodes fully as an image of the catalogued size.
 
     A source may state the size after EXIF rotation while the file stores it
-    unrotated (dataset.md §4: originals "might not be rotated"), so a quarter-turn
+    unrotated (Flickr API docs, misc.urls.html: originals "might not be rotated"), so a quarter-turn
     orientation tag lets the swapped size match too.
     """
     try:

@@ -1,6 +1,7 @@
 """The flickr source: search the REST API for eligible photos and describe each one.
 
-Facts from dataset.md §4: `flickr.photos.search` returns at most the first 4,000
+Facts from the Flickr API docs (https://www.flickr.com/services/api/):
+`flickr.photos.search` returns at most the first 4,000
 results of a query, so the upload-date range is bisected until every window's
 `total` is below `window_cap`; results are de-duplicated on photo id; the
 original (or largest) size is taken from `url_o` or `flickr.photos.getSizes`.
@@ -29,8 +30,8 @@ from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-SEARCH_LIMIT = 4000  # dataset.md §4: "at most the first 4,000 results for any given search query"
-RETRYABLE_CODES = {10, 105}  # dataset.md §4: search API unavailable, service unavailable
+SEARCH_LIMIT = 4000  # flickr.photos.search docs: "at most the first 4,000 results for any given search query"
+RETRYABLE_CODES = {10, 105}  # flickr.photos.search error codes: search API unavailable, service unavailable
 OPT_OUT_TAGS = {"no_cv", "nocv"}  # FFHQ README opt-out tag; Flickr's clean form drops the underscore
 EXTRAS = "license,owner_name,date_upload,date_taken,o_dims,url_o,original_format,tags,media"
 
