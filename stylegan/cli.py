@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics):
         add(groups)
     return parser
 
@@ -309,6 +309,92 @@ def _summary(args: argparse.Namespace) -> None:
     if args.resolution is not None:
         settings = dataclasses.replace(settings, resolution=args.resolution)
     print(summary(settings))
+
+
+# --- metrics (FID, KID, the FID curve) -----------------------------------------
+
+
+def _add_metrics(groups: argparse._SubParsersAction) -> None:
+    """`metrics reals|shard|fid|curve`: real statistics, a shard of generated features, the merge, Fig. 7."""
+    metrics = groups.add_parser("metrics", help="FID and KID of trained generators").add_subparsers(
+        dest="command", required=True)
+    reals = _command(metrics, "reals", _metrics_reals, "Inception statistics of the training images (cached)")
+    _settings_arg(reals)
+    reals.add_argument("--manifest", required=True, help="dataset manifest JSON")
+    reals.add_argument("--resolution", required=True, type=int, help="image level: the model's final resolution")
+    reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
+    reals.add_argument("--out", required=True, help="record JSON naming the statistics file")
+    shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
+    _settings_arg(shard)
+    shard.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
+    shard.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
+    shard.add_argument("--out", required=True, help="partial statistics (.npz)")
+    fid = _command(metrics, "fid", _metrics_fid, "merge a metric's shards into its FID (and KID) result")
+    _settings_arg(fid)
+    fid.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    fid.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
+    fid.add_argument("--partials", required=True, nargs="+", help="every shard's partial statistics")
+    fid.add_argument("--out", required=True, help="FID result JSON")
+    fid.add_argument("--kid-out", default=None, help="also write KID from the same features to this JSON")
+    curve = _command(metrics, "curve", _metrics_curve, "FID of every kept training snapshot, plotted")
+    _settings_arg(curve)
+    curve.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
+    curve.add_argument("--run-dir", required=True, help="training run directory (its generators/ snapshots)")
+    curve.add_argument("--folder", required=True, help="one result JSON per snapshot (kept: a rerun resumes)")
+    curve.add_argument("--out", required=True, help="curve data JSON (points and the lowest FID)")
+    curve.add_argument("--plot", required=True, help="curve PNG")
+    curve.add_argument("--lowest", required=True, help="result JSON of the lowest FID over training")
+
+
+def _metrics_settings(args: argparse.Namespace):
+    from stylegan import settings
+    from stylegan.metrics.config import MetricsSettings
+
+    return settings.load(MetricsSettings, args.settings, "metrics")
+
+
+def _metric_device():
+    """The job's device: the first GPU when there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _metrics_reals(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+
+    fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
+              _metric_device())
+
+
+def _metrics_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+
+    fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
+              _metric_device())
+
+
+def _metrics_fid(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+
+    fid.result(_metrics_settings(args), Path(args.generator), Path(args.reals), [Path(p) for p in args.partials],
+               Path(args.out), args.kid_out and Path(args.kid_out))
+
+
+def _metrics_curve(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+
+    fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
+              Path(args.plot), Path(args.lowest), _metric_device())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

