@@ -208,3 +208,22 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
     fileio.write_json(sidecar, entries)
     log.info("wrote %d demo photos to %s (removed %d stale ones)", len(entries), folder, len(stale))
     return entries
+
+
+def face_labels(photo_labels: Path, face_chunks: list[Path], out: Path) -> int:
+    """Carry the photos' labels to their aligned faces: an attribute file over the aligned images.
+
+    Each face takes its photo's row; names are the aligned PNGs' file names, so the
+    file labels the folder align writes them to. Returns the number of faces.
+    """
+    table = attributes.read(photo_labels)
+    row_of = {name: k for k, name in enumerate(table.names)}
+    names, rows = [], []
+    for chunk in face_chunks:
+        for face in fileio.read_jsonl(chunk):
+            if face.get("status") == "ok" and face.get("source_id") in row_of:
+                names.append(Path(face["image"]).name)
+                rows.append(table.labels[row_of[face["source_id"]]])
+    attributes.write(out, names, list(table.attributes), np.array(rows, np.int8).reshape(len(rows), -1))
+    log.info("labelled %d aligned faces with %s", len(names), ", ".join(table.attributes))
+    return len(names)

@@ -232,18 +232,28 @@ def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
     The merged record is the first shard's, with `seconds` summed over the shards.
     """
     loaded = sorted((FeatureStats.load(p) + (p,) for p in paths), key=lambda t: t[1]["range"][0])
-    first = loaded[0][1]
+    first = tiled([(meta, path) for _, meta, path in loaded])
+    seconds = sum(meta.get("seconds", 0.0) for _, meta, _ in loaded)
+    return FeatureStats.merge([s for s, _, _ in loaded]), {**first, "seconds": seconds}
+
+
+def tiled(parts: list[tuple[dict[str, Any], Path]]) -> dict[str, Any]:
+    """The first (lowest-range) shard record, after checking that the shards share settings and
+    tile samples 0 .. num-1 without gap or overlap; `parts` are (partial_meta record, file)."""
+    if not parts:
+        raise StageError("no shard partials to merge")
+    parts = sorted(parts, key=lambda t: t[0]["range"][0])
+    first, first_path = parts[0]
     position = 0
-    for stats, meta, path in loaded:
+    for meta, path in parts:
         if meta["settings"] != first["settings"] or meta["num"] != first["num"]:
-            raise StageError(f"{path}: computed with other settings than {loaded[0][2]}; rerun its shard")
+            raise StageError(f"{path}: computed with other settings than {first_path}; rerun its shard")
         if meta["range"][0] != position:
             raise StageError(f"{path}: starts at sample {meta['range'][0]}, expected {position}; a shard is missing")
         position = meta["range"][1]
     if position != first["num"]:
         raise StageError(f"shards cover samples 0 .. {position - 1} of {first['num']}; a shard is missing")
-    seconds = sum(meta.get("seconds", 0.0) for _, meta, _ in loaded)
-    return FeatureStats.merge([s for s, _, _ in loaded]), {**first, "seconds": seconds}
+    return first
 
 
 # --- real-image statistics -----------------------------------------------------

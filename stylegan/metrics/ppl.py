@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 VARIANTS = ("z_full", "z_end", "w_full", "w_end")
 CROP_TARGET = 256  # SG1 box-downsamples the crop while it is larger than this
 PARTIAL_FORMAT = "stylegan-ppl-partial/1"
+MIN_RESOLUTION = 32
 
 
 # --- the maths -----------------------------------------------------------------
@@ -132,21 +133,34 @@ def variant_settings(s: MetricsSettings, variant: str, generator: Path) -> dict[
             "crop": True, "crop_target": CROP_TARGET, "distance": "lpips-vgg16-v0.1"}
 
 
-def shard(s: MetricsSettings, generator: Path, backbone: Path, variant: str, index: int, out: Path,
-          device: torch.device) -> None:
-    """The distances of shard `index` of `metrics.shards` of one variant, as .npz."""
+def shard_distances(s: MetricsSettings, G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16,
+                    variant: str, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The distances of shard `index` of `metrics.shards` of one variant, and the range they cover."""
     if variant not in VARIANTS:
         raise StageError(f"ppl variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    if G.settings.resolution < MIN_RESOLUTION:
+        raise StageError(f"perceptual path length needs a generator of at least {MIN_RESOLUTION}² (its face crop "
+                         f"is half the side and VGG16 pools it four times); this one is {G.settings.resolution}²")
+    blocks = shard_blocks(s.ppl.num_samples, s.batch, index, s.shards, s.seed, f"ppl_{variant}")
+    d = [block_distances(G, meta, distance, variant, b, s.ppl.epsilon) for b in blocks]
+    return (np.concatenate(d) if d else np.zeros(0)), partial_meta(blocks, s.ppl.num_samples, s.shards, {})
+
+
+def save_partial(out: Path, distances: np.ndarray, info: dict[str, Any]) -> None:
+    with fileio.atomic_path(out) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, distances=distances, meta=json.dumps({**info, "format": PARTIAL_FORMAT}, sort_keys=True))
+
+
+def shard(s: MetricsSettings, generator: Path, backbone: Path, variant: str, index: int, out: Path,
+          device: torch.device) -> None:
+    """One shard of one variant, from the generator and VGG16 files, written as .npz."""
     start = time.time()
     G, meta = load_generator(generator, device)
     distance = lpips_vgg.load(backbone, device)
-    blocks = shard_blocks(s.ppl.num_samples, s.batch, index, s.shards, s.seed, f"ppl_{variant}")
-    d = np.concatenate([block_distances(G, meta, distance, variant, b, s.ppl.epsilon) for b in blocks] or [[]])
-    info = {**partial_meta(blocks, s.ppl.num_samples, s.shards, variant_settings(s, variant, generator)),
-            "format": PARTIAL_FORMAT, "seconds": time.time() - start, "device": mr.device_name(device),
-            "backbone": {"path": str(backbone), "sha256": lpips_vgg.VGG16_SHA256}}
-    with fileio.atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, distances=d, meta=json.dumps(info, sort_keys=True))
+    d, info = shard_distances(s, G, meta, distance, variant, index)
+    save_partial(out, d, {**info, "settings": variant_settings(s, variant, generator), "seconds": time.time() - start,
+                          "device": mr.device_name(device),
+                          "backbone": {"path": str(backbone), "sha256": lpips_vgg.VGG16_SHA256}})
     log.info("ppl %s shard %d/%d: %d pairs in %.0f s", variant, index, s.shards, len(d), time.time() - start)
 
 
