@@ -192,6 +192,7 @@ def load(path: Path, device: torch.device | str = "cpu") -> Classifier:
         net.load_state_dict(state["state"])
     except (OSError, EOFError, KeyError, TypeError, ValueError, RuntimeError, AttributeError,
             pickle.UnpicklingError) as err:
-        raise StageError(f"{path}: not an attribute classifier this version can load ({err}); {fix}") from None
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StageError(f"{path}: not an attribute classifier this version can load ({why}); {fix}") from None
     return Classifier(state["attribute"], net.to(device).eval().requires_grad_(False), int(state["resolution"]),
                       Path(path))
