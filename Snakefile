@@ -14,6 +14,7 @@ include: "workflow/rules/filter.smk"
 include: "workflow/rules/pack.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/ppl_ls.smk"
 
 
 rule all:

@@ -8,6 +8,7 @@ reals and 50,000 generated images per FID (Karras et al. 2019, section 2).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stylegan.settings import SettingsError
 
@@ -81,6 +82,22 @@ class LsSettings:
             raise SettingsError(f"metrics.ls.num_samples: got {self.num_samples}, expected at least 2")
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise SettingsError(f"metrics.ls.resolution: {self.resolution} is not a power of two >= 8")
+
+    def missing_labels(self) -> str | None:
+        """Why the labelled faces cannot be used (keys unset or files absent), or None when they can."""
+        if self.labels == "demo":
+            return None
+        keys = {"faces": self.faces, "attributes_file": self.attributes_file, "mapping_file": self.mapping_file}
+        unset = [k for k in ("faces", "attributes_file") if not keys[k]]
+        absent = [f"{v} (metrics.ls.{k})" for k, v in keys.items() if v and not Path(v).exists()]
+        if not unset and not absent:
+            return None
+        problem = (f"metrics.ls.{' and metrics.ls.'.join(unset)} not set" if unset else "") + \
+            ("; " if unset and absent else "") + (f"not found: {', '.join(absent)}" if absent else "")
+        return (f"no labelled faces to train the attribute classifiers: {problem}. Download CelebA-HQ "
+                "(CelebAMask-HQ's CelebA-HQ-img/ folder and CelebA-HQ-to-CelebA-mapping.txt) and CelebA's "
+                "Anno/list_attr_celeba.txt, point metrics.ls.faces, .attributes_file and .mapping_file at them "
+                "(see README, linear separability), then rerun")
 class InceptionSettings:
     """`metrics.inception`: the FID detector file, its checksum and its calling convention."""
 

@@ -22,6 +22,7 @@ supplies (or a download rule fetches) and which is checked against its sha256.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -137,3 +138,21 @@ def load(backbone: Path, device: str | torch.device = "cpu") -> LpipsVgg16:
     except (RuntimeError, KeyError) as err:
         raise StageError(f"{backbone}: not a VGG16 state dict ({err})") from None
     return net.to(device).eval().requires_grad_(False)
+
+
+def download(out: Path, url: str = VGG16_URL, timeout_s: float = 60.0) -> None:
+    """Fetch the VGG16 file to `out`, atomically; one with another sha256 is refused and not kept."""
+    import requests
+
+    digest = hashlib.sha256()
+    try:
+        with requests.get(url, stream=True, timeout=timeout_s) as response, fileio.atomic_path(out) as tmp:
+            response.raise_for_status()
+            with open(tmp, "wb") as handle:
+                for block in response.iter_content(1 << 20):
+                    digest.update(block)
+                    handle.write(block)
+            if digest.hexdigest() != VGG16_SHA256:
+                raise StageError(f"{url}: sha256 {digest.hexdigest()}, expected {VGG16_SHA256}; not saved")
+    except requests.RequestException as err:
+        raise StageError(f"{url}: download failed ({err}); without a network, copy {VGG16_FILE} to {out}") from None

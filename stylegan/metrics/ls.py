@@ -184,7 +184,10 @@ def not_computed(generator: Path, reason: str, out: Path, s: MetricsSettings) ->
 
 
 def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path, workers: int) -> None:
-    """Merge the shards, fit the SVMs and write the LS record."""
+    """Merge the shards, fit the SVMs and write the LS record; with no shards, "not computed" and why."""
+    if not partials:
+        not_computed(generator, s.ls.missing_labels() or "no separability shards were given", out, s)
+        return
     start = time.time()
     loaded = [load_partial(p) + (p,) for p in partials]
     info = tiled([(meta, path) for _, meta, path in loaded])

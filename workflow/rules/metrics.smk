@@ -32,6 +32,8 @@ def metric_result_files():
         f"{METRICS}/kid.json",
         *[f"{METRICS}/fid_{stream}.json" for stream in MIXING],
         f"{METRICS}/fid_lowest.json",
+        f"{METRICS}/ppl.json",
+        f"{METRICS}/ls.json",
     ]
 
 
