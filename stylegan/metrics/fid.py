@@ -29,7 +29,7 @@ from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, FeatureStats, Inception, merge_partials, partial_meta, shard_blocks
+from stylegan.metrics.features import FEATURES, Block, FeatureStats, Inception, merge_partials, partial_meta, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.train import checkpoint
 from stylegan.train.networks import Generator, layers_at
@@ -41,11 +41,34 @@ log = logging.getLogger(__name__)
 # --- the distances -------------------------------------------------------------
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     samples2: np.ndarray | None = None) -> float:
     """‖μ1-μ2‖² + Tr(Σ1 + Σ2 - 2 sqrtm(Σ1 Σ2)), real part, as SG1 computes it with scipy's sqrtm
-    (NVlabs/stylegan `metrics/frechet_inception_distance.py`; SciPy 1.16 deprecated its disp=False)."""
-    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(sigma1 + sigma2 - 2 * root)))
+    (NVlabs/stylegan `metrics/frechet_inception_distance.py`; SciPy 1.16 deprecated its disp=False).
+
+    `samples2`, set 2's features when there are no more of them than dimensions,
+    gives the same trace from sqrtm of the small symmetric matrix Bᵀ Σ1 B, where
+    Σ2 = B Bᵀ (B: the centred samples / √(n-1)): Σ1 Σ2 and Bᵀ Σ1 B share their
+    non-zero eigenvalues. sqrtm of the singular 2048² product is ill-conditioned and
+    takes minutes on a CPU; with the paper's 50,000 samples this branch never runs.
+    """
+    if samples2 is not None and len(samples2) <= len(mu2):
+        b = (samples2.astype(np.float64) - mu2) / np.sqrt(len(samples2) - 1)
+        trace = np.trace(scipy.linalg.sqrtm(b @ sigma1 @ b.T))
+    else:
+        trace = np.trace(scipy.linalg.sqrtm(sigma1 @ sigma2))
+    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace))
+
+
+def fid_of(fakes: FeatureStats, reals: FeatureStats) -> float:
+    """FID of two feature sets; a set with fewer samples than features (and all of them kept) takes the
+    small-matrix route of `frechet_distance`."""
+    small = [s for s in (reals, fakes) if s.count <= FEATURES and len(s.kept) == s.count]
+    if not small:
+        return frechet_distance(fakes.mean(), fakes.cov(), reals.mean(), reals.cov())
+    two = min(small, key=lambda s: s.count)
+    one = fakes if two is reals else reals
+    return frechet_distance(one.mean(), one.cov(), two.mean(), two.cov(), two.kept)
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int, subset_size: int,
@@ -139,7 +162,7 @@ def shard(s: MetricsSettings, generator: Path, stream: str, index: int, out: Pat
     detector = Inception(s.inception, device)
     blocks = shard_blocks(num, s.batch, index, s.shards, s.seed, stream)
     stats = fake_stats(G, meta, detector, blocks, latents, s.kid.max_samples)
-    info = partial_meta(blocks, num, s.shards, stream_settings(s, stream, generator))
+    info = partial_meta(num, s.batch, index, s.shards, stream_settings(s, stream, generator))
     stats.save(out, {**info, "seconds": time.time() - start, "device": mr.device_name(device),
                      "detector": detector.record})
     log.info("%s shard %d/%d: samples %d .. %d in %.0f s", stream, index, s.shards, *info["range"],
@@ -193,7 +216,7 @@ def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list
     if info["detector"]["sha256"] != reals_meta["detector"]["sha256"]:
         raise StageError(f"{partials[0]} and {reals_json} used different Inception files; rerun both")
     device, seconds = info["device"], info["seconds"]
-    fid = frechet_distance(fakes.mean(), fakes.cov(), reals.mean(), reals.cov())
+    fid = fid_of(fakes, reals)
     name = "fid" if info["settings"]["latents"] == 1 else f"fid_mix{info['settings']['latents']}"
     mr.write(fid_out, record(name, fid, generator, meta, reals, reals_meta, fakes, info,
                              seconds + time.time() - start, device))
@@ -254,8 +277,8 @@ def snapshot_fid(s: MetricsSettings, snapshot: Path, detector: Inception, reals:
     G, meta = load_generator(snapshot, device)
     check_resolution(G, snapshot, reals_meta)
     blocks = shard_blocks(s.curve.num_fakes, s.batch, 0, 1, s.seed, "curve")
-    fakes = fake_stats(G, meta, detector, blocks, 1, 0)
-    fid = frechet_distance(fakes.mean(), fakes.cov(), reals.mean(), reals.cov())
+    fakes = fake_stats(G, meta, detector, blocks, 1, s.kid.max_samples)
+    fid = fid_of(fakes, reals)
     log.info("%s (%.1f kimg): FID %.4f", snapshot.name, meta["nimg"] / 1000, fid)
     return record("fid", fid, snapshot, meta, reals, reals_meta, fakes, {"settings": wanted}, time.time() - start,
                   mr.device_name(device))

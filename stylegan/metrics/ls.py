@@ -35,7 +35,7 @@ from stylegan.errors import StageError
 from stylegan.metrics import classifier as clf
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, partial_meta, shard_blocks, tiled
+from stylegan.metrics.features import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.train.networks import Generator
 from stylegan.train.sampling import at_final_resolution, load_generator
@@ -156,7 +156,7 @@ def shard(s: MetricsSettings, generator: Path, classifier_files: list[Path], ind
     blocks = shard_blocks(s.ls.num_samples, s.batch, index, s.shards, s.seed, "ls")
     rows = [block_rows(G, meta, classifiers, b) for b in blocks]
     z, w, logits = (np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32) for k in range(3))
-    info = {**partial_meta(blocks, s.ls.num_samples, s.shards, ls_settings(s, generator, classifiers)),
+    info = {**partial_meta(s.ls.num_samples, s.batch, index, s.shards, ls_settings(s, generator, classifiers)),
             "format": PARTIAL_FORMAT, "attributes": [c.attribute for c in classifiers],
             "seconds": time.time() - start, "device": mr.device_name(device), "generated_resolution": meta["resolution"]}
     with fileio.atomic_path(out) as tmp, open(tmp, "wb") as handle:
@@ -189,16 +189,15 @@ def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path,
         not_computed(generator, s.ls.missing_labels() or "no separability shards were given", out, s)
         return
     start = time.time()
-    loaded = [load_partial(p) + (p,) for p in partials]
-    info = tiled([(meta, path) for _, meta, path in loaded])
+    loaded = sorted((load_partial(p) + (p,) for p in partials), key=lambda t: t[1]["range"][0])
+    info = check_tiling([(meta, path) for _, meta, path in loaded])
     if info["settings"]["generator_sha256"] != fileio.sha256_file(generator):
         raise StageError(f"{partials[0]}: computed from another {generator}; rerun the ls shards")
-    loaded.sort(key=lambda t: t[1]["range"][0])
     z, w, logits = (np.concatenate([rows[k] for rows, _, _ in loaded if len(rows[k])]) for k in ("z", "w", "logits"))
     fit_start = time.time()
     sep = separability(z, w, logits, info["attributes"], workers)
     _, meta = load_generator(generator)
-    seconds = sum(m["seconds"] for _, m, _ in loaded) + time.time() - start
+    seconds = info["seconds"] + time.time() - start
     mr.write(out, mr.MetricResult(
         metric="ls", status=mr.COMPUTED, value=sep["value"], snapshot=str(generator), kimg=meta["nimg"] / 1000,
         num_fakes=int(len(z)), settings={**info["settings"], "attributes": info["attributes"],

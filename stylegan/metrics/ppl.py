@@ -36,7 +36,7 @@ from stylegan.metrics import lpips_vgg
 from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, partial_meta, shard_blocks, tiled
+from stylegan.metrics.features import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.train.networks import Generator
 from stylegan.train.sampling import at_final_resolution, draw_noise, fixed_noise, load_generator
@@ -143,7 +143,7 @@ def shard_distances(s: MetricsSettings, G: Generator, meta: dict[str, Any], dist
                          f"is half the side and VGG16 pools it four times); this one is {G.settings.resolution}²")
     blocks = shard_blocks(s.ppl.num_samples, s.batch, index, s.shards, s.seed, f"ppl_{variant}")
     d = [block_distances(G, meta, distance, variant, b, s.ppl.epsilon) for b in blocks]
-    return (np.concatenate(d) if d else np.zeros(0)), partial_meta(blocks, s.ppl.num_samples, s.shards, {})
+    return (np.concatenate(d) if d else np.zeros(0)), partial_meta(s.ppl.num_samples, s.batch, index, s.shards, {})
 
 
 def save_partial(out: Path, distances: np.ndarray, info: dict[str, Any]) -> None:
@@ -178,10 +178,9 @@ def load_partial(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def merged_variant(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
     """One variant's distances in sample order, after checking the shards tile its samples."""
-    loaded = [load_partial(p) + (p,) for p in paths]
-    metas = tiled([(meta, path) for _, meta, path in loaded])
-    order = sorted(range(len(loaded)), key=lambda i: loaded[i][1]["range"][0])
-    return np.concatenate([loaded[i][0] for i in order]), {**metas, "seconds": sum(m["seconds"] for _, m, _ in loaded)}
+    loaded = sorted((load_partial(p) + (p,) for p in paths), key=lambda t: t[1]["range"][0])
+    info = check_tiling([(meta, path) for _, meta, path in loaded])
+    return np.concatenate([d for d, _, _ in loaded]), info
 
 
 def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[Path], out: Path) -> None:
