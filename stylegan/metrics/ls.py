@@ -91,7 +91,7 @@ def svm_entropy(x: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
 def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: list[str], workers: int
                  ) -> dict[str, Any]:
     """Per attribute and space H(Y|X), the two scores, and which fits failed; fits run in `workers` processes."""
-    from joblib import Parallel, delayed
+    from sklearn.utils.parallel import Parallel, delayed
 
     tasks, kept = [], {}
     for a, name in enumerate(attributes):
