@@ -57,6 +57,7 @@ def _add_demo(groups: argparse._SubParsersAction) -> None:
     labels = _command(demo, "face-labels", _demo_face_labels, "carry the demo photos' attribute labels to their faces")
     labels.add_argument("--photo-labels", required=True, help="the photos' attributes.txt (written with the photos)")
     labels.add_argument("--faces", required=True, nargs="+", help="align's face records (JSONL), every chunk")
+    labels.add_argument("--images", required=True, help="the folder of aligned faces (names are relative to it)")
     labels.add_argument("--out", required=True, help="attribute file over the aligned face images")
 
 
@@ -74,7 +75,7 @@ def _demo_face_labels(args: argparse.Namespace) -> None:
 
     from stylegan.data import demo
 
-    demo.face_labels(Path(args.photo_labels), [Path(p) for p in args.faces], Path(args.out))
+    demo.face_labels(Path(args.photo_labels), [Path(p) for p in args.faces], Path(args.images), Path(args.out))
 
 
 # --- crawl -----------------------------------------------------------------
@@ -337,11 +338,8 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
     reals.add_argument("--out", required=True, help="record JSON naming the statistics file")
     shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
-    _settings_arg(shard)
-    shard.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    _shard_args(shard, "partial statistics (.npz)")
     shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
-    shard.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
-    shard.add_argument("--out", required=True, help="partial statistics (.npz)")
     fid = _command(metrics, "fid", _metrics_fid, "merge a metric's shards into its FID (and KID) result")
     _settings_arg(fid)
     fid.add_argument("--generator", required=True, help="the generator the shards were computed from")
@@ -365,12 +363,9 @@ def _add_ppl_ls(metrics: argparse._SubParsersAction) -> None:
     vgg = _command(metrics, "vgg16", _metrics_vgg16, "download torchvision's VGG16 weights for the path length")
     vgg.add_argument("--out", required=True, help="where to save vgg16-397923af.pth (checked by sha256)")
     shard = _command(metrics, "ppl-shard", _metrics_ppl_shard, "path-length distances of one shard of one variant")
-    _settings_arg(shard)
-    shard.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    _shard_args(shard, "partial distances (.npz)")
     shard.add_argument("--vgg16", required=True, help="torchvision's vgg16-397923af.pth")
     shard.add_argument("--variant", required=True, help="z_full, z_end, w_full or w_end")
-    shard.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
-    shard.add_argument("--out", required=True, help="partial distances (.npz)")
     ppl = _command(metrics, "ppl", _metrics_ppl, "merge the path-length shards into the PPL result")
     _settings_arg(ppl)
     ppl.add_argument("--generator", required=True, help="the generator the shards were computed from")
@@ -387,17 +382,22 @@ def _add_ppl_ls(metrics: argparse._SubParsersAction) -> None:
     train.add_argument("--workers", type=int, default=0, help="processes reading the images")
     train.add_argument("--out", required=True, help="classifier file (.pt)")
     ls_shard = _command(metrics, "ls-shard", _metrics_ls_shard, "z, w and classifier logits of one shard")
-    _settings_arg(ls_shard)
-    ls_shard.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    _shard_args(ls_shard, "partial rows (.npz)")
     ls_shard.add_argument("--classifiers", required=True, nargs="+", help="one trained classifier per attribute")
-    ls_shard.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
-    ls_shard.add_argument("--out", required=True, help="partial rows (.npz)")
     ls = _command(metrics, "ls", _metrics_ls, "merge the separability shards, fit the SVMs, write the LS result")
     _settings_arg(ls)
     ls.add_argument("--generator", required=True, help="the generator the shards were computed from")
     ls.add_argument("--partials", nargs="*", default=[], help="every shard's rows; none: not computed, and why")
     ls.add_argument("--workers", type=int, default=1, help="SVM fits at once (one CPU each)")
     ls.add_argument("--out", required=True, help="LS result JSON")
+
+
+def _shard_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """What every metric shard takes: settings, the generator, the shard number, the partial to write."""
+    _settings_arg(parser)
+    parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    parser.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
+    parser.add_argument("--out", required=True, help=out_help)
 
 
 def _metrics_settings(args: argparse.Namespace):

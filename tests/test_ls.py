@@ -27,7 +27,7 @@ from stylegan.metrics.config import LsSettings, MetricsSettings
 from tests.test_ppl import make_generator
 
 CLASSIFIER = {"resolution": 32, "labels": "demo",
-              "classifier": {"images": 2400, "minibatch": 8, "fmap_base": 128, "fmap_max": 32, "val_fraction": 0.3}}
+              "classifier": {"images": 1600, "minibatch": 8, "fmap_base": 128, "fmap_max": 32, "val_fraction": 0.3}}
 
 
 def h2(p: float) -> float:
@@ -150,8 +150,8 @@ def demo_faces(tmp_path_factory: pytest.TempPathFactory) -> dict:
             records.append({"status": "ok", "source_id": name, "image": str(path)})
     fileio.write_jsonl(tmp / "faces.jsonl", records)
     out = tmp / "face_attributes.txt"
-    count = demo.face_labels(demo.attributes_file(sidecar), [tmp / "faces.jsonl"], out)
-    return {"tmp": tmp, "faces": tmp / "faces", "attributes": out, "count": count}
+    count = demo.face_labels(demo.attributes_file(sidecar), [tmp / "faces.jsonl"], tmp, out)
+    return {"tmp": tmp, "faces": tmp, "attributes": out, "count": count}  # names: faces/<photo>.png
 
 
 def test_demo_labels_reach_the_aligned_faces(demo_faces: dict) -> None:
@@ -159,7 +159,7 @@ def test_demo_labels_reach_the_aligned_faces(demo_faces: dict) -> None:
     faces = attributes.read(demo_faces["attributes"])
     assert faces.attributes == demo.ATTRIBUTES and demo_faces["count"] >= 40
     for name, row in zip(faces.names, faces.labels):
-        assert np.array_equal(row, photos.labels[photos.names.index(name.removesuffix(".png"))])
+        assert np.array_equal(row, photos.labels[photos.names.index(name.removeprefix("faces/").removesuffix(".png"))])
 
 
 @pytest.mark.parametrize("attribute", demo.ATTRIBUTES)
@@ -173,3 +173,42 @@ def test_classifier_learns_a_demo_attribute(demo_faces: dict, tmp_path: Path, at
     assert held_out >= 10 and record["val_accuracy"] >= max(0.8, chance + 0.2), (record["val_accuracy"], chance)
     loaded = clf.load(tmp_path / f"{attribute}.pt")
     assert loaded.attribute == attribute and loaded.resolution == 32
+
+
+def test_ls_split_and_merge_equals_unsplit(tmp_path: Path) -> None:
+    generator = make_generator(tmp_path / "g.pt", noise_strength=0.5, resolution=32)
+    attributes.write(tmp_path / "attr.txt", ["a.png", "b.png", "c.png"], ["X", "Y"], np.array([[1, -1], [-1, 1], [1, 1]]))
+    write_faces(tmp_path / "faces", ["a.png", "b.png", "c.png"])
+    s = settings.load(LsSettings, {**CLASSIFIER, "classifier": {**CLASSIFIER["classifier"], "images": 16,
+                                                                 "val_fraction": 0.0}}, "metrics.ls")
+    classifiers = []
+    for name in ("X", "Y"):
+        classifiers.append(tmp_path / f"{name}.pt")
+        clf.train(s, clf.labelled_faces(tmp_path / "faces", tmp_path / "attr.txt", None, name), name, 1, classifiers[-1])
+    records = {}
+    for shards in (1, 2):
+        m = settings.load(MetricsSettings, {"ls": {**CLASSIFIER, "num_samples": 40}, "batch": 6, "shards": shards},
+                          "metrics")
+        partials = [tmp_path / f"{shards}-{i}.npz" for i in range(shards)]
+        for index, path in enumerate(partials):
+            ls.shard(m, generator, classifiers, index, path, torch.device("cpu"))
+        ls.result(m, generator, partials, tmp_path / f"ls{shards}.json", workers=shards)
+        records[shards] = mr.read(tmp_path / f"ls{shards}.json")
+    one, two = records[1], records[2]
+    assert one.status == mr.COMPUTED and one.num_fakes == 40 and two.settings["shards"] == 2
+    assert set(one.value) == {"z", "w"} and one.value == pytest.approx(two.value, rel=1e-12)
+    assert one.settings["entropy_bits"] == two.settings["entropy_bits"]
+    assert one.settings["kept"]["X"]["samples"] == 20
+    with pytest.raises(StageError, match="a shard is missing"):
+        ls.result(m, generator, partials[:1], tmp_path / "bad.json", workers=1)
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_ls_without_labelled_faces_says_not_computed_and_why(tmp_path: Path) -> None:
+    generator = make_generator(tmp_path / "g.pt")
+    m = settings.load(MetricsSettings, {"ls": {"faces": str(tmp_path / "CelebA-HQ-img")}}, "metrics")
+    ls.result(m, generator, [], tmp_path / "ls.json", workers=1)
+    record = mr.read(tmp_path / "ls.json")
+    assert record.status == mr.NOT_COMPUTED and record.value is None
+    assert "metrics.ls.attributes_file not set" in record.reason and "CelebA-HQ-img (metrics.ls.faces)" in record.reason
+    assert "list_attr_celeba.txt" in record.reason

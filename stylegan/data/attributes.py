@@ -87,17 +87,18 @@ def labelled_images(folder: Path, table: AttributeTable, source: Path, mapping: 
                     ) -> tuple[list[Path], np.ndarray]:
     """The images of `folder` with their label rows; every labelled name must be an image there.
 
-    Without a mapping the table's names are file names in the folder; with one,
-    image `<idx>.<ext>` takes the row of CelebA file `mapping[idx]`.
+    Without a mapping the table's names are paths relative to the folder (file names
+    for a flat folder); with one, image `<idx>.<ext>` takes the row of CelebA file `mapping[idx]`.
     """
     if not Path(folder).is_dir():
         raise StageError(f"{folder}: the folder of labelled faces does not exist")
-    files = {p.name: p for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(Path(folder).rglob("*"))
+             if p.suffix.lower() in IMAGE_SUFFIXES}
     row_of = {name: k for k, name in enumerate(table.names)}
     if mapping is None:
         wanted = [(name, name) for name in table.names]
     else:
-        stems = {p.stem: name for name, p in files.items()}
+        stems = {p.stem: name for name, p in files.items() if "/" not in name}
         wanted = [(stems.get(idx, f"{idx}.jpg"), orig) for idx, orig in mapping.items()]
     missing = [image for image, _ in wanted if image not in files]
     unlabelled = [orig for _, orig in wanted if orig not in row_of]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -210,11 +211,11 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
     return entries
 
 
-def face_labels(photo_labels: Path, face_chunks: list[Path], out: Path) -> int:
+def face_labels(photo_labels: Path, face_chunks: list[Path], images: Path, out: Path) -> int:
     """Carry the photos' labels to their aligned faces: an attribute file over the aligned images.
 
-    Each face takes its photo's row; names are the aligned PNGs' file names, so the
-    file labels the folder align writes them to. Returns the number of faces.
+    Each face takes its photo's row; names are the aligned PNGs' paths relative to
+    `images`, the folder align writes them to. Returns the number of faces.
     """
     table = attributes.read(photo_labels)
     row_of = {name: k for k, name in enumerate(table.names)}
@@ -222,7 +223,7 @@ def face_labels(photo_labels: Path, face_chunks: list[Path], out: Path) -> int:
     for chunk in face_chunks:
         for face in fileio.read_jsonl(chunk):
             if face.get("status") == "ok" and face.get("source_id") in row_of:
-                names.append(Path(face["image"]).name)
+                names.append(Path(os.path.relpath(face["image"], images)).as_posix())
                 rows.append(table.labels[row_of[face["source_id"]]])
     attributes.write(out, names, list(table.attributes), np.array(rows, np.int8).reshape(len(rows), -1))
     log.info("labelled %d aligned faces with %s", len(names), ", ".join(table.attributes))

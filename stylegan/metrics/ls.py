@@ -20,7 +20,6 @@ sample; the merge fits the SVMs, attributes in parallel over the job's CPUs.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -35,7 +34,7 @@ from stylegan.errors import StageError
 from stylegan.metrics import classifier as clf
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, check_tiling, partial_meta, shard_blocks
+from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.train.networks import Generator
 from stylegan.train.sampling import at_final_resolution, load_generator
@@ -157,22 +156,15 @@ def shard(s: MetricsSettings, generator: Path, classifier_files: list[Path], ind
     rows = [block_rows(G, meta, classifiers, b) for b in blocks]
     z, w, logits = (np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32) for k in range(3))
     info = {**partial_meta(s.ls.num_samples, s.batch, index, s.shards, ls_settings(s, generator, classifiers)),
-            "format": PARTIAL_FORMAT, "attributes": [c.attribute for c in classifiers],
+            "attributes": [c.attribute for c in classifiers],
             "seconds": time.time() - start, "device": mr.device_name(device), "generated_resolution": meta["resolution"]}
-    with fileio.atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, z=z, w=w, logits=logits, meta=json.dumps(info, sort_keys=True))
+    save_arrays(out, {"z": z, "w": w, "logits": logits}, info, PARTIAL_FORMAT)
     log.info("ls shard %d/%d: %d samples in %.0f s", index, s.shards, len(z), time.time() - start)
 
 
 def load_partial(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    try:
-        with np.load(path) as f:
-            meta = json.loads(str(f["meta"]))
-            if meta.get("format") != PARTIAL_FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}")
-            return {k: f[k] for k in ("z", "w", "logits")}, meta
-    except (OSError, ValueError, KeyError) as err:
-        raise StageError(f"{path}: not a separability shard of this version ({err}); rerun its job") from None
+    """A shard's (z, w, logits) rows and record."""
+    return load_arrays(path, PARTIAL_FORMAT, ("z", "w", "logits"), "separability")
 
 
 def not_computed(generator: Path, reason: str, out: Path, s: MetricsSettings) -> None:

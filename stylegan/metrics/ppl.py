@@ -20,7 +20,6 @@ seed, so split-and-merged equals unsplit.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from stylegan.metrics import lpips_vgg
 from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, check_tiling, partial_meta, shard_blocks
+from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.train.networks import Generator
 from stylegan.train.sampling import at_final_resolution, draw_noise, fixed_noise, load_generator
@@ -147,8 +146,7 @@ def shard_distances(s: MetricsSettings, G: Generator, meta: dict[str, Any], dist
 
 
 def save_partial(out: Path, distances: np.ndarray, info: dict[str, Any]) -> None:
-    with fileio.atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, distances=distances, meta=json.dumps({**info, "format": PARTIAL_FORMAT}, sort_keys=True))
+    save_arrays(out, {"distances": distances}, info, PARTIAL_FORMAT)
 
 
 def shard(s: MetricsSettings, generator: Path, backbone: Path, variant: str, index: int, out: Path,
@@ -165,15 +163,9 @@ def shard(s: MetricsSettings, generator: Path, backbone: Path, variant: str, ind
 
 
 def load_partial(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """A shard's distances and record; anything else is a StageError naming the file."""
-    try:
-        with np.load(path) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta.get("format") != PARTIAL_FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}")
-            return z["distances"], meta
-    except (OSError, ValueError, KeyError) as err:
-        raise StageError(f"{path}: not a path-length shard of this version ({err}); rerun its job") from None
+    """A shard's distances and record."""
+    arrays, meta = load_arrays(path, PARTIAL_FORMAT, ("distances",), "path-length")
+    return arrays["distances"], meta
 
 
 def merged_variant(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
