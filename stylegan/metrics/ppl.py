@@ -34,6 +34,7 @@ from stylegan.errors import StageError
 from stylegan.metrics import lpips_vgg
 from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics import result as mr
+from stylegan.metrics.config import PPL_VARIANTS as VARIANTS
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
 from stylegan.settings import as_dict
@@ -42,7 +43,6 @@ from stylegan.train.sampling import at_final_resolution, draw_noise, fixed_noise
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("z_full", "z_end", "w_full", "w_end")
 CROP_TARGET = 256  # SG1 box-downsamples the crop while it is larger than this
 PARTIAL_FORMAT = "stylegan-ppl-partial/1"
 MIN_RESOLUTION = 32

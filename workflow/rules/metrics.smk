@@ -5,41 +5,10 @@
 # the real statistics are cached by content under metrics/cache, and the FID curve
 # keeps one result per training snapshot under metrics/curve, so reruns resume.
 
-METRICS = f"{RESULTS}/metrics"
-METRIC_SHARDS = [f"{i:03d}" for i in range(config["metrics"]["shards"])]
-MIXING = [f"mix{n}" for n in config["metrics"]["mixing"]["latents"]]
-# As train.resources: gpu 0 is a plain CPU job with cpus_per_gpu CPUs; with GPUs
-# cpus_per_task stays 0 (unset), since the SLURM plugin lets it win over cpus_per_gpu.
-METRIC_RESOURCES = dict(
-    gpu=config["metrics"]["resources"]["gpu"],
-    cpus_per_gpu=config["metrics"]["resources"]["cpus_per_gpu"],
-    cpus_per_task=0 if config["metrics"]["resources"]["gpu"] else config["metrics"]["resources"]["cpus_per_gpu"],
-    mem_mb=config["metrics"]["resources"]["mem_mb"],
-    runtime=config["metrics"]["resources"]["runtime"],
-)
-
-
 wildcard_constraints:
     stream=r"fid|mix[234]",
     latents=r"[234]",
     shard=r"\d{3}",
-
-
-def metric_result_files():
-    """Every final metric result (one MetricResult JSON each): what the report's metrics table shows."""
-    return [
-        f"{METRICS}/fid.json",
-        f"{METRICS}/kid.json",
-        *[f"{METRICS}/fid_{stream}.json" for stream in MIXING],
-        f"{METRICS}/fid_lowest.json",
-        f"{METRICS}/ppl.json",
-        f"{METRICS}/ls.json",
-    ]
-
-
-def metric_partials(stream):
-    """The shard partials of one sample stream, as the merge rules' input."""
-    return expand(f"{METRICS}/partial/{stream}-{{shard}}.npz", shard=METRIC_SHARDS)
 
 
 rule metrics_reals:

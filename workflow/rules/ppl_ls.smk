@@ -6,49 +6,8 @@
 # faces), shards that generate and classify, and a merge that fits the SVMs on its
 # CPUs; without labelled faces only the merge runs, recording why.
 
-from stylegan import settings as stylegan_settings
-from stylegan.data import demo as stylegan_demo
-from stylegan.metrics.config import LsSettings
-
-PPL_VARIANTS = ["z_full", "z_end", "w_full", "w_end"]
-PPL = config["metrics"]["ppl"]
-VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/vgg16-397923af.pth"
-LS = config["metrics"]["ls"]
-LS_MISSING = stylegan_settings.load(LsSettings, LS, "metrics.ls").missing_labels()
-LS_FACES = f"{RESULTS}/align/faces" if LS["labels"] == "demo" else LS["faces"]
-LS_ATTRIBUTES_FILE = f"{METRICS}/ls/demo_attributes.txt" if LS["labels"] == "demo" else LS["attributes_file"]
-SVM_WORKERS = config["metrics"]["resources"]["cpus_per_gpu"]
-
-
 wildcard_constraints:
     variant="|".join(PPL_VARIANTS),
-
-
-def ppl_partials(wildcards):
-    """Every variant's shards when the VGG16 file is there or will be downloaded; none otherwise."""
-    if not (PPL["download"] or Path(VGG16).is_file()):
-        return []
-    return expand(f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz", variant=PPL_VARIANTS, shard=METRIC_SHARDS)
-
-
-def ls_attributes():
-    """The attributes to classify: metrics.ls.attributes, the demo's, or every one in the file's header."""
-    if LS["attributes"]:
-        return list(LS["attributes"])
-    if LS["labels"] == "demo":
-        return list(stylegan_demo.ATTRIBUTES)
-    if LS_MISSING:
-        return []
-    return Path(LS_ATTRIBUTES_FILE).read_text().splitlines()[1].split()
-
-
-def ls_classifiers(wildcards=None):
-    return expand(f"{METRICS}/ls/classifiers/{{attribute}}.pt", attribute=ls_attributes())
-
-
-def ls_partials(wildcards):
-    """The separability shards when there are labelled faces; none otherwise."""
-    return [] if LS_MISSING else expand(f"{METRICS}/partial/ls-{{shard}}.npz", shard=METRIC_SHARDS)
 
 
 rule metrics_vgg16:
@@ -121,12 +80,14 @@ rule metrics_ls_demo_labels:
         f"{LOGS}/metrics_ls_demo_labels.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        images=LS_FACES,
     localrule: True
     message:
         "Carrying the demo photos' attribute labels to their aligned faces"
     shell:
         "python -m stylegan.cli demo face-labels --photo-labels {input.photos} --faces {input.faces} "
-        "--out {output} > {log} 2>&1"
+        "--images {params.images} --out {output} > {log} 2>&1"
 
 
 rule metrics_ls_classifier:
