@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan import cli, fileio, settings
+from stylegan import fileio, settings
 from stylegan.data import attributes, demo
 from stylegan.data.align import align
 from stylegan.data.landmarks import FaceFinder
