@@ -105,7 +105,7 @@ def ppl_ls_rates(res: int, num: int, batch: int, fmap_base: int, attributes: int
     sync(device)
     rates = [num / (time.perf_counter() - began)]
     side = min(res, 256)
-    s = LsSettings(resolution=side, classifier=ClassifierSettings(images=max(num, 8), fmap_base=fmap_base))
+    s = LsSettings(resolution=side, classifier=ClassifierSettings(images=max(16 * num, 64), fmap_base=fmap_base))
     nets = [clf.Classifier(f"a{i}", clf.Discriminator(clf.network_settings(s)).to(device).eval(), side, tmp)
             for i in range(attributes)]
     ls.block_rows(G, meta, nets, blocks[0])
