@@ -138,22 +138,32 @@ class FeatureStats:
 
     Memory is FEATURES² doubles plus the kept features, whatever the sample count;
     the kept ones are those of the lowest sample indices, so shards merge exactly.
+    Kept batches are joined once, when first read, not copied at every batch.
     """
 
     keep: int
     count: int = 0
     total: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(FEATURES))
     outer: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((FEATURES, FEATURES)))
-    kept: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, FEATURES), np.float32))
+    chunks: list[np.ndarray] = dataclasses.field(default_factory=list)
+
+    @property
+    def kept(self) -> np.ndarray:
+        """The kept features [min(count, keep), FEATURES] float32, in sample order."""
+        if len(self.chunks) != 1:
+            self.chunks = [np.concatenate(self.chunks) if self.chunks else np.zeros((0, FEATURES), np.float32)]
+        return self.chunks[0]
+
+    def _room(self) -> int:
+        return self.keep - sum(len(c) for c in self.chunks)
 
     def add(self, features: torch.Tensor) -> None:
         """Accumulate one batch (in sample order) in float64, on the batch's device."""
         f = features.to(torch.float64)
         self.total += f.sum(0).cpu().numpy()
         self.outer += (f.T @ f).cpu().numpy()
-        room = self.keep - len(self.kept)
-        if room > 0:
-            self.kept = np.concatenate([self.kept, features[:room].float().cpu().numpy()])
+        if self._room() > 0:
+            self.chunks.append(features[:self._room()].float().cpu().numpy())
         self.count += len(features)
 
     def mean(self) -> np.ndarray:
@@ -175,7 +185,8 @@ class FeatureStats:
             out.count += p.count
             out.total += p.total
             out.outer += p.outer
-            out.kept = np.concatenate([out.kept, p.kept[:max(out.keep - len(out.kept), 0)]])
+            if out._room() > 0:
+                out.chunks.append(p.kept[:out._room()])
         return out
 
     def save(self, path: Path, meta: dict[str, Any]) -> None:
@@ -193,7 +204,7 @@ class FeatureStats:
                 if meta.get("format") != STATS_FORMAT:
                     raise ValueError(f"format {meta.get('format')!r}")
                 stats = FeatureStats(keep=int(z["keep"]), count=int(z["count"]), total=z["total"],
-                                     outer=z["outer"], kept=z["kept"])
+                                     outer=z["outer"], chunks=[z["kept"]])
         except (OSError, ValueError, KeyError) as err:
             raise StageError(f"{path}: not feature statistics of this version ({err}); delete it to recompute") from None
         return stats, meta
