@@ -49,12 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(groups: argparse._SubParsersAction) -> None:
-    """`demo photos`: the embedded demo's synthetic in-the-wild photos."""
+    """`demo photos|face-labels`: the embedded demo's synthetic photos, and their labels carried to the faces."""
     demo = groups.add_parser("demo", help="the embedded offline demo").add_subparsers(dest="command", required=True)
     photos = _command(demo, "photos", _demo_photos, "make synthetic in-the-wild photos of a public-domain face")
     _settings_arg(photos)
     photos.add_argument("--seed", type=int, default=1, help="seed for every random choice")
     photos.add_argument("--sidecar", required=True, help="licence sidecar JSON; photos go in its directory")
+    labels = _command(demo, "face-labels", _demo_face_labels, "carry the demo photos' attribute labels to their faces")
+    labels.add_argument("--photo-labels", required=True, help="the photos' attributes.txt (written with the photos)")
+    labels.add_argument("--faces", required=True, nargs="+", help="align's face records (JSONL), every chunk")
+    labels.add_argument("--images", required=True, help="the folder of aligned faces (names are relative to it)")
+    labels.add_argument("--out", required=True, help="attribute file over the aligned face images")
 
 
 def _demo_photos(args: argparse.Namespace) -> None:
@@ -64,6 +69,14 @@ def _demo_photos(args: argparse.Namespace) -> None:
     from stylegan.data import demo
 
     demo.make_photos(settings.load(demo.DemoSettings, args.settings, "demo"), args.seed, Path(args.sidecar))
+
+
+def _demo_face_labels(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data import demo
+
+    demo.face_labels(Path(args.photo_labels), [Path(p) for p in args.faces], Path(args.images), Path(args.out))
 
 
 # --- crawl -----------------------------------------------------------------
@@ -401,12 +414,12 @@ def _report_datasheet(args: argparse.Namespace) -> None:
     report.datasheet_html(Path(args.datasheet), Path(args.out))
 
 
-# --- metrics (FID, KID, the FID curve) -----------------------------------------
+# --- metrics (FID, KID, the FID curve, PPL, LS) ---------------------------------
 
 
 def _add_metrics(groups: argparse._SubParsersAction) -> None:
     """`metrics reals|shard|fid|curve`: real statistics, a shard of generated features, the merge, Fig. 7."""
-    metrics = groups.add_parser("metrics", help="FID and KID of trained generators").add_subparsers(
+    metrics = groups.add_parser("metrics", help="FID, KID, PPL and LS of trained generators").add_subparsers(
         dest="command", required=True)
     reals = _command(metrics, "reals", _metrics_reals, "Inception statistics of the training images (cached)")
     _settings_arg(reals)
@@ -415,11 +428,8 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
     reals.add_argument("--out", required=True, help="record JSON naming the statistics file")
     shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
-    _settings_arg(shard)
-    shard.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    _shard_args(shard, "partial statistics (.npz)")
     shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
-    shard.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
-    shard.add_argument("--out", required=True, help="partial statistics (.npz)")
     fid = _command(metrics, "fid", _metrics_fid, "merge a metric's shards into its FID (and KID) result")
     _settings_arg(fid)
     fid.add_argument("--generator", required=True, help="the generator the shards were computed from")
@@ -435,6 +445,49 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     curve.add_argument("--out", required=True, help="curve data JSON (points and the lowest FID)")
     curve.add_argument("--plot", required=True, help="curve PNG")
     curve.add_argument("--lowest", required=True, help="result JSON of the lowest FID over training")
+    _add_ppl_ls(metrics)
+
+
+def _add_ppl_ls(metrics: argparse._SubParsersAction) -> None:
+    """`metrics vgg16|ppl-shard|ppl|classifier|ls-shard|ls`: perceptual path length and linear separability."""
+    vgg = _command(metrics, "vgg16", _metrics_vgg16, "download torchvision's VGG16 weights for the path length")
+    vgg.add_argument("--out", required=True, help="where to save vgg16-397923af.pth (checked by sha256)")
+    shard = _command(metrics, "ppl-shard", _metrics_ppl_shard, "path-length distances of one shard of one variant")
+    _shard_args(shard, "partial distances (.npz)")
+    shard.add_argument("--vgg16", required=True, help="torchvision's vgg16-397923af.pth")
+    shard.add_argument("--variant", required=True, help="z_full, z_end, w_full or w_end")
+    ppl = _command(metrics, "ppl", _metrics_ppl, "merge the path-length shards into the PPL result")
+    _settings_arg(ppl)
+    ppl.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    ppl.add_argument("--vgg16", required=True, help="the VGG16 file (named in the result when it is missing)")
+    ppl.add_argument("--partials", nargs="*", default=[], help="every variant's shards; none: not computed")
+    ppl.add_argument("--out", required=True, help="PPL result JSON")
+    train = _command(metrics, "classifier", _metrics_classifier, "train one attribute classifier")
+    _settings_arg(train)
+    train.add_argument("--attribute", required=True, help="attribute name, as in the attribute file's header")
+    train.add_argument("--faces", required=True, help="folder of labelled face images")
+    train.add_argument("--attributes-file", required=True, help="labels in CelebA's list_attr_celeba.txt format")
+    train.add_argument("--mapping-file", default=None, help="CelebA-HQ-to-CelebA name mapping, if any")
+    train.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed")
+    train.add_argument("--workers", type=int, default=0, help="processes reading the images")
+    train.add_argument("--out", required=True, help="classifier file (.pt)")
+    ls_shard = _command(metrics, "ls-shard", _metrics_ls_shard, "z, w and classifier logits of one shard")
+    _shard_args(ls_shard, "partial rows (.npz)")
+    ls_shard.add_argument("--classifiers", required=True, nargs="+", help="one trained classifier per attribute")
+    ls = _command(metrics, "ls", _metrics_ls, "merge the separability shards, fit the SVMs, write the LS result")
+    _settings_arg(ls)
+    ls.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    ls.add_argument("--partials", nargs="*", default=[], help="every shard's rows; none: not computed, and why")
+    ls.add_argument("--workers", type=int, default=1, help="SVM fits at once (one CPU each)")
+    ls.add_argument("--out", required=True, help="LS result JSON")
+
+
+def _shard_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """What every metric shard takes: settings, the generator, the shard number, the partial to write."""
+    _settings_arg(parser)
+    parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    parser.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
+    parser.add_argument("--out", required=True, help=out_help)
 
 
 def _metrics_settings(args: argparse.Namespace):
@@ -481,6 +534,64 @@ def _metrics_curve(args: argparse.Namespace) -> None:
 
     fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
               Path(args.plot), Path(args.lowest), metric_device())
+
+
+def _metrics_vgg16(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import lpips_vgg
+
+    lpips_vgg.download(Path(args.out))
+
+
+def _metrics_ppl_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ppl
+    from stylegan.metrics.features import metric_device
+
+    ppl.shard(_metrics_settings(args), Path(args.generator), Path(args.vgg16), args.variant, args.shard,
+              Path(args.out), metric_device())
+
+
+def _metrics_ppl(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ppl
+
+    ppl.result(_metrics_settings(args), Path(args.generator), Path(args.vgg16), [Path(p) for p in args.partials],
+               Path(args.out))
+
+
+def _metrics_classifier(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import classifier
+    from stylegan.metrics.features import metric_device
+
+    faces = classifier.labelled_faces(Path(args.faces), Path(args.attributes_file),
+                                      args.mapping_file and Path(args.mapping_file), args.attribute)
+    classifier.train(_metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out),
+                     metric_device(), args.workers)
+
+
+def _metrics_ls_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ls
+    from stylegan.metrics.features import metric_device
+
+    ls.shard(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.classifiers], args.shard,
+             Path(args.out), metric_device())
+
+
+def _metrics_ls(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ls
+
+    ls.result(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.partials], Path(args.out),
+              args.workers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

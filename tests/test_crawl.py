@@ -421,7 +421,7 @@ def test_demo_photos_hold_a_detectable_face(tmp_path, caplog):
     assert found >= 0.8 * len(entries) and len(sizes) == 12 and formats == {"JPEG", "PNG"}
     first = {n: (sidecar.parent / n).read_bytes() for n in list(entries)[:2]}
     again = demo.make_photos(demo.DemoSettings(photos=2), 7, sidecar)  # same seed, fewer photos
-    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json"}, "stale photos removed"
+    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json", "attributes.txt"}, "stale photos removed"
     assert all((sidecar.parent / n).read_bytes() == first[n] for n in again), "deterministic from the seed"
 
 

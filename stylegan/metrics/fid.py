@@ -33,7 +33,7 @@ from stylegan.metrics.features import FEATURES, Block, FeatureStats, Inception, 
 from stylegan.settings import as_dict
 from stylegan.train import checkpoint
 from stylegan.train.networks import Generator, layers_at
-from stylegan.train.sampling import load_generator, to_uint8
+from stylegan.train.sampling import at_final_resolution, load_generator, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,7 @@ def fake_images(G: Generator, meta: dict[str, Any], block: Block, latents: int) 
     ws = mixed_ws(G, z.to(device), meta["resolution"], gen)
     torch.manual_seed(block.seed)
     images = to_uint8(G.synthesize(ws, res=meta["resolution"], alpha=meta["alpha"], noise="random").float())
-    factor = G.settings.resolution // meta["resolution"]
-    return images.repeat_interleave(factor, 2).repeat_interleave(factor, 3) if factor > 1 else images
+    return at_final_resolution(images, G)
 
 
 def fake_stats(G: Generator, meta: dict[str, Any], detector: Inception, blocks: list[Block], latents: int,

@@ -365,12 +365,16 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorHead(nn.Module):
-    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (SG networks_stylegan.py D_basic)."""
+    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (SG networks_stylegan.py D_basic).
+
+    A group size of 1 leaves the stddev layer out, as SG's D_basic adds it only when
+    mbstd_group_size > 1 (the attribute classifiers are D without it).
+    """
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
-        self.mbstd = MinibatchStddev(s.mbstd_group_size)
-        self.conv = EqualizedConv2d(s.nf(1) + 1, s.nf(1), 3)
+        self.mbstd = MinibatchStddev(s.mbstd_group_size) if s.mbstd_group_size > 1 else nn.Identity()
+        self.conv = EqualizedConv2d(s.nf(1) + (s.mbstd_group_size > 1), s.nf(1), 3)
         self.dense0 = EqualizedLinear(s.nf(1) * 16, s.nf(0))
         self.dense1 = EqualizedLinear(s.nf(0), 1, gain=1.0)
         self.act = nn.LeakyReLU(LRELU_SLOPE)

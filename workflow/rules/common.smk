@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 from stylegan import configcheck
+from stylegan import settings as stylegan_settings
+from stylegan.data import demo as stylegan_demo
+from stylegan.metrics.config import PPL_VARIANTS, LsSettings
 
 
 # Fills the schema's defaults and fails before any job runs, one line per bad key
@@ -34,6 +37,14 @@ METRIC_RESOURCES = dict(
     mem_mb=config["metrics"]["resources"]["mem_mb"],
     runtime=config["metrics"]["resources"]["runtime"],
 )
+# PPL and LS: where the VGG16 file and the labelled faces are, and whether they are there.
+PPL = config["metrics"]["ppl"]
+VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/vgg16-397923af.pth"
+LS = config["metrics"]["ls"]
+LS_MISSING = stylegan_settings.load(LsSettings, LS, "metrics.ls").missing_labels()
+LS_FACES = f"{RESULTS}/align/faces" if LS["labels"] == "demo" else LS["faces"]
+LS_ATTRIBUTES_FILE = f"{METRICS}/ls/demo_attributes.txt" if LS["labels"] == "demo" else LS["attributes_file"]
+SVM_WORKERS = config["metrics"]["resources"]["cpus_per_gpu"]
 
 
 wildcard_constraints:
@@ -67,6 +78,8 @@ def metric_result_files():
         f"{METRICS}/kid.json",
         *[f"{METRICS}/fid_{stream}.json" for stream in MIXING],
         f"{METRICS}/fid_lowest.json",
+        f"{METRICS}/ppl.json",
+        f"{METRICS}/ls.json",
     ]
 
 
@@ -93,6 +106,33 @@ def report_files():
     """The report's own pages and plots."""
     return [f"{RESULTS}/report/{name}" for name in ("datasheet.html", "training_curves.png", "snapshots.png",
                                                      "metrics.html")]
+
+
+def ppl_partials(wildcards):
+    """Every variant's shards when the VGG16 file is there or will be downloaded; none otherwise."""
+    if not (PPL["download"] or Path(VGG16).is_file()):
+        return []
+    return expand(f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz", variant=PPL_VARIANTS, shard=METRIC_SHARDS)
+
+
+def ls_attributes():
+    """The attributes to classify: metrics.ls.attributes, the demo's, or every one in the file's header."""
+    if LS["attributes"]:
+        return list(LS["attributes"])
+    if LS["labels"] == "demo":
+        return list(stylegan_demo.ATTRIBUTES)
+    if LS_MISSING:
+        return []
+    return Path(LS_ATTRIBUTES_FILE).read_text().splitlines()[1].split()
+
+
+def ls_classifiers(wildcards=None):
+    return expand(f"{METRICS}/ls/classifiers/{{attribute}}.pt", attribute=ls_attributes())
+
+
+def ls_partials(wildcards):
+    """The separability shards when there are labelled faces; none otherwise."""
+    return [] if LS_MISSING else expand(f"{METRICS}/partial/ls-{{shard}}.npz", shard=METRIC_SHARDS)
 
 
 def final_targets():
