@@ -1,12 +1,18 @@
-"""The metrics stage through the real Snakemake rules: crawl to FID, KID, Table 2, the Fig. 7 curve, PPL and LS.
+"""The demo DAG, crawl to report, through the real Snakemake rules, in one run.
 
-A shortened demo (8 photos, 3 kimg of training with a network snapshot every tick,
-a few generated images per metric, two shards) runs offline on the CPU. A second
-run of the curve reuses every snapshot's result.
+A shortened demo (8 photos, 3 kimg of training that reaches 32² at 2 kimg with a
+network snapshot every tick, a few generated images per metric, two shards, 20
+noise draws for Fig. 4) runs offline on the CPU. Then:
+- the metrics: FID, KID, Table 2, the Fig. 7 curve, PPL (stated as not computed
+  without the VGG16 file) and LS; a second run of the curve reuses every snapshot's result;
+- `snakemake --report` holds the datasheet, the filter contact sheets, the training
+  curves, snapshot and sample grids, the paper's figures and the metrics table, each
+  embedded byte for byte.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -19,12 +25,14 @@ from workflow_copy import copy_workflow, snakemake
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_demo_dag_computes_fid_kid_mixing_the_curve_and_ls(tmp_path: Path) -> None:
+def test_demo_dag_computes_the_metrics_and_the_report_shows_everything(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["demo"]["photos"] = 8
     config["align"].update(transform_size=256, workers=1)
-    config["train"]["schedule"].update(total_kimg=3, network_snapshot_ticks=1)
+    config["train"]["schedule"].update(lod_training_kimg=0.5, lod_transition_kimg=0.5, total_kimg=3,
+                                       network_snapshot_ticks=1)  # 32² at 2 kimg: every figure's band exists
+    config["metrics"]["figures"]["stochastic_draws"] = 20
     config["metrics"].update(fid={"num_fakes": 16}, mixing={"latents": [2, 4], "num_fakes": 8},
                              curve={"num_fakes": 8, "every": 2}, batch=8, shards=2)
     config["metrics"]["ls"].update(num_samples=32, classifier={**config["metrics"]["ls"]["classifier"], "images": 400})
@@ -59,3 +67,28 @@ def test_demo_dag_computes_fid_kid_mixing_the_curve_and_ls(tmp_path: Path) -> No
                       timeout=600, env={"OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stdout[-3000:]
     assert {p: p.stat().st_mtime_ns for p in (metrics / "curve").glob("*.json")} == stamps  # resumed, not redone
+
+    report = snakemake(workdir, "--cores", "1", "--configfile", "short.yaml", "--report", "report.html", timeout=600)
+    assert report.returncode == 0, report.stdout[-3000:]
+    page = (workdir / "report.html").read_text()
+    results = workdir / "results"
+    sheets = sorted((results / "filter/contact_sheets").glob("*.png"))
+    assert sheets, "the demo's filters rejected nothing, so there is no contact sheet to show"
+    figures = sorted((results / "figures").glob("*.png"))  # Figs. 2-5 and 8, and Fig. 7 of the metrics
+    assert {p.name for p in figures} >= {"fig2_uncurated.png", "fig3_style_mixing.png",
+                                         "fig4_stochastic_variation.png", "fig5_noise_layers.png",
+                                         "fig8_truncation.png", "fig7_fid_curve.png"}
+    shown = [results / "report/datasheet.html", results / "report/training_curves.png",
+             results / "report/snapshots.png", results / "report/metrics.html", results / "train/grid.png",
+             *sheets, *figures]
+    for path in shown:
+        assert base64.b64encode(path.read_bytes()).decode() in page, f"{path} is not in the report"
+    for text in ("Figures", "Dataset", "Training", "Metrics", "Paper Fig. 3, style mixing", "Filter contact sheets"):
+        assert text in page
+    datasheet = (results / "report/datasheet.html").read_text()
+    assert "<h2>Attribution</h2>" in datasheet and "<table>" in datasheet
+    table = (results / "report/metrics.html").read_text()
+    assert "<th>metric</th>" in table and "<td>fid</td>" in table and "<td>computed</td>" in table
+    for name in ("ppl", "ls"):  # PPL's reason and LS's value reach the report's table
+        assert f"<td>{name}</td>" in table
+    assert "not computed" in table and "vgg16-397923af.pth" in table
