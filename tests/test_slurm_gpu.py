@@ -113,44 +113,41 @@ def assert_same_generator(run: Path, expected: dict, atol: float) -> None:
         torch.testing.assert_close(got["G_ema"][key], value, rtol=0, atol=atol, msg=f"G_ema.{key}")
 
 
+def train_equal(tmp: Path, nodes_: int, reference: dict, atol: float) -> tuple[dict, str]:
+    """EQUAL through SLURM on `nodes_` nodes of 2 GPUs, checked against one process's run.
+
+    Returns the job's SLURM record and the train log.
+    """
+    workdir = workflow(tmp, EQUAL, gpu=GPUS_PER_NODE, nodes_=nodes_)
+    run = snakemake(workdir, *snakemake_args(), timeout=JOB_TIMEOUT_S)
+    assert run.returncode == 0, run.stdout[-6000:]
+    (job,) = job_ids(run.stdout)  # one sbatch
+    world = GPUS_PER_NODE * nodes_
+    log = (workdir / "logs/train.log").read_text()
+    assert ranks_starting(log, world=world) == world, log[-3000:]  # each rank started once
+    state = final_state(workdir / RESULTS / "train/run")
+    assert state["world_size"] == world and state["progress"] == reference["state"]["progress"]
+    assert_same_networks(reference["state"], state, atol=atol)
+    assert_same_generator(workdir / RESULTS / "train", reference["generator"], atol=atol)
+    return job_record(job), log
+
+
 @pytest.mark.timeout(JOB_TIMEOUT_S + 300)
 def test_two_gpus_on_one_node_run_one_torchrun_of_two_ranks(gpu_nodes: list[str], reference: dict,
                                                             tmp_path: Path) -> None:
-    workdir = workflow(tmp_path, EQUAL, gpu=2, nodes_=1)
-    run = snakemake(workdir, *snakemake_args(), timeout=JOB_TIMEOUT_S)
-    assert run.returncode == 0, run.stdout[-6000:]
-
-    (job,) = job_ids(run.stdout)  # one sbatch
-    record = job_record(job)
+    record, log = train_equal(tmp_path, 1, reference, atol=1e-5)  # test_train's two-rank tolerance
     assert record["Partition"] == PARTITION and record["NumNodes"] == "1", record
     assert record["JOB_GRES"] == "gpu:2", record
-    log = (workdir / "logs/train.log").read_text()
     assert launches(log) == [record["NodeList"]], log[-3000:]  # exactly one torchrun
-    assert ranks_starting(log, world=2) == 2, log[-3000:]      # and it ran two ranks, once
-    state = final_state(workdir / RESULTS / "train/run")
-    assert state["world_size"] == 2 and state["progress"] == reference["state"]["progress"]
-    assert_same_networks(reference["state"], state, atol=1e-5)  # test_train's two-rank tolerance
-    assert_same_generator(workdir / RESULTS / "train", reference["generator"], atol=1e-5)
 
 
 @pytest.mark.timeout(JOB_TIMEOUT_S + 300)
 def test_two_nodes_of_two_gpus_run_one_torchrun_per_node(gpu_nodes: list[str], reference: dict,
                                                          tmp_path: Path) -> None:
-    workdir = workflow(tmp_path, EQUAL, gpu=2, nodes_=2)
-    run = snakemake(workdir, *snakemake_args(), timeout=JOB_TIMEOUT_S)
-    assert run.returncode == 0, run.stdout[-6000:]
-
-    (job,) = job_ids(run.stdout)
-    record = job_record(job)
+    record, log = train_equal(tmp_path, 2, reference, atol=WORLD4_ATOL)
     assert (record["NumNodes"], record["NumTasks"]) == ("2", "2"), record  # one task per node
     assert record["JOB_GRES"] == "gpu:4" and record["NodeList"] == "gpu[1-2]", record
-    log = (workdir / "logs/train.log").read_text()
     assert sorted(launches(log)) == sorted(gpu_nodes[:2]), log[-3000:]  # one torchrun on each node
-    assert ranks_starting(log, world=4) == 4, log[-3000:]
-    state = final_state(workdir / RESULTS / "train/run")
-    assert state["world_size"] == 4 and state["progress"] == reference["state"]["progress"]
-    assert_same_networks(reference["state"], state, atol=WORLD4_ATOL)
-    assert_same_generator(workdir / RESULTS / "train", reference["generator"], atol=WORLD4_ATOL)
 
 
 def wait_for(what: str, check, proc: subprocess.Popen, output: Path, timeout: float = JOB_TIMEOUT_S):
@@ -229,6 +226,7 @@ def test_usr1_from_slurm_checkpoints_every_node_and_the_retry_resumes(gpu_nodes:
     assert "received SIGUSR1" in first and ranks_starting(first, world=4) == 4, first[-3000:]
     assert sorted(launches(first)) == sorted(gpu_nodes[:2]), first[-3000:]
     stops = re.findall(r"preempted at (\d+) images", first)
+    assert stops, f"training ended before SLURM's signal came: lengthen LONG\n{first[-3000:]}"
     assert len(stops) == 4 and len(set(stops)) == 1, first[-3000:]  # every rank stopped after the same step
     stopped, total = int(stops[0]), int(LONG["schedule"]["total_kimg"] * 1000)
     assert 0 < stopped < total

@@ -84,7 +84,8 @@ def train_launcher():
     """The command that starts torchrun for the train rule: once, or once per node via srun.
 
     srun gets the CPUs and GPUs per task again: since SLURM 22.05 a step does not
-    inherit --cpus-per-task from the job.
+    inherit --cpus-per-task from the job. Outside a SLURM job srun would make a new
+    allocation behind Snakemake's back, so that stops with the fix instead.
     """
     r = config["train"]["resources"]
     script = Path(workflow.basedir, "workflow/scripts/launch_torchrun.sh")
@@ -93,7 +94,8 @@ def train_launcher():
         return f"{env} bash {script}"
     job = train_resources()
     gres = f" --gres={job['gres']}" if "gres" in job else ""
-    missing = (f"echo 'train.resources.nodes is {r['nodes']}: that needs a SLURM job (run with --profile slurm)"
-               " or nodes: 1' >&2; exit 2")
-    return (f"{{ command -v {job['mpi']} >/dev/null || {{ {missing}; }}; }}; {env} {job['mpi']} --nodes={r['nodes']}"
-            f" --ntasks-per-node=1 --cpus-per-task={job['cpus_per_task']}{gres} bash {script}")
+    outside = (f"train.resources.nodes is {r['nodes']}: run the train job through SLURM (--profile slurm),"
+               " or set nodes: 1")
+    return (f"if [ -z \"${{SLURM_JOB_ID:-}}\" ]; then echo '{outside}' >&2; exit 2; fi; "
+            f"{env} {job['mpi']} --nodes={r['nodes']} --ntasks-per-node=1 --cpus-per-task={job['cpus_per_task']}{gres}"
+            f" bash {script}")
