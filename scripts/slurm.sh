@@ -8,19 +8,21 @@
 # GPU cluster: nodes gpu1 and gpu2 with GPUS_PER_NODE GPUs each, declared as generic
 # resources with a count and no device files, each node served by its own slurmd on this
 # host (`slurmd -N <node>`, its own port, NodeAddr 127.0.0.1). No GPU is real: the tests
-# train with gloo on the CPU. Needs root and apt-get (a CI machine, a throw-away VM).
-# State, spool, pids and logs live in $STYLEGAN_SLURM_DIR (default /tmp/stylegan-slurm);
-# slurm.conf and gres.conf are installed where sinfo/sbatch/slurmd look for them.
+# train with gloo on the CPU. Needs root and apt-get (a CI machine, a throw-away VM);
+# verified on Debian 12 with its packages (SLURM 22.05): start munged as the munge user,
+# then slurmctld -c and slurmd -c (slurm.schedmd.com/quickstart_admin.html). State, spool,
+# pids and logs live in $STYLEGAN_SLURM_DIR (default /tmp/stylegan-slurm); slurm.conf and
+# gres.conf are installed where sinfo/sbatch/slurmd look for them.
 set -euo pipefail
 
 DIR=${STYLEGAN_SLURM_DIR:-/tmp/stylegan-slurm}
 CONF=/etc/slurm/slurm.conf
 GRES_CONF=/etc/slurm/gres.conf
 MARK="# written by stylegan scripts/slurm.sh"
-# local-slurm.md: Debian's packages; the commands that tell whether each is installed.
+# Debian's packages (SLURM 22.05 on Debian 12); the commands that tell whether each is installed.
 PACKAGES=(slurmctld slurmd slurm-client munge)
 COMMANDS=(slurmctld slurmd sinfo munged)
-# workflow.md §2: squeue status needs MinJobAge >= 3x the plugin's first-check delay
+# snakemake-executor-plugin-slurm (job_status_query.py): squeue status needs MinJobAge >= 3x the plugin's first-check delay
 # (slurm/config.yaml sets 10 s; the plugin's default is 40 s), so keep finished jobs 10 min.
 MIN_JOB_AGE=600
 HOST=$(hostname -s)
@@ -93,9 +95,9 @@ write_conf() {
         fi
     done
     mkdir -p "$DIR/state" /etc/slurm
-    # local-slurm.md: no cgroups, no accounting; addresses pinned to 127.0.0.1 so a
-    # container's unresolvable host name does not matter. %n (the node name) keeps the
-    # spool, pid and log files of the slurmd daemons apart.
+    # slurm.conf (slurm.schedmd.com/slurm.conf.html): no cgroups, no accounting; addresses
+    # pinned to 127.0.0.1 so a container's unresolvable host name does not matter. %n (the
+    # node name) keeps the spool, pid and log files of the slurmd daemons apart.
     cat >"$DIR/slurm.conf" <<EOF
 $MARK
 ClusterName=stylegan
