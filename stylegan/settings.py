@@ -71,12 +71,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in args:
             try:
                 return _coerce(option, value, key)
-            except SettingsError as err:
-                errors.append(str(err))
+            except SettingsError:
+                continue
         raise SettingsError(f"{key}: {value!r} matches none of {hint}")
     if hint is type(None):
         if value is None:
@@ -96,7 +95,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise _bad(key, value, "a mapping")
         ktype, vtype = args if args else (Any, Any)
         return {
-            _coerce(ktype, k, f"{key}.{k}"): _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()
+            _coerce(ktype, _json_key(ktype, k), f"{key}.{k}"): _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()
         }
     if hint is Any:
         return value
@@ -107,8 +106,6 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lstrip("-").isdigit():
-            return int(value)  # JSON object keys are always strings
         raise _bad(key, value, "an integer")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -119,6 +116,17 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return value
         raise _bad(key, value, "a string")
     raise SettingsError(f"{key}: unsupported setting type {hint}")
+
+
+def _json_key(ktype: Any, k: Any) -> Any:
+    """An integer mapping key as JSON wrote it: JSON object keys are always strings.
+
+    The workflow hands each rule its config section through `json.dumps`, which turns
+    YAML's `{4: 128}` into `{"4": 128}`; only keys get this leniency, never values.
+    """
+    if ktype is int and isinstance(k, str) and k.lstrip("-").isdigit():
+        return int(k)
+    return k
 
 
 def _bad(key: str, value: Any, allowed: str) -> SettingsError:

@@ -15,6 +15,8 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageFilter
 
+from stylegan.data import records
+
 # Distinct textured crops: (picture, top, left, side) in the source picture's pixels.
 CROPS = {
     "astronaut": ("astronaut", 30, 150, 220), "chelsea": ("chelsea", 20, 120, 240),
@@ -63,30 +65,30 @@ def face_record(folder: Path, photo_id: str, pixels: np.ndarray, k: int = 0, qsi
     path = folder / f"{hashlib.md5(face_id.encode()).hexdigest()[:12]}.png"
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path)
-    return {
-        **photo_record(photo_id, license_id, owner_id),
-        "face_id": face_id, "face_index": k, "image": str(path),
-        "md5": hashlib.md5(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
-        "landmarks": landmarks(eye_ratio * qsize, roll), "rect": [400, 300, 600, 500],
-        "quad": [[300, 200], [300, 600], [700, 600], [700, 200]], "qsize": qsize, "score": 1.0,
-        "output_size": pixels.shape[0], "status": "ok", "reason": None,
-    }  # fmt: skip
+    return records.face_record(
+        photo_record(photo_id, license_id, owner_id),
+        face_id=face_id, face_index=k, image=str(path),
+        md5=hashlib.md5(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+        landmarks=landmarks(eye_ratio * qsize, roll), rect=[400, 300, 600, 500],
+        quad=[[300, 200], [300, 600], [700, 600], [700, 200]], qsize=qsize, score=1.0,
+        output_size=pixels.shape[0], status="ok", reason=None,
+    )  # fmt: skip
 
 
 def failed_record(photo_id: str, status: str = "no_face") -> dict[str, Any]:
     """A photo in which align found no usable face."""
-    keys = ("face_id", "face_index", "image", "md5", "landmarks", "rect", "quad", "qsize", "score")
-    return {**photo_record(photo_id, "4", "owner-1"), **dict.fromkeys(keys), "output_size": 64,
-            "status": status, "reason": "no face detected"}
+    return records.face_record(photo_record(photo_id, "4", "owner-1"), output_size=64, status=status,
+                               reason="no face detected")
 
 
 def photo_record(photo_id: str, license_id: str, owner_id: str) -> dict[str, Any]:
     names = {"2": "Attribution-NonCommercial License", "4": "Attribution License", "1": "Attribution-NonCommercial-ShareAlike License"}
-    return {
-        "photo_id": photo_id, "source": "flickr", "source_id": photo_id.split(":")[-1], "owner_id": owner_id,
-        "owner_name": f"Author of {photo_id}", "license_id": license_id, "license_name": names.get(license_id, license_id),
-        "license_url": f"https://creativecommons.org/licenses/{license_id}/", "page_url": f"https://www.flickr.com/photos/x/{photo_id}",
-        "title": f"Title | {photo_id}", "date_uploaded": "2010-01-01", "date_taken": None, "width": 1000, "height": 800,
-        "source_url": f"https://live.staticflickr.com/{photo_id}.jpg", "crawled_at": "2026-01-01T00:00:00Z",
-        "sha256": hashlib.sha256(photo_id.encode()).hexdigest(), "path": f"photos/{photo_id}.jpg",
-    }  # fmt: skip
+    catalogue = records.photo_record(
+        photo_id=photo_id, source="flickr", source_id=photo_id.split(":")[-1], owner_id=owner_id,
+        owner_name=f"Author of {photo_id}", license_id=license_id, license_name=names.get(license_id, license_id),
+        license_url=f"https://creativecommons.org/licenses/{license_id}/", page_url=f"https://www.flickr.com/photos/x/{photo_id}",
+        title=f"Title | {photo_id}", date_uploaded="2010-01-01", date_taken=None, width=1000, height=800,
+        source_url=f"https://live.staticflickr.com/{photo_id}.jpg",
+    )  # fmt: skip
+    return records.downloaded(catalogue, crawled_at="2026-01-01T00:00:00Z", path=f"photos/{photo_id}.jpg",
+                              sha256=hashlib.sha256(photo_id.encode()).hexdigest(), reason=None)

@@ -1,6 +1,7 @@
 """A Flickr-compatible HTTP server on 127.0.0.1 for the crawl tests and benchmark.
 
-It implements what the crawler relies on (dataset.md §4): `flickr.photos.search`
+It implements what the crawler relies on (Flickr API docs,
+https://www.flickr.com/services/api/): `flickr.photos.search`
 with the licence filter, upload-date windows, tags with `-` exclusion, pagination
 that repeats pages past the 4,000-result cap, `total` as a string; and
 `flickr.photos.getSizes`; and static image files. Faults are injected on demand:
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, urlparse
 
 from PIL import Image
 
-SEARCH_LIMIT = 4000  # dataset.md §4: at most the first 4,000 results of any query
+SEARCH_LIMIT = 4000  # flickr.photos.search docs: at most the first 4,000 results of any query
 # One-shot faults, injected with `server.faults["api" | "static"].append(kind)`.
 FAULTS = ("429", "500", "503", "stall", "truncated", "badjson", "fail105", "reset")
 # Per-photo faults (`server.bad_photos[id] = kind`): every fetch of that file is bad.

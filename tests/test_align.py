@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from stylegan import cli, fileio
 from stylegan.data import align, align_chunk, landmarks, photo
-from stylegan.data.crawl.records import CATALOGUE_KEYS, DOWNLOAD_KEYS
+from stylegan.data.records import CATALOGUE_KEYS, DOWNLOAD_KEYS, FACE_KEYS, face_record
 from stylegan.data.demo import astronaut_head
 from stylegan.settings import SettingsError, load
 
@@ -63,7 +64,7 @@ def only_face(finder: landmarks.FaceFinder, pixels: np.ndarray) -> landmarks.Det
 
 
 def eyes_and_mouth(lm: np.ndarray) -> np.ndarray:
-    """The three points FFHQ's quad is built from (dataset.md §1)."""
+    """The three points FFHQ's quad is built from (NVlabs/ffhq-dataset download_ffhq.py)."""
     return np.array([lm[36:42].mean(0), lm[42:48].mean(0), (lm[48] + lm[54]) / 2])
 
 
@@ -96,6 +97,107 @@ def test_quad_follows_a_similarity_exactly():
     np.testing.assert_allclose(np.linalg.norm(quad[1] - quad[0]), qsize)  # a square of side qsize
     level, _ = align.face_quad(lm, rotate=False)
     assert level[0, 1] == level[3, 1] and level[0, 0] == level[1, 0]  # axis-aligned without rotation
+
+
+SPREAD = np.array([[-6, 0], [6, 0], [-3, -2], [3, -2], [-3, 2], [3, 2]], dtype=float)  # mean (0, 0)
+
+
+def hand_landmarks(eye_left, eye_right, mouth_left, mouth_right) -> np.ndarray:
+    """68 points whose 6-point eye means and mouth corners (48, 54) are the given points.
+
+    Every other point is far away: FFHQ's quad uses only those four.
+    """
+    lm = np.full((68, 2), 5000.0)
+    lm[36:42] = np.asarray(eye_left, float) + SPREAD
+    lm[42:48] = np.asarray(eye_right, float) + SPREAD[::-1]
+    lm[48], lm[54] = mouth_left, mouth_right
+    return lm
+
+
+# Hand computation from FFHQ's definition (NVlabs/ffhq-dataset download_ffhq.py):
+# eye_avg, e2e = eye_right - eye_left, e2m = mouth_avg - eye_avg; x = e2e - rot90(e2m),
+# normalised, times max(2.0 |e2e|, 1.8 |e2m|); y = rot90(x); c = eye_avg + 0.1 e2m;
+# quad = c-x-y, c-x+y, c+x+y, c+x-y; side = 2 |x|.
+HAND_QUADS = {
+    # level: eyes (90,100), (130,100); mouth avg (110,140): e2e (40,0), e2m (0,40);
+    # x = (80,0) -> (1,0) * max(80, 72); c = (110,104).
+    "level": (((90, 100), (130, 100), (100, 140), (120, 140)), True,
+              [[30, 24], [30, 184], [190, 184], [190, 24]], 160.0),
+    # the mouth term wins: e2m (0,60), 1.8 * 60 = 108 > 80; c = (110,106).
+    "long_chin": (((90, 100), (130, 100), (100, 160), (120, 160)), True,
+                  [[2, -2], [2, 214], [218, 214], [218, -2]], 216.0),
+    # rotated by atan2(3,4): e2e (32,24), e2m (-24,32), both of length 40; eye_avg (116,112);
+    # x = (64,48) -> (0.8,0.6) * 80 = (64,48), y = (-48,64); c = (113.6,115.2).
+    "rotated": (((100, 100), (132, 124), (82, 144), (102, 144)), True,
+                [[97.6, 3.2], [1.6, 131.2], [129.6, 227.2], [225.6, 99.2]], 160.0),
+    # the same face with rotate false: x = (80,0), y = (0,80) about the same centre.
+    "rotated_unlevelled": (((100, 100), (132, 124), (82, 144), (102, 144)), False,
+                           [[33.6, 35.2], [33.6, 195.2], [193.6, 195.2], [193.6, 35.2]], 160.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_QUADS))
+def test_quad_matches_a_hand_computation_of_ffhq(case):
+    points, rotate, corners, side = HAND_QUADS[case]
+    quad, qsize = align.face_quad(hand_landmarks(*points), rotate=rotate)
+    np.testing.assert_allclose(quad, corners, atol=1e-9)
+    assert qsize == pytest.approx(side, abs=1e-9)
+
+
+def level_face(eye_distance: float, centre_x: float, eye_y: float = 150.0) -> np.ndarray:
+    """A level face whose quad (eye term winning) has side 4 x eye_distance, centred on centre_x."""
+    half = eye_distance / 2
+    mouth = (centre_x - half / 2, eye_y + eye_distance * 0.5), (centre_x + half / 2, eye_y + eye_distance * 0.5)
+    return hand_landmarks((centre_x - half, eye_y), (centre_x + half, eye_y), *mouth)
+
+
+def test_shrink_starts_at_a_quad_of_four_output_sides():
+    """shrink = floor(qsize / output_size * 0.5): 2 at qsize 256 for 64 px output, 1 just below."""
+    photo = np.full((700, 700, 3), 128, np.uint8)
+    at_edge = align.align(photo, level_face(64.0, 350.0, 300.0), output_size=64, transform_size=64)
+    below = align.align(photo, level_face(63.9, 350.0, 300.0), output_size=64, transform_size=64)
+    assert (at_edge.qsize, at_edge.shrink) == (pytest.approx(256.0), 2)
+    assert (below.qsize, below.shrink) == (pytest.approx(255.6), 1)
+
+
+def test_padding_starts_when_the_quad_comes_within_three_pixels_of_the_edge():
+    """pad = border - distance; FFHQ pads when pad > border - 4, i.e. at distances 0..3 px.
+
+    An eye distance of 40 gives qsize 160, border rint(16) = 16; the quad's left
+    side lies at centre_x - 80.
+    """
+    photo = np.full((400, 400, 3), 128, np.uint8)
+    three, four = level_face(40.0, 83.0), level_face(40.0, 84.0)
+    assert align.face_quad(three)[0][:, 0].min() == 3.0 and align.face_quad(four)[0][:, 0].min() == 4.0
+    assert align.align(photo, three, 64, 64).padded
+    assert not align.align(photo, four, 64, 64).padded
+
+
+def test_small_faces_always_pad_because_the_border_is_at_least_three():
+    """border = max(rint(0.1 qsize), 3): a centred face has pad 0, and 0 > border - 4 holds
+    while border is 3, i.e. for qsize < 35 (rint(3.4) = 3, rint(3.6) = 4)."""
+    photo = np.full((200, 200, 3), 128, np.uint8)
+    small, larger = level_face(8.5, 100.0, 100.0), level_face(9.0, 100.0, 100.0)
+    assert align.face_quad(small)[1] == pytest.approx(34.0) and align.face_quad(larger)[1] == pytest.approx(36.0)
+    assert align.align(photo, small, 64, 64).padded
+    assert not align.align(photo, larger, 64, 64).padded
+
+
+def test_padding_widths_and_edge_blur_follow_ffhq():
+    """A 60² black photo with a white first column, a quad 1 px over its left edge, qsize 500.
+
+    pad = max(border + overhang, rint(0.3 qsize)) = 150 on every side, so 360² and the
+    quad moves by 150. At the photo's old edge the blend weight is 1 and the median's 0,
+    so the white column becomes its own Gaussian blur (sigma 0.02 qsize = 10) there:
+    255 / (sqrt(2 pi) 10) = 10.17, which rounds to 10.
+    """
+    pixels = np.zeros((60, 60, 3), np.uint8)
+    pixels[:, 0] = 255
+    quad = np.array([[-1.0, 5.0], [-1.0, 55.0], [49.0, 55.0], [49.0, 5.0]])
+    img, moved, padded = align._pad(Image.fromarray(pixels), quad, 500.0, border=50)
+    assert padded and img.size == (360, 360)
+    np.testing.assert_array_equal(moved, quad + 150)
+    assert tuple(np.asarray(img)[180, 150]) == (10, 10, 10)
 
 
 def test_degenerate_landmarks_are_an_align_error():
@@ -270,6 +372,18 @@ def photo_record(path: Path, name: str) -> dict:
     return record
 
 
+THREE_AT = ((40, 90), (430, 70), (820, 110))  # where three_faces pastes its heads
+
+
+def three_faces(head: Image.Image) -> Image.Image:
+    """Three different faces in one photo: the head, its mirror image, and the head a little smaller."""
+    canvas = Image.new("RGB", (1200, 420), GREY)
+    small = head.resize((round(head.width * 0.85), round(head.height * 0.85)), Image.LANCZOS)
+    for face, corner in zip((head, head.transpose(Image.FLIP_LEFT_RIGHT), small), THREE_AT):
+        canvas.paste(face, corner)
+    return canvas
+
+
 def odd_photos(head: Image.Image, folder: Path) -> dict[str, Path]:
     """One photo per documented outcome."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -287,7 +401,7 @@ def odd_photos(head: Image.Image, folder: Path) -> dict[str, Path]:
         "grey.jpg": save(face.convert("L"), folder / "grey.jpg", quality=95),
         "one_pixel.png": save(Image.new("RGB", (1, 1), GREY), folder / "one_pixel.png"),
         "no_face.jpg": save(Image.fromarray(ramp), folder / "no_face.jpg"),
-        "three.jpg": save(scene(head, (1200, 420), (40, 90), (430, 90), (820, 90)), folder / "three.jpg"),
+        "three.jpg": save(three_faces(head), folder / "three.jpg"),
         "corrupt.jpg": folder / "corrupt.jpg",
     }
     photos["corrupt.jpg"].write_bytes(good.getvalue()[:3000])
@@ -329,7 +443,7 @@ def test_every_odd_photo_gets_its_documented_outcome(head, tmp_path):
     assert counts == {"ok": 6, "no_face": 2, "unreadable": 1}
     assert "truncated" in by_photo["corrupt.jpg"][0]["reason"]
     for face in faces:
-        assert set(face) == set(CATALOGUE_KEYS + DOWNLOAD_KEYS + align_chunk.FACE_KEYS)
+        assert set(face) == set(CATALOGUE_KEYS + DOWNLOAD_KEYS + FACE_KEYS)
         assert face["owner_name"] == "NASA"  # attribution travels with every face
         if face["status"] != "ok":
             assert face["face_id"] is None and face["image"] is None and face["reason"]
@@ -341,10 +455,34 @@ def test_every_odd_photo_gets_its_documented_outcome(head, tmp_path):
         assert len(face["landmarks"]) == 68 and len(face["quad"]) == 4 and face["score"] > 0
     three = by_photo["three.jpg"]
     assert [f["face_index"] for f in three] == [0, 1, 2] and len({f["image"] for f in three}) == 3
+    assert_each_record_holds_its_own_face(three, head)
     summary = json.loads(report.read_text())
     assert summary["counts"] == counts and summary["photos"] == 7
     assert {f["status"] for f in summary["failures"]} == {"no_face", "unreadable"}
     assert not align_chunk.wip_path(out).exists()
+
+
+def assert_each_record_holds_its_own_face(records: list[dict], head: Image.Image) -> None:
+    """Distinct rects, landmarks, quads and pixels; each quad centred on its own rect, one per pasted head."""
+    for key in ("rect", "md5"):
+        assert len({str(r[key]) for r in records}) == len(records), key
+    for key in ("landmarks", "quad"):
+        for a, b in itertools.combinations(records, 2):
+            assert np.linalg.norm(np.subtract(a[key], b[key]), axis=1).min() > 100, key  # every point moved
+    pasted = [(x, x + w) for (x, _), w in zip(THREE_AT, (head.width, head.width, round(head.width * 0.85)))]
+    for record in records:
+        left, top, right, bottom = record["rect"]
+        centre = np.mean(record["quad"], axis=0)
+        assert left < centre[0] < right and top < centre[1] < bottom  # FFHQ's quad centre is on the face
+        assert np.hypot(*(centre - [(left + right) / 2, (top + bottom) / 2])) < 0.25 * (right - left)
+        lm = np.asarray(record["landmarks"])
+        assert (lm[:, 0] > left - 0.5 * (right - left)).all() and (lm[:, 0] < right + 0.5 * (right - left)).all()
+    rects_in = sorted(next(i for i, (a, b) in enumerate(pasted) if a <= r["rect"][0] and r["rect"][2] <= b)
+                      for r in records)
+    assert rects_in == [0, 1, 2]  # one face per pasted head
+    images = [np.asarray(Image.open(r["image"])).astype(int) for r in records]
+    for a, b in itertools.combinations(images, 2):
+        assert np.abs(a - b).mean() > 2  # three different crops, not one crop three times
 
 
 def test_resume_after_kill_skips_finished_photos(head, tmp_path):
@@ -392,8 +530,9 @@ def test_changed_settings_redo_journalled_photos(head, tmp_path):
     chunk, out, report = tmp_path / "000.jsonl", tmp_path / "out.jsonl", tmp_path / "report.json"
     write_chunk(photos, chunk, failed=False)
     old_image = save(Image.new("RGB", (32, 32)), tmp_path / "old.png")  # still in place: only settings differ
-    stale = align_chunk.face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
-    fileio.append_jsonl(align_chunk.wip_path(out), {"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
+    stale = face_record(photo_record(photos["a.jpg"], "a.jpg"), status="ok", image=str(old_image))
+    with fileio.Journal(align_chunk.wip_path(out), key=lambda e: e["photo_id"]) as journal:
+        journal.record({"photo_id": "folder:a.jpg", "faces": [stale], "settings": "old"})
     align_chunk.align_chunk(align.AlignSettings(**FAST), chunk, tmp_path / "faces", out, report)
     [face] = fileio.read_jsonl(out)
     assert face["image"] != str(old_image) and face["output_size"] == 64

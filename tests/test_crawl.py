@@ -17,7 +17,7 @@ from flickr_server import FAULTS, FlickrServer, Photo, make_photos
 from stylegan import fileio, settings
 from stylegan.data.crawl import catalogue, download, flickr, folder, report
 from stylegan.data.crawl.config import CrawlSettings
-from stylegan.data.crawl.records import chunk_of
+from stylegan.data.crawl.common import chunk_of
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -94,6 +94,7 @@ def test_catalogue_bisects_pages_and_describes_each_photo(server, tmp_path):
             assert record["page_url"] == f"https://www.flickr.com/photos/{photo.owner}/{photo.id}"
             assert record["source_url"].endswith("_o.jpg" if photo.original else "_b.jpg")
             assert record["date_uploaded"].endswith("Z") and record["owner_name"] == photo.ownername
+            assert record["owner_id"] == photo.owner  # the NSID a takedown by owner matches
     assert not (tmp_path / ".catalogue.jsonl.journal").exists()
 
 
@@ -124,6 +125,7 @@ def test_every_eligible_photo_exactly_once_under_fault(server, tmp_path, fault):
     ids = [r["photo_id"] for r in records]
     assert len(ids) == len(set(ids)) and set(ids) == expected
     assert all(r["status"] == "ok" and Path(r["path"]).is_file() for r in records)
+    assert all(r["owner_id"] == server.photos[r["source_id"]].owner for r in records)  # kept through download
     assert {f"flickr:{i}" for i in server.downloads} == expected  # nothing ineligible fetched
     stored = {p.stem for p in (tmp_path / "store/flickr").iterdir()}
     assert {f"flickr:{s}" for s in stored} == expected
@@ -165,8 +167,10 @@ def test_window_cap_reaches_past_4000_results(tmp_path):
         assert len(fileio.read_jsonl(tmp_path / "all.jsonl")) == 4500
     same_second = [dataclass_replace(p, dateupload=1_300_000_000) for p in photos]
     with FlickrServer(same_second, KEY) as fake:
+        # A generous timeout: a retried page (a 500-photo page slower than 0.3 s on a busy
+        # machine) would add a search call and fail the count below for the wrong reason.
         config = crawl_config(fake, per_page=500, window_cap=3000, min_upload_date=1_300_000_000,
-                              max_upload_date=1_300_000_000)  # fmt: skip
+                              max_upload_date=1_300_000_000, timeout_s=10.0)  # fmt: skip
         catalogue.build(settings.load(CrawlSettings, config), tmp_path / "capped.jsonl")
         records = fileio.read_jsonl(tmp_path / "capped.jsonl")
         assert len(records) == 4000 == len({r["photo_id"] for r in records})
@@ -234,6 +238,31 @@ def test_size_check_allows_exif_rotation(tmp_path):
     download.verify(tmp_path / "6.jpg", 40, 60)  # stored 60x40, shown 40x60
     with pytest.raises(download.BadFile, match="catalogue says 40x60"):
         download.verify(tmp_path / "1.jpg", 40, 60)
+
+
+# Chunks worked out by hand from the documented hash: the 8-byte BLAKE2b hex digest of the id, mod 7.
+HAND_CHUNKS = {
+    "flickr:1000": ("49d80c28b9d39e5c", 0),
+    "flickr:52345678901": ("b4f8cdf880f97358", 2),
+    "folder:demo_0000.jpg": ("cfc3d2ac18ae738f", 5),
+    "folder:sub/ä.png": ("431e4dd09903e0f3", 6),  # UTF-8 bytes of the id
+}
+
+
+def test_chunk_of_fixed_ids_matches_the_documented_hash():
+    for photo_id, (digest, chunk) in HAND_CHUNKS.items():
+        assert int(digest, 16) % 7 == chunk  # the hand computation itself
+        assert chunk_of(photo_id, 7) == chunk, photo_id
+
+
+def test_chunk_of_is_the_same_in_processes_with_different_hash_seeds():
+    """A salted `hash()` gives other chunks in each process; the downloaders run in separate jobs."""
+    ids = [f"flickr:{n}" for n in range(200)]
+    code = "from stylegan.data.crawl.common import chunk_of; print([chunk_of(f'flickr:{n}', 7) for n in range(200)])"
+    for seed in ("0", "1", "4242"):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        assert json.loads(out) == [chunk_of(i, 7) for i in ids], f"PYTHONHASHSEED={seed}"
 
 
 def test_chunks_partition_the_catalogue():
@@ -392,7 +421,7 @@ def test_demo_photos_hold_a_detectable_face(tmp_path, caplog):
     assert found >= 0.8 * len(entries) and len(sizes) == 12 and formats == {"JPEG", "PNG"}
     first = {n: (sidecar.parent / n).read_bytes() for n in list(entries)[:2]}
     again = demo.make_photos(demo.DemoSettings(photos=2), 7, sidecar)  # same seed, fewer photos
-    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json"}, "stale photos removed"
+    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json", "attributes.txt"}, "stale photos removed"
     assert all((sidecar.parent / n).read_bytes() == first[n] for n in again), "deterministic from the seed"
 
 

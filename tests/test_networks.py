@@ -1,12 +1,14 @@
 """StyleGAN networks: reference parameter counts, shapes, fades, truncation, noise,
 equalized LR, style mixing, minibatch stddev and the fused resampling convs.
 
-Counts come from training.md §1; everything else is checked against a direct
+Counts: G from NVlabs/stylegan README.md ("Total 26219627"), D derived from
+`training/networks_stylegan.py` D_basic; everything else is checked against a direct
 computation, never against the module's own attributes.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -50,7 +52,7 @@ def seeded(cls, s: NetworkSettings, seed: int = 0):
 
 
 def with_noise_weights(G: Generator) -> Generator:
-    """Noise weights start at 0 (training.md §1); give them a value so noise is visible."""
+    """Noise weights start at 0 (SG networks_stylegan.py layer_epilogue); give them a value so noise is visible."""
     with torch.no_grad():
         for name, p in G.named_parameters():
             if name.endswith("noise.weight"):
@@ -58,7 +60,7 @@ def with_noise_weights(G: Generator) -> Generator:
     return G
 
 
-# --- parameter counts (training.md §1) ---------------------------------------
+# --- parameter counts (NVlabs/stylegan) ---------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -82,7 +84,7 @@ def test_traditional_generator_has_papers_23_1m_parameters():
 def test_summary_cli_prints_reference_per_block_counts(capsys):
     assert main(["summary", "--resolution", "1024"]) == 0
     out = capsys.readouterr().out
-    # training.md §1 per-block table
+    # derived per-block counts of SG networks_stylegan.py
     for fragment in ["2,101,248", "3,420,160", "5,771,264", "2,295,808", "705,536", "242,176", "93,440",
                      "39,808", "7,659", "26,219,627", "10,176", "6,960", "27,744", "110,784", "442,752",
                      "1,770,240", "4,719,616", "6,559,745", "23,087,249"]:
@@ -98,7 +100,7 @@ def test_summary_cli_rejects_bad_settings(caplog):
 def test_settings_load_and_validate():
     s = load(NetworkSettings, '{"resolution": 32, "fused_scale": null, "use_noise": false}', where="train.network")
     assert (s.resolution, s.fused_scale, s.use_noise) == (32, None, False)
-    assert [s.fused(r) for r in (64, 128)] == [False, True]  # training.md §1 fused_scale='auto'
+    assert [s.fused(r) for r in (64, 128)] == [False, True]  # SG networks_stylegan.py fused_scale='auto'
     with pytest.raises(StageError, match="const_input"):
         NetworkSettings(use_styles=False)
     with pytest.raises(StageError, match="resolution"):
@@ -169,7 +171,7 @@ def test_w_avg_tracks_batch_mean_with_beta():
     z = torch.randn(8, SMALL.latent_size, dtype=torch.float64)
     before = G.w_avg.clone()
     G(z, res=8, update_w_avg=True)
-    expected = G.map(z).mean(0) * (1 - 0.995) + before * 0.995  # training.md §1 dlatent_avg
+    expected = G.map(z).mean(0) * (1 - 0.995) + before * 0.995  # SG networks_stylegan.py dlatent_avg_beta
     torch.testing.assert_close(G.w_avg, expected.detach())
     G(z, res=8)
     torch.testing.assert_close(G.w_avg, expected.detach())
@@ -181,6 +183,25 @@ def test_noise_modes(mode, deterministic):
     z = torch.randn(2, SMALL.latent_size, dtype=torch.float64)
     same = torch.equal(G(z, res=32, noise=mode), G(z, res=32, noise=mode))
     assert same is deterministic
+
+
+def test_per_layer_noise_modes_match_zeroed_noise_weights():
+    """Noise in some layers only (the paper's Fig. 5) equals a copy whose other layers' noise weights are 0."""
+    G = with_noise_weights(seeded(Generator, SMALL))
+    z = torch.randn(2, SMALL.latent_size, dtype=torch.float64)
+    coarse = ["const"] * 4 + ["none"] * (G.num_layers - 4)
+    zeroed = copy.deepcopy(G)
+    with torch.no_grad():  # layers 4.. are the 16² and 32² blocks' two epilogues each
+        for name, p in zeroed.named_parameters():
+            if name.endswith("noise.weight") and name.startswith(("synthesis.blocks.16.", "synthesis.blocks.32.")):
+                p.zero_()
+    torch.testing.assert_close(G(z, res=32, noise=coarse), zeroed(z, res=32, noise="const"), rtol=0, atol=0)
+    assert not torch.equal(G(z, res=32, noise=coarse), G(z, res=32, noise="const"))
+    assert torch.equal(G(z, res=32, noise=["const"] * G.num_layers), G(z, res=32, noise="const"))
+    with pytest.raises(ValueError, match="3 per-layer modes"):
+        G(z, res=32, noise=["const"] * 3)
+    with pytest.raises(ValueError, match="noise mode 'loud'"):
+        G(z, res=32, noise=["loud"] * G.num_layers)
 
 
 def test_noise_off_switch_removes_noise():
@@ -223,7 +244,7 @@ def test_ablation_switches_build_and_use_z():
 
 
 def expected_gain_and_lrmul(name: str) -> tuple[float, float]:
-    """training.md §1 Gains: sqrt(2) before lrelu, 1 for style affines, ToRGB and D's last dense."""
+    """SG networks_stylegan.py gains: sqrt(2) before lrelu, 1 for style affines, ToRGB and D's last dense."""
     if name.startswith("mapping."):
         return math.sqrt(2), 0.01
     if name.endswith("style.affine") or name.startswith("synthesis.torgb.") or name == "head.dense1":

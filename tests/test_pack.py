@@ -48,13 +48,38 @@ def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
 
 
 def box_pyramid(top: np.ndarray) -> list[np.ndarray]:
-    """The reference chain (dataset.md §3), written independently: float64 reshape-means."""
+    """The reference chain (PGGAN `h5tool.py`), written independently: float64 reshape-means."""
     out, current = [], top.astype(np.float64)
     while current.shape[-1] > 4:
         c, h, w = current.shape
         current = current.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
         out.append(np.clip(np.rint(current), 0, 255).astype(np.uint8))
     return out
+
+
+def documented_place(face_id: str, shards: int, val_fraction: float) -> tuple[str, int]:
+    """The documented rule, from the hex digest: split by the first 16 hex digits over 16**16, shard by the next 16."""
+    digest = hashlib.sha256(face_id.encode("utf-8")).hexdigest()
+    split = "validation" if int(digest[:16], 16) / 16**16 < val_fraction else "train"
+    return split, int(digest[16:32], 16) % shards
+
+
+# Worked out by hand: (first 16 hex digits / 16**16, next 16 hex digits mod 3 and mod 64) of sha256(face id).
+HAND_PLACES = {
+    "flickr:100#0": (0.163508, 1, 40),  # sha256 29dbaad3bbfc30f9 1aa7c582d1817768...
+    "flickr:100#1": (0.660070, 0, 18),  # a8fa5db509372cff ebebdb748237b7d2...
+    "folder:demo_0003.jpg#0": (0.616363, 0, 7),  # 9dc9f18f0bc9e1cb 3276e5de84261047...
+    "flickr:52345678901#2": (0.895728, 1, 30),  # e54e714c93b5f4a3 a3016c8a24d48e9e...
+}
+
+
+@pytest.mark.parametrize("face_id", sorted(HAND_PLACES))
+def test_shard_placement_matches_the_documented_rule_by_hand(face_id: str) -> None:
+    unit, mod3, mod64 = HAND_PLACES[face_id]
+    assert pack.assign(face_id, 3, 0.25) == ("validation" if unit < 0.25 else "train", mod3)
+    assert pack.assign(face_id, 64, 1 / 7) == ("validation" if unit < 1 / 7 else "train", mod64)
+    assert pack.assign(face_id, 64, 0.0) == ("train", mod64)
+    assert documented_place(face_id, 64, 0.25) == pack.assign(face_id, 64, 0.25)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +105,7 @@ def test_layout_levels_chunks_compression(packed: dict) -> None:
         for r in LEVELS:
             data = h5[f"data{r}x{r}"]
             assert data.shape == (entry["count"], 3, r, r) and data.dtype == np.uint8
-            assert data.chunks == (min(entry["count"], -(-128 // (3 * r * r))), 3, r, r)  # dataset.md §3
+            assert data.chunks == (min(entry["count"], -(-128 // (3 * r * r))), 3, r, r)  # PGGAN h5tool.py
             assert data.compression == "gzip" and data.compression_opts == 4
 
 
@@ -100,7 +125,7 @@ def test_top_level_holds_the_aligned_pixels_and_attribution(packed: dict) -> Non
         assert ids == sorted(ids)  # within a shard, by face id
         for row, face_id in enumerate(ids):
             record = by_id[face_id]
-            assert pack.assign(face_id, PACK["shards"], PACK["val_fraction"]) == (entry["split"], entry["index"])
+            assert documented_place(face_id, PACK["shards"], PACK["val_fraction"]) == (entry["split"], entry["index"])
             top = h5["data64x64"][row].transpose(1, 2, 0)
             assert hashlib.md5(np.ascontiguousarray(top).tobytes()).hexdigest() == record["md5"]
             assert h5["author"].asstr()[row] == record["owner_name"]

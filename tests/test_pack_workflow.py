@@ -38,17 +38,27 @@ def shard_photos(manifest: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.slow
-def test_optout_edit_and_rerun_removes_the_photo_everywhere(tmp_path: Path) -> None:
+def run_directory(workdir: Path, **folder: str) -> tuple[dict, Path]:
+    """The demo config made small (8 photos, 3 shards), with an empty opt-out list: (config, list file).
+
+    `folder` replaces `crawl.folder` (path and sidecar) to crawl the test's own photos.
+    """
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"]["photos"] = 8
     config["align"].update(transform_size=256, workers=1)
     config["pack"]["shards"] = 3
     config["filter"]["optout"] = "lists/optout.txt"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    (tmp_path / "lists").mkdir()
-    optout = tmp_path / "lists" / "optout.txt"
+    config["crawl"]["folder"] = folder or config["crawl"]["folder"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "lists").mkdir()
+    optout = workdir / "lists" / "optout.txt"
     optout.write_text("# takedown requests, one photo or owner id per line\n")
+    return config, optout
+
+
+@pytest.mark.slow
+def test_optout_edit_and_rerun_removes_the_photo_everywhere(tmp_path: Path) -> None:
+    _, optout = run_directory(tmp_path)
     snakemake(tmp_path)
 
     manifest = tmp_path / "results/dataset/manifest.json"
@@ -71,3 +81,48 @@ def test_optout_edit_and_rerun_removes_the_photo_everywhere(tmp_path: Path) -> N
     assert json.loads((tmp_path / "results/dataset/verify.json").read_text())["ok"] is True
     rejected = [json.loads(line) for line in (tmp_path / "results/filter/rejected.jsonl").read_text().splitlines()]
     assert {r["photo_id"] for r in rejected if r["filter"] == "optout"} == {victim}
+
+
+OWNER = "31337@N05"  # holds demo photos 0, 2 and 5; the other five photos have owners of their own
+
+
+@pytest.mark.slow
+def test_optout_by_owner_id_removes_all_their_faces_and_rewrites_only_those_shards(tmp_path: Path) -> None:
+    """A takedown by Flickr owner id, through Snakemake: every face of the owner's photos leaves every shard."""
+    from stylegan.data.demo import DemoSettings, make_photos
+
+    config, optout = run_directory(tmp_path, path="photos", sidecar="photos/licenses.json")  # the user's own folder
+    sidecar = tmp_path / "photos" / "licenses.json"
+    entries = make_photos(DemoSettings(photos=8), seed=config["seed"], sidecar=sidecar)
+    owners = {}
+    for index, name in enumerate(sorted(entries)):
+        owners[f"folder:{name}"] = OWNER if index in (0, 2, 5) else f"{index}@N01"
+        entries[name]["owner_id"] = owners[f"folder:{name}"]
+    sidecar.write_text(json.dumps(entries))
+    snakemake(tmp_path)
+
+    manifest = tmp_path / "results/dataset/manifest.json"
+    before = shard_photos(manifest)
+    theirs = {photo for photo, owner in owners.items() if owner == OWNER}
+    holding = {path for path, photos in before.items() if photos & theirs}
+    assert theirs <= set().union(*before.values())  # every photo of the owner was packed
+    assert len(holding) >= 2 and len(holding) < len(before)  # spread over shards, not in all of them
+    stats = {p: os.stat(manifest.parent / p) for p in before}
+
+    optout.write_text(optout.read_text() + f"{OWNER}  # asked on 2026-02-03\n")
+    log = snakemake(tmp_path)
+    assert "(Rule: align)" not in log and "(Rule: filter)" in log and "(Rule: pack)" in log
+
+    after = shard_photos(manifest)
+    assert not set().union(*after.values()) & theirs
+    assert set().union(*after.values()) == set().union(*before.values()) - theirs  # nobody else's face went
+    for path in before:
+        if path in holding:
+            assert path not in after or os.stat(manifest.parent / path).st_mtime_ns != stats[path].st_mtime_ns
+        else:
+            assert os.stat(manifest.parent / path).st_mtime_ns == stats[path].st_mtime_ns
+            assert os.stat(manifest.parent / path).st_ino == stats[path].st_ino
+    assert json.loads((tmp_path / "results/dataset/verify.json").read_text())["ok"] is True
+    rejected = [json.loads(line) for line in (tmp_path / "results/filter/rejected.jsonl").read_text().splitlines()]
+    assert {r["photo_id"] for r in rejected if r["filter"] == "optout"} == theirs
+    assert all(r["owner_id"] == OWNER for r in rejected if r["filter"] == "optout")

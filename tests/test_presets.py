@@ -29,7 +29,7 @@ def test_preset_trains_config_f_at_1024() -> None:
     assert train.network.resolution == 1024 and train.schedule.total_kimg == 25000
     with torch.device("meta"):  # counts only: no memory, no init time
         g, d = Generator(train.network), Discriminator(train.network)
-    # training.md §1: config F's parameter counts
+    # config F's parameter counts: G as NVlabs/stylegan README.md "Total 26219627"; D derived from networks_stylegan.py D_basic
     assert sum(p.numel() for p in g.parameters()) == 26_219_627
     assert sum(p.numel() for p in d.parameters()) == 23_087_249
 

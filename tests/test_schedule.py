@@ -1,4 +1,4 @@
-"""The progressive-growing schedule against the spec's tables (training.md §2)."""
+"""The progressive-growing schedule against NVlabs/stylegan `training/training_loop.py` training_schedule."""
 
 from __future__ import annotations
 
@@ -64,6 +64,6 @@ def test_custom_dicts_and_short_models() -> None:
 
 
 def test_ema_half_life() -> None:
-    assert ema_beta(256, 10) == pytest.approx(0.9824, abs=1e-4)  # training.md §2 [derived]
+    assert ema_beta(256, 10) == pytest.approx(0.9824, abs=1e-4)  # derived: 0.5 ** (256 / 10000)
     assert ema_beta(32, 10) == pytest.approx(0.99778, abs=1e-5)
     assert ema_beta(32, 10) ** (10_000 / 32) == pytest.approx(0.5)

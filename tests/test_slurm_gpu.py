@@ -24,19 +24,19 @@ import yaml
 from slurm_cluster import nodes, unavailable, usable
 from stylegan.train import checkpoint
 from tests.test_pack import packed_lzf_manifest
-from tests.test_train import assert_same_networks, final_state, rank_invariant, train
+from tests.test_train import assert_same_networks, dense, final_state, train
 from workflow_copy import REPO, copy_workflow, snakemake, start_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 PARTITION, GPUS_PER_NODE = "gpu", 2  # scripts/slurm.sh
 # 12 steps of 16 images (8², the fade, the start of 16²): 16 = 4 ranks x mbstd groups of 4.
-EQUAL = rank_invariant(minibatch_base=16, lod_training_kimg=0.096, lod_transition_kimg=0.096, total_kimg=0.192,
+EQUAL = dense(minibatch_base=16, lod_training_kimg=0.096, lod_transition_kimg=0.096, total_kimg=0.192,
                        tick_kimg_base=0.08)
 # 1500 steps at 8² and a checkpoint only at the end: long enough (about a minute on two idle
 # cores, several on a busy machine) that SLURM's signal, sent up to 30 s after it is due,
 # finds the ranks training.
-LONG = rank_invariant(minibatch_base=16, total_kimg=24.0, tick_kimg_base=1000.0)
+LONG = dense(minibatch_base=16, total_kimg=24.0, tick_kimg_base=1000.0)
 LONG["network"]["resolution"] = 8
 JOB_TIMEOUT_S = 1800  # CPU time is shared with other work; the job itself takes a minute or two
 RESULTS = "results"

@@ -94,7 +94,13 @@ def test_dry_run_plans_every_rule_and_explains_it(workdir: Path) -> None:
     run = snakemake(workdir, "--dry-run")
     assert run.returncode == 0, run.stdout
     planned = set(re.findall(r"^\s*(\w+)\s+\d+\s*$", run.stdout.split("Job stats:")[-1], re.M)) - {"total"}
-    assert planned == names
+    online = {"metrics_vgg16", "metrics_ppl_shard"}  # offline without the VGG16 file, PPL is "not computed"
+    assert planned == names - online
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["metrics"]["ppl"]["download"] = True
+    (workdir / "online.yaml").write_text(yaml.safe_dump(config))
+    with_vgg = snakemake(workdir, "--dry-run", "--configfile", "online.yaml")
+    assert with_vgg.returncode == 0 and online <= set(with_vgg.stdout.split()), with_vgg.stdout[-3000:]
     for message in ("Making the demo's synthetic in-the-wild photos", "Listing eligible photos from the folder source",
                     "Downloading photo chunk 000", "Downloading photo chunk 001", "Aligning faces in chunk 001",
                     "Training StyleGAN (1 process(es))"):

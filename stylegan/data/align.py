@@ -1,7 +1,7 @@
 """FFHQ's face alignment: from 68 landmarks in a photo to a square, levelled crop.
 
 Every step and constant follows `recreate_aligned_images` of NVlabs/ffhq-dataset
-(dataset.md §1, FFHQ dl lines 259-381): the oriented quad from the eye and mouth
+(`download_ffhq.py` lines 259-381): the oriented quad from the eye and mouth
 averages, the shrink for large faces, the crop with a border, reflect padding
 blended with a Gaussian blur and the median colour, the bilinear quad transform at
 `transform_size` and the Lanczos resize to `output_size`. The one addition is
@@ -18,11 +18,10 @@ import numpy as np
 import scipy.ndimage
 from PIL import Image
 
+from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS, MOUTH_LEFT, MOUTH_RIGHT
 from stylegan.settings import SettingsError
 
-# dataset.md §1 (FFHQ dl): every constant of the algorithm.
-EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # 6-point eye contours, iBUG-68 order
-MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # mouth_outer[0], mouth_outer[6]
+# NVlabs/ffhq-dataset download_ffhq.py: every constant of the algorithm.
 EYE_SCALE = 2.0  # quad half-side >= 2.0 x eye-to-eye
 MOUTH_SCALE = 1.8  # quad half-side >= 1.8 x eye-to-mouth
 CENTRE_SHIFT = 0.1  # quad centre moves from the eyes toward the mouth by this fraction
@@ -37,8 +36,8 @@ class AlignSettings:
     """The `align` config section (schema: workflow/schemas/config.schema.yaml)."""
 
     workers: int = 2  # processes aligning within one job
-    output_size: int = 1024  # dataset.md §1: FFHQ's 1024
-    transform_size: int = 4096  # dataset.md §1: the quad is sampled at 4096², then Lanczos-resized
+    output_size: int = 1024  # download_ffhq.py output_size
+    transform_size: int = 4096  # download_ffhq.py: the quad is sampled at 4096², then Lanczos-resized
     rotate: bool = True  # level the eyes (FFHQ); false with padding false is FFHQ-U's geometry
     padding: bool = True  # reflect-pad and blend when the quad leaves the photo
     detector: Literal["hog", "cnn"] = "hog"  # dlib HOG frontal detector, or MMOD CNN
@@ -86,8 +85,8 @@ def face_quad(landmarks: np.ndarray, rotate: bool = True) -> tuple[np.ndarray, f
     face comes out level.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (68, 2) or not np.isfinite(lm).all():
-        raise AlignError(f"expected 68 finite landmarks, got shape {lm.shape}")
+    if lm.shape != (LANDMARKS, 2) or not np.isfinite(lm).all():
+        raise AlignError(f"expected {LANDMARKS} finite landmarks, got shape {lm.shape}")
     eye_left, eye_right = lm[EYE_LEFT].mean(axis=0), lm[EYE_RIGHT].mean(axis=0)
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left
@@ -117,7 +116,7 @@ def align(
     rotate: bool = True,
     padding: bool = True,
 ) -> Aligned:
-    """Align one face of an RGB photo exactly as FFHQ did (dataset.md §1)."""
+    """Align one face of an RGB photo exactly as FFHQ did (NVlabs/ffhq-dataset `download_ffhq.py`)."""
     quad, qsize = face_quad(landmarks, rotate)
     source_quad, source_qsize = quad.copy(), qsize
     img = Image.fromarray(pixels)

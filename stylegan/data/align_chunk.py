@@ -33,14 +33,11 @@ from stylegan import fileio
 from stylegan.data import landmarks
 from stylegan.data.align import AlignSettings, align
 from stylegan.data.photo import PhotoError, decode
+from stylegan.data.records import face_record
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-FACE_KEYS = (
-    "face_id", "face_index", "image", "md5", "landmarks", "rect", "quad", "qsize",
-    "score", "output_size", "status", "reason",
-)  # fmt: skip
 Task = tuple[dict[str, Any], AlignSettings, str]  # photo record, settings, the chunk's image folder
 
 
@@ -60,11 +57,6 @@ def fingerprint(settings: AlignSettings) -> str:
     """What makes two runs' crops equal: every setting but the worker count."""
     fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "workers"}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def face_record(photo: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A face record: the photo record (attribution travels) plus every face key."""
-    return {**photo, **{key: fields.get(key) for key in FACE_KEYS}}
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -132,27 +124,32 @@ def align_chunk(settings: AlignSettings, photos: Path, images: Path, out: Path, 
     Returns the number of records per status.
     """
     records = _ok_photos(photos)
-    journal = wip_path(out)
-    done = _finished(journal, settings)
+    with fileio.Journal(wip_path(out), key=lambda entry: entry["photo_id"]) as journal:
+        done = _finished(journal, settings)
+        faces, counts = _align_rest(settings, records, images / out.stem, journal, done)
+        fileio.write_json(report, _report(out.stem, len(records), faces, counts))
+        fileio.write_jsonl(out, faces)
+        journal.finish()
+    log.info("chunk %s: %d photos, %s", out.stem, len(records), dict(sorted(counts.items())))
+    return dict(counts)
+
+
+def _align_rest(settings: AlignSettings, records: list[dict[str, Any]], folder: Path, journal: fileio.Journal,
+                done: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], Counter]:
+    """Align the photos not yet done, journalling each; every face record of the chunk and their counts."""
     todo = [r for r in records if r["photo_id"] not in done]
     if done:
-        log.info("resuming %s: %d of %d photos already aligned", out, len(records) - len(todo), len(records))
-    folder = images / out.stem
+        log.info("resuming %s: %d of %d photos already aligned", folder.name, len(records) - len(todo), len(records))
     for stray in folder.glob(".*.tmp"):  # PNGs a killed run was writing
         stray.unlink()
     tag = fingerprint(settings)
-    with tqdm(total=len(records), initial=len(records) - len(todo), desc=f"align {out.stem}", unit="photo") as bar:
+    with tqdm(total=len(records), initial=len(records) - len(todo), desc=f"align {folder.name}", unit="photo") as bar:
         for entry in _run([(photo, settings, str(folder)) for photo in todo], settings):
-            fileio.append_jsonl(journal, {**entry, "settings": tag})
+            journal.record({**entry, "settings": tag})
             done[entry["photo_id"]] = entry
             bar.update()
     faces = [face for photo in records for face in done[photo["photo_id"]]["faces"]]
-    counts = Counter(face["status"] for face in faces)
-    fileio.write_json(report, _report(out.stem, len(records), faces, counts))
-    fileio.write_jsonl(out, faces)
-    journal.unlink(missing_ok=True)
-    log.info("chunk %s: %d photos, %s", out.stem, len(records), dict(sorted(counts.items())))
-    return dict(counts)
+    return faces, Counter(face["status"] for face in faces)
 
 
 def _ok_photos(photos: Path) -> list[dict[str, Any]]:
@@ -169,11 +166,11 @@ def _ok_photos(photos: Path) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-def _finished(journal: Path, settings: AlignSettings) -> dict[str, dict[str, Any]]:
+def _finished(journal: fileio.Journal, settings: AlignSettings) -> dict[str, dict[str, Any]]:
     """Journalled photos made with these settings whose aligned images are all still in place."""
     tag = fingerprint(settings)
     done = {}
-    for entry in fileio.read_jsonl(journal):
+    for entry in journal.entries.values():
         images = [face["image"] for face in entry["faces"] if face["status"] == "ok"]
         if entry.get("settings") == tag and all(Path(p).is_file() for p in images):
             done[entry["photo_id"]] = {"photo_id": entry["photo_id"], "faces": entry["faces"]}

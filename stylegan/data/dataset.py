@@ -1,16 +1,16 @@
-"""A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/pack.py).
+"""A PyTorch `Dataset` over the HDF5 shards a manifest lists (stylegan/data/manifest.py).
 
 h5py file handles must never cross a fork: a handle opened in the parent and
-used in DataLoader workers reads garbage or deadlocks. So nothing is opened in
-`__init__`; each process opens the shards it touches on first use and notices a
-fork by its process id. The x-flip draw comes from a generator seeded by (seed,
-epoch, index), so it does not depend on which worker reads an item, differs
-between epochs (`set_epoch`), and is reproducible.
+used in DataLoader workers reads garbage or deadlocks. So `__init__` keeps no
+handle (it opens each shard only to check it against the manifest, and closes
+it); each process opens the shards it touches on first use and notices a fork by
+its process id. The optional x-flip (the metrics' mirrored reals; training draws
+its own flips) comes from a generator seeded by (seed, index), so it does not
+depend on which worker reads an item and is reproducible.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stylegan.data.pack import SPLITS
+from stylegan.data.manifest import CHANNELS, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [-1, 1]. Training reads uint8 and calls this on its device,
+    so only bytes cross process and PCIe boundaries."""
+    return images.to(torch.float32) / 127.5 - 1.0
 
 
 class ShardDataset(Dataset):
@@ -31,34 +37,28 @@ class ShardDataset(Dataset):
                  split: Literal["train", "validation"] = "train", dtype: Literal["float", "uint8"] = "float",
                  xflip: bool = False, seed: int = 0) -> None:
         manifest = Path(manifest_path)
-        try:
-            document = json.loads(manifest.read_text())
-        except (OSError, ValueError) as err:
-            raise StageError(f"{manifest}: cannot read the dataset manifest: {err}") from None
-        self.resolutions: tuple[int, ...] = tuple(sorted(document["levels"]))
-        self.max_resolution: int = int(document["resolution"])
+        document = Manifest.read(manifest)
+        self.resolutions: tuple[int, ...] = tuple(sorted(document.levels))
+        self.max_resolution: int = document.resolution
         self.resolution = self.max_resolution if resolution is None else int(resolution)
         if self.resolution not in self.resolutions:
             raise StageError(f"resolution {self.resolution}: not in the shards (levels {list(self.resolutions)})")
         if dtype not in ("float", "uint8"):
             raise StageError(f"dtype {dtype!r}: expected 'float' or 'uint8'")
-        if split not in SPLITS:
-            raise StageError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-        shards = [e for e in document["shards"] if e["split"] == split and e["count"] > 0]
+        shards = document.split(split)
         if not shards:  # an empty loader would only fail later, somewhere less clear
-            raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document['settings']['val_fraction']})")
-        self.split, self.dtype, self.xflip, self.seed, self.epoch = split, dtype, xflip, seed, 0
-        self.paths = [str(manifest.parent / e["path"]) for e in shards]
-        self.offsets = np.cumsum([0] + [e["count"] for e in shards])  # global index -> shard by bisection
+            raise StageError(f"{manifest}: no {split} images (pack.val_fraction {document.settings['val_fraction']})")
+        self.split, self.dtype, self.xflip, self.seed = split, dtype, xflip, seed
+        self.paths = [str(document.path_of(e)) for e in shards]
+        for entry, path in zip(shards, self.paths):
+            check_shard(manifest, entry, Path(path), self.resolutions)
+        self.offsets = np.cumsum([0] + [e.count for e in shards])  # global index -> shard by bisection
         self._files: dict[int, h5py.File] = {}
+        self._levels: dict[int, h5py.Dataset] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw new flips for this epoch (call before iterating; workers get a fresh copy)."""
-        self.epoch = epoch
 
     def locate(self, index: int) -> tuple[int, int]:
         """Global index -> (shard number, row in that shard)."""
@@ -69,13 +69,13 @@ class ShardDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         shard, row = self.locate(index)
-        image = self._file(shard)[f"data{self.resolution}x{self.resolution}"][row]  # CHW uint8
-        if self.xflip and np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5:
+        image = self._level(shard)[row]  # CHW uint8
+        if self.xflip and np.random.default_rng([self.seed, index]).random() < 0.5:
             image = image[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         if self.dtype == "uint8":
             return tensor
-        return tensor.to(torch.float32) / 127.5 - 1.0
+        return to_float(tensor)
 
     def metadata(self, index: int) -> dict[str, str]:
         """The attribution strings stored with one image (face id, licence, author, URLs)."""
@@ -86,17 +86,55 @@ class ShardDataset(Dataset):
     def _file(self, shard: int) -> h5py.File:
         """This process's handle on a shard, opened on first use."""
         if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._levels, self._pid = {}, {}, os.getpid()
         if shard not in self._files:
             self._files[shard] = h5py.File(self.paths[shard], "r")
         return self._files[shard]
 
+    def _level(self, shard: int) -> h5py.Dataset:
+        """The shard's dataset at this resolution; looked up once, as a name lookup costs more than a row read."""
+        if os.getpid() != self._pid or shard not in self._levels:
+            h5 = self._file(shard)
+            self._levels[shard] = h5[level_name(self.resolution)]
+        return self._levels[shard]
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickle (spawned workers) without open handles."""
         state = self.__dict__.copy()
-        state["_files"] = {}
+        state["_files"], state["_levels"] = {}, {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+def check_shard(manifest: Path, entry: ShardEntry, path: Path, levels: tuple[int, ...]) -> None:
+    """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
+
+    Its size, the content fingerprint pack wrote into it (recorded in the manifest
+    too), and the image count and shape of every level: a shard copied over
+    another, cut short or from another pack is refused before it serves a wrong
+    image. The full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
+    """
+    def fail(problem: str) -> StageError:
+        return StageError(f"{path}: {problem}, so it is not the shard {manifest} lists; "
+                          f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
+
+    try:
+        size, expected = path.stat().st_size, (entry.bytes, entry.fingerprint, entry.count)
+    except FileNotFoundError:
+        raise fail("the file is missing") from None
+    if size != expected[0]:
+        raise fail(f"{size} bytes, manifest says {expected[0]}")
+    try:
+        with h5py.File(path, "r") as h5:
+            fingerprint = h5.attrs.get("fingerprint")
+            shapes = {r: h5[level_name(r)].shape if level_name(r) in h5 else None for r in levels}
+    except OSError as err:
+        raise fail(f"cannot open as HDF5 ({err})") from None
+    if fingerprint != expected[1]:
+        raise fail("its content fingerprint differs from the manifest's")
+    for r, shape in shapes.items():
+        if shape != (expected[2], CHANNELS, r, r):
+            raise fail(f"{level_name(r)} has shape {shape}, manifest says {(expected[2], CHANNELS, r, r)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.data import attributes
 from stylegan.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ ASTRONAUT_URL = "https://flic.kr/p/r9qvLn"
 NASA_MEDIA_URL = "https://www.nasa.gov/nasa-brand-center/images-and-media/"
 MAX_TILT_DEG = 15.0  # beyond this dlib's HOG frontal detector starts to miss the face
 HEAD_MARGIN = 0.55  # the head crop extends the face box by this fraction on each side
+ATTRIBUTES = ("Mirrored", "Light_Background")  # labels of each photo, in CelebA's attribute format
+LIGHT_BACKGROUND = 127.5  # mean grey level (0-255) of the scene under the head's box above which it is "light"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +120,12 @@ def background(rng: np.random.Generator, width: int, height: int) -> Image.Image
     return Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8))
 
 
-def compose(head: Image.Image, face_side: float, scene: Image.Image, where: Placement) -> Image.Image:
-    """Paste the head onto the scene, scaled, tilted and mirrored, with a soft oval edge."""
+def compose(head: Image.Image, face_side: float, scene: Image.Image, where: Placement
+            ) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """Paste the head onto the scene, scaled, tilted and mirrored, with a soft oval edge.
+
+    Returns the photo and the pasted box (left, top, right, bottom).
+    """
     scale = where.face_px / face_side
     size = (max(1, round(head.width * scale)), max(1, round(head.height * scale)))
     part = head.resize(size, Image.LANCZOS)
@@ -133,7 +141,18 @@ def compose(head: Image.Image, face_side: float, scene: Image.Image, where: Plac
     corner = (round(where.centre[0] * free_x), round(where.centre[1] * free_y))
     photo = scene.copy()
     photo.paste(part, corner, mask)
-    return photo
+    return photo, (corner[0], corner[1], corner[0] + part.width, corner[1] + part.height)
+
+
+def labels(scene: Image.Image, box: tuple[int, int, int, int], where: Placement) -> list[int]:
+    """The photo's `ATTRIBUTES` as +1 / -1: properties that alignment keeps visible in the face crop.
+
+    Mirroring survives (alignment levels and scales, it does not flip), and so does
+    the background right around the head, which the aligned crop's corners show;
+    position, size and tilt do not (alignment undoes them).
+    """
+    grey = np.asarray(scene.crop(box).convert("L"), np.float32)
+    return [1 if where.mirror else -1, 1 if grey.mean() > LIGHT_BACKGROUND else -1]
 
 
 def encode(photo: Image.Image, as_png: bool, quality: int) -> bytes:
@@ -146,7 +165,7 @@ def encode(photo: Image.Image, as_png: bool, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def attribution(name: str, index: int) -> dict[str, str]:
+def attribution(index: int) -> dict[str, str]:
     """The sidecar entry for one demo photo: public domain, credited to NASA."""
     return {
         "license_id": "public-domain",
@@ -158,8 +177,13 @@ def attribution(name: str, index: int) -> dict[str, str]:
     }
 
 
+def attributes_file(sidecar: Path) -> Path:
+    """The photos' attribute labels, beside the sidecar."""
+    return Path(sidecar).with_name("attributes.txt")
+
+
 def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, dict[str, str]]:
-    """Write the demo photos beside `sidecar`, then the sidecar itself (last, atomically).
+    """Write the demo photos and their attribute labels beside `sidecar`, then the sidecar (last, atomically).
 
     The sidecar is the rule's only output, so it is written after every photo:
     its presence means the set is complete. Returns the sidecar mapping.
@@ -168,16 +192,39 @@ def make_photos(settings: DemoSettings, seed: int, sidecar: Path) -> dict[str, d
     rng = np.random.default_rng(seed)
     folder = Path(sidecar).parent
     entries: dict[str, dict[str, str]] = {}
+    rows: list[list[int]] = []
     for index in tqdm(range(settings.photos), desc="demo photos", unit="photo"):
         where = draw_placement(rng, settings)
-        photo = compose(head, face_side, background(rng, where.width, where.height), where)
+        scene = background(rng, where.width, where.height)
+        photo, box = compose(head, face_side, scene, where)
         as_png = settings.png_every > 0 and index % settings.png_every == settings.png_every - 1
         name = f"demo_{index:04d}.{'png' if as_png else 'jpg'}"
         fileio.write_bytes(folder / name, encode(photo, as_png, int(rng.integers(80, 96))))
-        entries[name] = attribution(name, index)
+        entries[name] = attribution(index)
+        rows.append(labels(scene, box, where))
     stale = [p for p in folder.glob("demo_*.*") if p.name not in entries]
     for path in stale:  # left by an earlier, larger demo: they would be crawled without a licence
         path.unlink()
+    attributes.write(attributes_file(sidecar), list(entries), list(ATTRIBUTES), np.array(rows).reshape(-1, 2))
     fileio.write_json(sidecar, entries)
     log.info("wrote %d demo photos to %s (removed %d stale ones)", len(entries), folder, len(stale))
     return entries
+
+
+def face_labels(photo_labels: Path, face_chunks: list[Path], images: Path, out: Path) -> int:
+    """Carry the photos' labels to their aligned faces: an attribute file over the aligned images.
+
+    Each face takes its photo's row; names are the aligned PNGs' paths relative to
+    `images`, the folder align writes them to. Returns the number of faces.
+    """
+    table = attributes.read(photo_labels)
+    row_of = {name: k for k, name in enumerate(table.names)}
+    names, rows = [], []
+    for chunk in face_chunks:
+        for face in fileio.read_jsonl(chunk):
+            if face.get("status") == "ok" and face.get("source_id") in row_of:
+                names.append(Path(os.path.relpath(face["image"], images)).as_posix())
+                rows.append(table.labels[row_of[face["source_id"]]])
+    attributes.write(out, names, list(table.attributes), np.array(rows, np.int8).reshape(len(rows), -1))
+    log.info("labelled %d aligned faces with %s", len(names), ", ".join(table.attributes))
+    return len(names)

@@ -1,11 +1,11 @@
 """The filter stage: which aligned faces go into the dataset, and why the others do not.
 
-FFHQ ran "various automatic filters" and then a manual review (dataset.md §2,
-Curation). Here every automatic filter has its threshold in config and each
+FFHQ ran "various automatic filters" and then a manual review (NVlabs/ffhq-dataset
+README). Here every automatic filter has its threshold in config and each
 rejection keeps the filter's name, its measured value and the threshold, so a
 person can tune thresholds from the contact sheets instead of guessing. A
 person's exclusion list stands in for the manual review; the opt-out list serves
-takedown requests (dataset.md §2, Opt-out). A face is rejected by the first
+takedown requests (NVlabs/ffhq-dataset README, "Privacy"). A face is rejected by the first
 filter it fails, in `FILTERS` order; near-duplicates are judged last, among the
 faces every other filter kept, so a blurry copy can never shadow a good one; but
 a copy of a withdrawn (opted-out or excluded) face is rejected with it.
@@ -31,6 +31,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS
+from stylegan.data.records import rejected_face
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 # The order a face meets the filters: cheap, list-based ones first; duplicates last.
 FILTERS = ("optout", "exclude", "too_small", "landmarks", "blurry", "greyscale", "duplicate")
-EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # dataset.md §1: iBUG-68 eye contours
 WITHDRAWN = ("optout", "exclude")  # their near-duplicates are rejected too
 COMMENT = re.compile(r"(^|\s)#.*$")
 PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest frequencies
@@ -122,8 +123,8 @@ def chroma(pixels: np.ndarray) -> float:
 def eye_geometry(landmarks: list[list[float]]) -> tuple[float, float]:
     """Eye-to-eye distance in photo pixels and the eye line's roll in degrees."""
     points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (68, 2):
-        raise StageError(f"landmarks: expected 68x2 points, got shape {points.shape}")
+    if points.shape != (LANDMARKS, 2):
+        raise StageError(f"landmarks: expected {LANDMARKS}x2 points, got shape {points.shape}")
     dx, dy = points[EYE_RIGHT].mean(axis=0) - points[EYE_LEFT].mean(axis=0)
     return float(np.hypot(dx, dy)), float(np.degrees(np.arctan2(dy, dx)))
 
@@ -266,7 +267,7 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
         rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
     kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
     rejected = sorted(
-        ({**r, **dataclasses.asdict(rejections[r["face_id"]])} for r in faces if r["face_id"] in rejections),
+        (rejected_face(r, **dataclasses.asdict(rejections[r["face_id"]])) for r in faces if r["face_id"] in rejections),
         key=lambda r: (FILTERS.index(r["filter"]), r["face_id"]),
     )
     fileio.write_jsonl(kept_path, kept)

@@ -1,7 +1,7 @@
 """Find faces and their 68 landmarks with dlib, the tools FFHQ was aligned with.
 
 FFHQ's README says only "aligned and cropped using dlib"; the widely used
-re-implementation (Puzer's, dataset.md §1) runs the HOG frontal detector with one
+re-implementation (Puzer/stylegan-encoder `ffhq_dataset/landmarks_detector.py`) runs the HOG frontal detector with one
 2x upsample and the iBUG 68-point shape predictor, and that is the default here.
 dlib's MMOD CNN detector (from `face-recognition-models`) is the option for
 harder poses: slower on a CPU, more robust to rotation and small faces.
@@ -24,7 +24,11 @@ from PIL import Image
 from stylegan.errors import StageError
 
 Kind = Literal["hog", "cnn"]
-LANDMARKS = 68  # iBUG 300-W points (dataset.md §1)
+# The iBUG 300-W 68-point layout that dlib's predictor returns (FFHQ's
+# NVlabs/ffhq-dataset `download_ffhq.py` indexes these same points).
+LANDMARKS = 68
+EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)  # 6-point eye contours
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # mouth_outer[0], mouth_outer[6]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """The pack stage: kept faces into multi-resolution HDF5 shards and a manifest.
 
-Layout (dataset.md §3, PGGAN `h5tool.py`): one dataset `data{r}x{r}` per level
+Layout (tkarras/progressive_growing_of_gans `h5tool.py` HDF5Exporter): one dataset `data{r}x{r}` per level
 from the output size down to 4², uint8 NxCxrxr, chunks of ceil(128 / (C r²))
-images (one image at r >= 8), gzip level 4 by default. Each lower level is the
+images (one image at r >= 8), uncompressed by default (gzip, lzf and Blosc2 on request). Each lower level is the
 2x2 box mean of the previous *unquantized* float level, rounded once per level.
 Attribution travels with the pixels: every shard holds each image's ids,
-licence, author and URLs (dataset.md §2).
+licence, author and URLs (as NVlabs/ffhq-dataset's README "Metadata" section).
 
 Faces go to a shard and a split by a hash of their face id, so the assignment
 never depends on which other faces exist: removing one photo changes only the
@@ -29,34 +29,28 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import h5py
+import hdf5plugin
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from stylegan import fileio, settings as settings_mod
+from stylegan.data.manifest import CHANNELS, FORMAT, METADATA, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the shard layout changes: every fingerprint changes with it
-SPLITS = ("train", "validation")
-MIN_LEVEL = 4  # the issue: levels from 4² up to the output size
-CHANNELS = 3
-CHUNK_BYTES = 128  # dataset.md §3: chunk = ceil(128 / (C r²)) images
+MIN_LEVEL = 4  # levels from 4² (G's 4x4 const block, SG's smallest TFRecord r02) up to the output size
+CHUNK_BYTES = 128  # PGGAN h5tool.py: chunk = ceil(128 / (C r²)) images
 BATCH_BYTES = 256 << 20  # images per write batch: about this much top-level pixel data
+Compression = Literal["none", "lzf", "gzip", "blosc2-lz4", "blosc2-zstd"]
+BLOSC2_LEVEL = 5  # hdf5plugin.Blosc2's default clevel
 SHARD_NAME = re.compile(r"^(train|validation)-\d{5}\.h5$")
-# Per-image metadata: (dataset name in the shard, face record key).
-METADATA = (
-    ("face_id", "face_id"), ("photo_id", "photo_id"), ("md5", "md5"),
-    ("license_id", "license_id"), ("license_name", "license_name"), ("license_url", "license_url"),
-    ("author", "owner_name"), ("title", "title"), ("page_url", "page_url"), ("source_url", "source_url"),
-)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +59,12 @@ class PackSettings:
 
     shards: int = 64  # shard files per split
     workers: int = 2  # processes writing shards at once
-    val_fraction: float = 1 / 7  # dataset.md §2: FFHQ's 10,000 of 70,000 are validation
-    compression: Literal["none", "lzf", "gzip"] = "gzip"  # dataset.md §3: PGGAN's gzip
-    gzip_level: int = 4  # dataset.md §3: compression_opts=4
-    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # dataset.md §2: FFHQ's licences
+    val_fraction: float = 1 / 7  # NVlabs/ffhq-dataset README: 10,000 of 70,000 are validation
+    # Uncompressed, as SG's FFHQ TFRecords (273 GB): benchmarks/dataset.py measured the
+    # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
+    compression: Compression = "none"
+    gzip_level: int = 4  # PGGAN h5tool.py: compression_opts=4
+    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # NVlabs/ffhq-dataset README licences (Flickr ids, see crawl/common.py)
 
     def __post_init__(self) -> None:
         for key in ("shards", "workers"):
@@ -90,7 +86,7 @@ def levels(resolution: int) -> list[int]:
 
 
 def pyramid(image: np.ndarray) -> list[np.ndarray]:
-    """CHW uint8 image -> every level as CHW uint8, largest first (dataset.md §3).
+    """CHW uint8 image -> every level as CHW uint8, largest first (PGGAN h5tool.py chained float 2x2 box).
 
     The chain runs in float32 on unquantized levels; only the stored copy of
     each level is rounded, as PGGAN's `h5tool.py` and StyleGAN's TFRecords do.
@@ -104,7 +100,12 @@ def pyramid(image: np.ndarray) -> list[np.ndarray]:
 
 
 def assign(face_id: str, shards: int, val_fraction: float) -> tuple[str, int]:
-    """(split, shard index) of a face, from its id alone: stable across runs and removals."""
+    """(split, shard index) of a face, from its id alone: stable across runs and removals.
+
+    From the SHA-256 of the UTF-8 face id: its first 8 bytes, big-endian, over 2**64
+    give a number in [0, 1), validation below `val_fraction`; its next 8 bytes,
+    big-endian, modulo `shards` give the shard.
+    """
     digest = hashlib.sha256(face_id.encode("utf-8")).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64
     split = "validation" if unit < val_fraction else "train"
@@ -142,19 +143,31 @@ def load_image(record: dict[str, Any], resolution: int) -> np.ndarray:
     return pixels.transpose(2, 0, 1)
 
 
+def compression_filter(settings: PackSettings) -> dict[str, Any]:
+    """h5py `create_dataset` arguments for the configured codec.
+
+    Blosc2 runs byte shuffle before LZ4 or Zstd; a shard written with it needs
+    hdf5plugin to read, which this module imports. gzip and lzf are HDF5's own.
+    """
+    if settings.compression.startswith("blosc2-"):
+        cname = settings.compression.removeprefix("blosc2-")
+        return dict(hdf5plugin.Blosc2(cname=cname, clevel=BLOSC2_LEVEL, filters=hdf5plugin.Blosc2.SHUFFLE))
+    return {"none": {}, "lzf": {"compression": "lzf"},
+            "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level}}[settings.compression]
+
+
 def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, split: str,
                 settings: PackSettings, print_: str) -> None:
     """Write one shard atomically: every level, the metadata, and the fingerprint attrs."""
     count = len(records)
-    compression = {"none": {}, "lzf": {"compression": "lzf"},
-                   "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level}}[settings.compression]
-    batch = max(1, BATCH_BYTES // (CHANNELS * resolution * resolution))  # dataset.md §3: RAM-buffered flushes
+    compression = compression_filter(settings)
+    batch = max(1, BATCH_BYTES // (CHANNELS * resolution * resolution))  # PGGAN h5tool.py: RAM-buffered flushes
     with fileio.atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         datasets = []
         for r in levels(resolution):
-            chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # dataset.md §3 (h5tool)
+            chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # PGGAN h5tool.py
             datasets.append(h5.create_dataset(
-                f"data{r}x{r}", shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
+                level_name(r), shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
                 dtype=np.uint8, chunks=(chunk, CHANNELS, r, r), **compression))
         for start in range(0, count, batch):
             images = [pyramid(load_image(rec, resolution)) for rec in records[start:start + batch]]
@@ -206,7 +219,7 @@ def resolution_of(records: list[dict[str, Any]]) -> int:
     return int(sizes.pop())
 
 
-def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> dict[str, Any]:
+def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> Manifest:
     """Pack the kept faces; rewrite only shards whose contents changed. Returns the manifest."""
     records = [r for r in fileio.read_jsonl(faces) if r.get("status") == "ok"]
     records, dropped = allowed(records, settings.licenses)
@@ -223,22 +236,19 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> d
         _relative(shards / shard_name(split, index), manifest.parent))) for (split, index), members in group(records, settings).items()]
     with concurrent.futures.ProcessPoolExecutor(min(settings.workers, len(jobs))) as pool:
         results = list(tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None))
-    entries = [entry for entry, _ in results]
+    entries = tuple(entry for entry, _ in results)
     written = sum(rewrote for _, rewrote in results)
-    document = {
-        "format": FORMAT, "resolution": resolution, "levels": levels(resolution),
-        "settings": settings_mod.as_dict(settings), "shards": entries, "dropped": dropped,
-        "counts": {split: sum(e["count"] for e in entries if e["split"] == split) for split in SPLITS},
-    }  # fmt: skip
-    fileio.write_json(manifest, document)
-    _remove_obsolete(shards, {e["path"] for e in entries}, manifest.parent)
-    log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document["counts"], len(entries),
+    document = Manifest(resolution=resolution, levels=tuple(levels(resolution)),
+                        settings=settings_mod.as_dict(settings), shards=entries, dropped=tuple(dropped))
+    document.write(manifest)
+    _remove_obsolete(shards, {e.path for e in entries}, manifest.parent)
+    log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries),
              written, len(dropped))
     return document
 
 
 def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[dict[str, Any]], resolution: int,
-                settings: PackSettings, old: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+                settings: PackSettings, old: ShardEntry | None) -> tuple[ShardEntry, bool]:
     """One manifest entry, and whether the shard file had to be (re)written.
 
     A shard is rewritten only if the fingerprint in its attrs differs from what
@@ -253,12 +263,12 @@ def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[
     if rewrite:
         write_shard(path, members, resolution, split, settings, print_)
         digest = fileio.sha256_file(path)
-    elif old and old["fingerprint"] == print_ and old.get("bytes") == path.stat().st_size:
-        digest = old["sha256"]  # unchanged since the last manifest: no need to read it again
+    elif old and old.fingerprint == print_ and old.bytes == path.stat().st_size:
+        digest = old.sha256  # unchanged since the last manifest: no need to read it again
     else:
         digest = fileio.sha256_file(path)  # written by a run killed before its manifest
-    entry = {"path": rel, "split": split, "index": index, "count": len(members), "sha256": digest,
-             "bytes": path.stat().st_size, "fingerprint": print_}
+    entry = ShardEntry(path=rel, split=split, index=index, count=len(members), sha256=digest,
+                       bytes=path.stat().st_size, fingerprint=print_)
     return entry, rewrite
 
 
@@ -270,11 +280,11 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve())
 
 
-def _previous_entries(manifest: Path) -> dict[str, dict[str, Any]]:
+def _previous_entries(manifest: Path) -> dict[str, ShardEntry]:
     """The last manifest's shard entries by path; none if it is missing or unreadable."""
     try:
-        return {e["path"]: e for e in json.loads(manifest.read_text())["shards"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {e.path: e for e in Manifest.read(manifest).shards}
+    except StageError:
         return {}
 
 
@@ -284,10 +294,3 @@ def _remove_obsolete(shards: Path, current: set[str], base: Path) -> None:
         if SHARD_NAME.match(path.name) and _relative(path, base) not in current:
             log.info("removing obsolete shard %s", path)
             path.unlink()
-
-
-def iter_shards(manifest: Path) -> Iterator[tuple[dict[str, Any], Path]]:
-    """Each shard entry of a manifest with its resolved path."""
-    document = json.loads(manifest.read_text())
-    for entry in document["shards"]:
-        yield entry, manifest.parent / entry["path"]

@@ -3,7 +3,8 @@
 Photos from Flickr come in every shape a camera or an editor can write: rotated
 by an EXIF tag, greyscale, palette, CMYK, 16-bit, with transparency, truncated by
 a broken upload, or crafted to exhaust memory. FFHQ's script saw only PNGs that
-NVIDIA had already converted (dataset.md §1 notes), so it does none of this; here
+NVIDIA had already converted (NVlabs/ffhq-dataset `download_ffhq.py`: no RGB conversion, no
+EXIF transpose), so it does none of this; here
 every photo is normalised the same way, or refused with a reason a person can read:
 
 - the EXIF orientation is applied, so landmarks and quads are in the pixels a

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 TRAINING_FORMAT = "stylegan-train-checkpoint/1"
 GENERATOR_FORMAT = "stylegan-generator/1"
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
+_SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
@@ -66,6 +67,17 @@ def prune(run_dir: Path, keep: int) -> None:
     for old in all_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         log.debug("removed old checkpoint %s", old)
+
+
+def snapshot_path(run_dir: Path, nimg: int) -> Path:
+    """A kept generator snapshot (G_ema only), named by images seen; never pruned (FID over training)."""
+    return run_dir / "generators" / f"generator-{nimg:09d}.pt"
+
+
+def all_snapshots(run_dir: Path) -> list[Path]:
+    """The run's generator snapshots, oldest first."""
+    folder = run_dir / "generators"
+    return sorted(p for p in folder.glob("generator-*.pt") if _SNAPSHOT.match(p.name)) if folder.is_dir() else []
 
 
 def rng_state() -> dict[str, Any]:

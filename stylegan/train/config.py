@@ -1,6 +1,7 @@
 """`TrainSettings`: every knob of the `train` config section, typed and validated once.
 
-Defaults are the paper's FFHQ configuration F on 8 GPUs (training.md §2-§3);
+Defaults are the paper's FFHQ configuration F on 8 GPUs (NVlabs/stylegan `train.py`,
+`training/training_loop.py`, `training/loss.py`);
 `config.yaml` overrides them with the demo's reduced model. The dataclass tree
 mirrors the YAML tree one to one, so a key's dotted name in an error message is
 the key to fix in the config.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from stylegan.errors import StageError
 from stylegan.train.networks import NetworkSettings
 
-# training.md §2 (SG train.py): minibatch_base and minibatch_dict per GPU count; the
+# NVlabs/stylegan train.py: minibatch_base and minibatch_dict per GPU count; the
 # reference sized the global batch to the GPUs it had, so a preset picks the row.
 MINIBATCH_PRESETS: dict[int, tuple[int, dict[int, int]]] = {
     1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
@@ -25,7 +26,7 @@ MINIBATCH_PRESETS: dict[int, tuple[int, dict[int, int]]] = {
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    """Progressive growing: phase lengths, minibatch and learning rate per level (training.md §2)."""
+    """Progressive growing: phase lengths, minibatch and learning rate per level (SG `training_schedule`)."""
 
     lod_initial_resolution: int = 8
     lod_training_kimg: float = 600.0
@@ -56,18 +57,19 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class LossSettings:
-    """Non-saturating logistic loss with R1 on reals (training.md §3)."""
+    """Non-saturating logistic loss with R1 on reals (NVlabs/stylegan `training/loss.py`)."""
 
     r1_gamma: float = 10.0
-    # training.md §3 [derived]: SG's R1 is taken w.r.t. reals upscaled to R, i.e. (native R1)/f²;
+    # derived: SG's R1 is taken w.r.t. reals nearest-upscaled by f = 2^floor(lod) to R, and D box-
+    # downscales them back, so d/dx_full = upsample(d/dx_low)/f² and SG's R1 is (native R1)/f²;
     # true scales gamma by (res/R)² so the native-resolution port regularises as SG did.
     r1_match_reference: bool = True
-    mixing_prob: float = 0.9  # training.md §1 style_mixing_prob
+    mixing_prob: float = 0.9  # NVlabs/stylegan training/networks_stylegan.py G_style style_mixing_prob
 
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Adam for both networks (training.md §2); its state is reset at each level change."""
+    """Adam for both networks (NVlabs/stylegan `train.py`); its state is reset at each level change."""
 
     beta1: float = 0.0
     beta2: float = 0.99
@@ -92,7 +94,7 @@ class CheckpointSettings:
     """Where resumable state goes and how much of it is kept."""
 
     keep: int = 3  # newest checkpoints kept in the run directory
-    grid: tuple[int, int] = (7, 4)  # image snapshot grid, columns x rows (training.md §2: SG's 7x4)
+    grid: tuple[int, int] = (7, 4)  # image snapshot grid, columns x rows (SG training/misc.py: 7x4)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,6 @@ class TrainSettings:
     speed: SpeedSettings = field(default_factory=SpeedSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     resources: ResourceSettings = field(default_factory=ResourceSettings)
-    G_smoothing_kimg: float = 10.0  # training.md §2: EMA half-life in kimg
-    xflip: bool = True  # training.md §2 mirror_augment
+    G_smoothing_kimg: float = 10.0  # NVlabs/stylegan training_loop.py: EMA half-life in kimg
+    xflip: bool = True  # NVlabs/stylegan train.py mirror_augment
     seed: int = 1000

@@ -15,6 +15,7 @@ import torch
 
 from stylegan import fileio
 from stylegan.errors import StageError
+from stylegan.metrics.figures import style_mixing_grid
 from stylegan.train import checkpoint
 from stylegan.train.networks import Generator
 from stylegan.train.sampling import generator_file, grid_png, latents, load_generator, render
@@ -58,30 +59,17 @@ def generate(checkpoint_path: Path, seeds: list[int], psi: float | None, cutoff:
         fileio.write_bytes(grid, grid_png(images, min(len(seeds), 8), res))
         log.info("wrote %s (%d² images, %.1f kimg)", grid, res, meta["nimg"] / 1000)
     if mixing_grid is not None:
-        fileio.write_bytes(mixing_grid, style_mixing_grid(G, z, res, alpha, psi, cutoff, mix_layers))
+        rows = [mixing_layers(G, mix_layers)] * len(z)  # the paper's Fig. 3 layout, one layer range for every row
+        fileio.write_bytes(mixing_grid, style_mixing_grid(G, z, z, rows, res, alpha, psi, cutoff, res))
         log.info("wrote %s", mixing_grid)
 
 
-@torch.no_grad()
-def style_mixing_grid(G: Generator, z: torch.Tensor, res: int, alpha: float, psi: float, cutoff: int,
-                      layers: tuple[int, int]) -> bytes:
-    """The paper's Figure 3 layout: row i, column j takes seed i's styles except layers [a, b] from seed j.
-
-    The top row shows the column sources, the left column the row sources.
-    """
-    ws = G.truncate(G.map(z).unsqueeze(1).repeat(1, G.num_layers, 1), psi, cutoff)
+def mixing_layers(G: Generator, layers: tuple[int, int]) -> range:
+    """The `--mix-layers a-b` range, checked against the generator's layers."""
     first, last = layers
     if not 0 <= first <= last < G.num_layers:
         raise StageError(f"--mix-layers {first}-{last}: layers run from 0 to {G.num_layers - 1}")
-    noise = "const"
-    plain = G.synthesize(ws, res=res, alpha=alpha, noise=noise)
-    n = len(z)
-    cells = [torch.full_like(plain[0], -1.0)] + list(plain)
-    for i in range(n):
-        mixed = ws[i:i + 1].repeat(n, 1, 1)
-        mixed[:, first:last + 1] = ws[:, first:last + 1]
-        cells += [plain[i]] + list(G.synthesize(mixed, res=res, alpha=alpha, noise=noise))
-    return grid_png(torch.stack(cells), n + 1, res)
+    return range(first, last + 1)
 
 
 def export(checkpoint_path: Path, out: Path) -> None:

@@ -1,8 +1,8 @@
 """StyleGAN's primitive layers, each small, with its constants visible when printed.
 
-Every constant comes from the reference `training.md` §1 (SG
-`training/networks_stylegan.py`), and §5 lists the deviations of other ports that
-these layers deliberately avoid. Weights keep SG's raw-parameter convention
+Every constant comes from NVlabs/stylegan (SG) `training/networks_stylegan.py`;
+the deviations of other ports that these layers deliberately avoid are those of
+rosinality/style-based-gan-pytorch (ROS) `model.py`. Weights keep SG's raw-parameter convention
 (N(0, 1/lrmul) at init, scaled at run time) so that the optimiser sees the same
 parameter space as the reference and Adam behaves the same.
 
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SQRT2 = math.sqrt(2.0)  # training.md §1 (Gains): every layer followed by lrelu
-LRELU_SLOPE = 0.2  # training.md §1 (Activation)
-NORM_EPS = 1e-8  # training.md §1 (Norms): pixel and instance norm; §5.4: not torch's 1e-5
+SQRT2 = math.sqrt(2.0)  # SG networks_stylegan.py (gain): every layer followed by lrelu
+LRELU_SLOPE = 0.2  # SG networks_stylegan.py leaky_relu alpha
+NORM_EPS = 1e-8  # SG networks_stylegan.py pixel_norm, instance_norm; not torch's 1e-5 (ROS's InstanceNorm2d)
 
 
 def at_least_fp32(x: Tensor) -> Tensor:
@@ -32,7 +32,7 @@ class EqualizedLinear(nn.Module):
     """Dense layer with equalized learning rate.
 
     The parameter is stored as N(0, 1/lrmul) and multiplied at run time by
-    gain/sqrt(fan_in)*lrmul (training.md §1 `get_weight`): every weight then gets
+    gain/sqrt(fan_in)*lrmul (SG networks_stylegan.py `get_weight`): every weight then gets
     the same effective Adam step size, and lrmul slows the mapping network down.
     """
 
@@ -86,7 +86,7 @@ class EqualizedConv2d(nn.Module):
 
 
 def _pairwise_sum_4x4(w: Tensor) -> Tensor:
-    """Pad a 3x3 kernel to 5x5 and sum its 4 shifted 4x4 windows (training.md §1, fused resampling)."""
+    """Pad a 3x3 kernel to 5x5 and sum its 4 shifted 4x4 windows (SG networks_stylegan.py, fused resampling)."""
     w = F.pad(w, (1, 1, 1, 1))
     return w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
 
@@ -94,7 +94,7 @@ def _pairwise_sum_4x4(w: Tensor) -> Tensor:
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upscale followed by a 3x3 conv, optionally fused into one transposed conv.
 
-    Fused, the padded 4-way SUM of the kernel (no x0.25, training.md §1 and §5.6)
+    Fused, the padded 4-way SUM of the kernel (no x0.25, SG networks_stylegan.py `upscale2d_conv2d`; ROS's FusedUpsample divides by 4)
     feeds a stride-2 `conv_transpose2d`, which costs a quarter of the FLOPs.
     [derived] A transposed conv applies its kernel rotated by 180 degrees, so the
     kernel is flipped before summing: fused and unfused compute the same function
@@ -120,7 +120,7 @@ class UpConv2d(EqualizedConv2d):
 class DownConv2d(EqualizedConv2d):
     """A 3x3 conv followed by a 2x2 box downscale, optionally fused into one stride-2 conv.
 
-    Fused, the padded 4-way sum times 0.25 (training.md §1) is exactly the box
+    Fused, the padded 4-way sum times 0.25 (SG networks_stylegan.py `conv2d_downscale2d`) is exactly the box
     average of the conv's outputs; correlation needs no flip here.
     """
 
@@ -139,17 +139,17 @@ class DownConv2d(EqualizedConv2d):
 
 
 def upscale2d(x: Tensor) -> Tensor:
-    """Nearest-neighbour 2x upscale (training.md §1 `upscale2d`: tile)."""
+    """Nearest-neighbour 2x upscale (SG networks_stylegan.py `upscale2d`: tile)."""
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
 def downscale2d(x: Tensor) -> Tensor:
-    """2x2 box average (training.md §1 `downscale2d`)."""
+    """2x2 box average (SG networks_stylegan.py `downscale2d`)."""
     return F.avg_pool2d(x, 2)
 
 
 class Blur(nn.Module):
-    """Depthwise [1,2,1]x[1,2,1]/16 binomial filter, 'same' padding (training.md §1 Blur)."""
+    """Depthwise [1,2,1]x[1,2,1]/16 binomial filter, 'same' padding (SG networks_stylegan.py `blur2d`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,7 +167,7 @@ class Blur(nn.Module):
 
 
 class PixelNorm(nn.Module):
-    """Normalise each feature vector to unit RMS over channels (training.md §1 `pixel_norm`)."""
+    """Normalise each feature vector to unit RMS over channels (SG networks_stylegan.py `pixel_norm`)."""
 
     def __init__(self, eps: float = NORM_EPS) -> None:
         super().__init__()
@@ -183,7 +183,7 @@ class PixelNorm(nn.Module):
 class InstanceNorm(nn.Module):
     """Per-sample, per-channel zero mean and unit RMS over H,W, computed in fp32.
 
-    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (training.md §1 Norms, §5.4); fp32 so
+    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (SG networks_stylegan.py `instance_norm`; ROS used the torch default); fp32 so
     that bf16 autocast cannot lose the small variances of early layers.
     """
 
@@ -205,7 +205,7 @@ NOISE_MODES = ("random", "const", "none")
 
 
 class NoiseInjection(nn.Module):
-    """Add one single-channel N(0,1) image, scaled per channel (training.md §1 layer_epilogue 1).
+    """Add one single-channel N(0,1) image, scaled per channel (SG networks_stylegan.py `layer_epilogue`, step 1).
 
     The per-channel weight starts at 0 and has no wscale (§5.1: not ROS's equal_lr).
     Mode "random" draws fresh noise per call, "const" uses the stored buffer (SG's
@@ -235,7 +235,7 @@ class NoiseInjection(nn.Module):
 
 
 class StyleMod(nn.Module):
-    """AdaIN's modulation: x*(ys+1) + yb from a learned affine of w (training.md §1, gain 1)."""
+    """AdaIN's modulation: x*(ys+1) + yb from a learned affine of w (SG networks_stylegan.py `style_mod`, gain 1)."""
 
     def __init__(self, dlatent_size: int, channels: int) -> None:
         super().__init__()
@@ -247,7 +247,7 @@ class StyleMod(nn.Module):
 
 
 class MinibatchStddev(nn.Module):
-    """Append the mean over C,H,W of the per-group stddev as one feature map (training.md §1).
+    """Append the mean over C,H,W of the per-group stddev as one feature map (SG networks_stylegan.py `minibatch_stddev_layer`).
 
     Groups are strided (sample i is in group i mod N/G), G = min(group_size, N),
     and the statistics run in fp32 as in SG; ROS's whole-batch variant (§5.9) is
@@ -266,7 +266,7 @@ class MinibatchStddev(nn.Module):
         f = self.num_new_features
         y = at_least_fp32(x).reshape(group, -1, f, c // f, h, w)
         y = y - y.mean(dim=0)
-        y = torch.sqrt(y.square().mean(dim=0) + 1e-8)  # training.md §1: sqrt(var + 1e-8)
+        y = torch.sqrt(y.square().mean(dim=0) + 1e-8)  # SG minibatch_stddev_layer: sqrt(var + 1e-8)
         y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1)
         y = y.repeat(group, 1, h, w).to(x.dtype)
         return torch.cat([x, y], dim=1)

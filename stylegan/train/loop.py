@@ -1,4 +1,4 @@
-"""The training loop: set-up, data, step, log, checkpoint, top to bottom (training.md §2).
+"""The training loop: set-up, data, step, log, checkpoint, top to bottom (after NVlabs/stylegan `training/training_loop.py`).
 
 One process per GPU under torchrun (WORLD_SIZE > 1: NCCL on GPUs, gloo on CPU),
 or one plain process. Data parallelism is done by hand rather than with the
@@ -21,6 +21,7 @@ so SLURM/Snakemake can requeue and the next start resumes from it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import resource
@@ -36,7 +37,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from stylegan import fileio
-from stylegan.data.dataset import ShardDataset
+from stylegan.data.dataset import ShardDataset, to_float
 from stylegan.distributed import (Dist, agree, average_over_ranks, barrier, init_distributed, shutdown,
                                  sum_over_ranks)
 from stylegan.errors import StageError
@@ -91,8 +92,10 @@ def train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path) -> int:
     """Train (or resume) the run in `run_dir`; write G_ema to `out` at the end. Returns the exit status."""
     d = init_distributed()
     try:
-        with StopFlag() as stop:
-            return _train(s, manifest, run_dir, out, d, stop)
+        # One tick record per line, written by rank 0 only; a resumed run appends to it.
+        run_log = fileio.Journal(run_dir / "log.jsonl", key=lambda r: r["tick"]) if d.main else None
+        with StopFlag() as stop, run_log or contextlib.nullcontext():
+            return _train(s, manifest, run_dir, out, d, stop, run_log)
     finally:
         shutdown(d)
 
@@ -115,7 +118,8 @@ def check_settings(s: TrainSettings, manifest: Path, world: int) -> None:
                              f"batches, each a multiple of mbstd_group_size {s.network.mbstd_group_size}")
 
 
-def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, stop: StopFlag) -> int:
+def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, stop: StopFlag,
+           run_log: fileio.Journal | None) -> int:
     # --- set-up -------------------------------------------------------------
     check_settings(s, manifest, d.world)
     R, total_nimg = s.network.resolution, int(s.schedule.total_kimg * 1000)
@@ -145,7 +149,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
              p.nimg, total_nimg, d.world, d.device)
 
     while p.nimg < total_nimg:
-        # --- schedule: re-evaluated every minibatch_repeats steps (training.md §2) ---------
+        # --- schedule: re-evaluated every minibatch_repeats steps (SG training_loop.py) ---------
         if p.step % s.schedule.minibatch_repeats == 0:
             new = level_at(s.schedule, R, p.nimg / 1000)
             if s.optimizer.reset_on_level_change and new.lod_bounds != level.lod_bounds:
@@ -162,7 +166,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
             batches = reals_loader(manifest, level.resolution, level.minibatch, p.nimg, s.seed, d.rank, d.world,
                                    s.speed.workers, s.speed.pin_memory and d.device.type == "cuda")
         mb, res, alpha = level.minibatch, level.resolution, level.alpha
-        reals = next(batches).to(d.device, non_blocking=True)
+        reals = to_float(next(batches).to(d.device, non_blocking=True))
         z_d, z_g = (torch.randn(mb, s.network.latent_size, generator=z_stream)[d.rank::d.world].to(d.device)
                     for _ in range(2))
         flip = (torch.rand(mb, generator=z_stream) < 0.5)[d.rank::d.world].to(d.device) if s.xflip else None
@@ -197,13 +201,15 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
             p.tick += 1
             record = tick_record(p, level, sums, time.time() - tick_time, d)
             tick_time, sums, p.tick_start_nimg = time.time(), torch.zeros_like(sums), p.nimg
-            if d.main:
-                fileio.append_jsonl(run_dir / "log.jsonl", record)
+            if run_log is not None:
+                run_log.record(record)
                 bar.write(console_line(record), file=sys.stderr)
             if d.main and (done or p.tick % s.schedule.image_snapshot_ticks == 0):
                 write_grid(run_dir / "snapshots" / f"fakes{p.nimg // 1000:06d}.png", G_ema, grid_z, level, s)
             if done or p.tick == 1 or p.tick % s.schedule.network_snapshot_ticks == 0:
                 save_checkpoint(run_dir, s, p, G, D, G_ema, opt_G, opt_D, z_stream, d)
+                if d.main:
+                    save_snapshot(run_dir, s, p, G_ema)
         if preempted and not done:
             save_checkpoint(run_dir, s, p, G, D, G_ema, opt_G, opt_D, z_stream, d)
             # No rank leaves before rank 0 has written it: when one of its ranks exits, torchrun
@@ -232,7 +238,7 @@ def build_networks(s: TrainSettings, device: torch.device) -> tuple[Generator, D
 
 
 def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
-    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (training.md §2); lr set each step."""
+    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (NVlabs/stylegan `train.py`); lr set each step."""
     o = s.optimizer
     return torch.optim.Adam(model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps)
 
@@ -261,7 +267,7 @@ def apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer, world: i
 
 @torch.no_grad()
 def update_ema(ema: Generator, G: Generator, beta: float) -> None:
-    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (training.md §2, §5)."""
+    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (SG training_loop.py Gs_beta; SG dnnlib/tflib/network.py setup_as_moving_average_of)."""
     for q_ema, q in zip(ema.parameters(), G.parameters()):
         q_ema.lerp_(q, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), G.buffers()):
@@ -317,6 +323,13 @@ def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, 
     log.info("checkpoint %s", path)
 
 
+def save_snapshot(run_dir: Path, s: TrainSettings, p: Progress, G_ema: Generator) -> None:
+    """A generator file kept for good beside the pruned checkpoints: the FID curve evaluates each."""
+    level = level_at(s.schedule, s.network.resolution, p.nimg / 1000)
+    checkpoint.save(checkpoint.snapshot_path(run_dir, p.nimg),
+                    generator_file(G_ema, s.network, p.nimg, level.resolution, level.alpha))
+
+
 def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G: torch.optim.Optimizer,
             opt_D: torch.optim.Optimizer, z_stream: torch.Generator, d: Dist) -> Progress:
     """Load a checkpoint into the fresh objects; the random streams continue where they stopped."""
@@ -343,6 +356,6 @@ def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G:
 
 
 def write_grid(path: Path, G_ema: Generator, z: torch.Tensor, level: Level, s: TrainSettings) -> None:
-    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation (training.md §1)."""
+    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation (SG training_loop.py and training/misc.py, is_validation=True)."""
     images = render(G_ema, z, level.resolution, level.alpha)
     fileio.write_bytes(path, grid_png(images, s.checkpoint.grid[0], s.network.resolution))

@@ -1,4 +1,4 @@
-"""The StyleGAN loss (training.md §3) as explicit phases: real processing, G main, D main + R1.
+"""The StyleGAN loss (NVlabs/stylegan `training/loss.py`) as explicit phases: real processing, G main, D main + R1.
 
 - G: non-saturating logistic, softplus(-D(G(z))), mean over the batch.
 - D: softplus(D(G(z))) + softplus(-D(x)) + gamma/2 * R1, R1 = sum over C,H,W of
@@ -21,7 +21,7 @@ from stylegan.train.networks import Discriminator, Generator
 
 
 def process_reals(x: Tensor, alpha: float, flip: Tensor | None) -> Tensor:
-    """SG process_reals at native resolution (training.md §4): mirror, then FadeLOD.
+    """SG process_reals at native resolution (NVlabs/stylegan `training/training_loop.py` process_reals): mirror, then FadeLOD.
 
     During a fade the reals are blended with their own lower level exactly like G's
     output, so D cannot tell real from fake by sharpness alone.
@@ -53,7 +53,7 @@ class StyleGANLoss:
         self.autocast = autocast or contextlib.nullcontext
 
     def fakes(self, z: Tensor, res: int, alpha: float) -> Tensor:
-        """G(z) at the level, with mixing and the w-average update (training.md §1 G_style)."""
+        """G(z) at the level, with mixing and the w-average update (SG `training/networks_stylegan.py` G_style)."""
         return self.G(z, res=res, alpha=alpha, mixing_prob=self.mixing_prob, update_w_avg=True)
 
     def g_main(self, z: Tensor, res: int, alpha: float) -> Tensor:

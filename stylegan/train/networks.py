@@ -1,10 +1,12 @@
 """StyleGAN's generator and discriminator (the paper's configuration F), with progressive growing.
 
-Architecture and constants: the reference `training.md` §1 (SG
-`training/networks_stylegan.py`); the pitfalls of other ports that this module
-avoids are in §5. Unlike SG, both networks run at the native resolution of the
-current level (SG upscales every image to the final resolution), which is
-cheaper; the training loss rescales R1's gamma to compensate (training.md §3).
+Architecture and constants: NVlabs/stylegan (SG) `training/networks_stylegan.py`;
+the pitfalls of other ports that this module avoids are those of
+rosinality/style-based-gan-pytorch (ROS) `model.py`. Unlike SG, both networks run
+at the native resolution of the current level (SG upscales every image to the
+final resolution), which is cheaper; the training loss rescales R1's gamma to
+compensate (derived against SG `training/loss.py`: see `LossSettings` in
+`stylegan/train/config.py`).
 
 The paper's ablations are switches in `NetworkSettings` (plus `mixing_prob`,
 passed at call time). Table 1 of the paper, FFHQ rows:
@@ -29,6 +31,7 @@ that baseline; ``mapping_layers=0`` means w is the pixel-normalised z.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +56,7 @@ from stylegan.train.layers import (
     upscale2d,
 )
 
-FUSED_MIN_RESOLUTION = 128  # training.md §1: fused_scale='auto' fuses outputs (G) / inputs (D) >= 128
+FUSED_MIN_RESOLUTION = 128  # SG networks_stylegan.py: fused_scale='auto' fuses outputs (G) / inputs (D) >= 128
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,10 @@ class NetworkSettings:
     """Hyper-parameters of G and D (config: ``train.network``); defaults are config F at 1024²."""
 
     resolution: int = 1024  # final resolution R (power of two, >= 8)
-    fmap_base: int = 8192  # training.md §1 nf(stage)
+    fmap_base: int = 8192  # SG networks_stylegan.py nf(stage)
     fmap_decay: float = 1.0
     fmap_max: int = 512
-    latent_size: int = 512  # training.md §1 G_mapping
+    latent_size: int = 512  # SG networks_stylegan.py G_mapping
     dlatent_size: int = 512
     mapping_layers: int = 8
     mapping_lrmul: float = 0.01
@@ -72,10 +75,10 @@ class NetworkSettings:
     const_input: bool = True  # False: "traditional" input (w through a dense to 4x4), Table 1 row A-C
     use_styles: bool = True
     use_noise: bool = True
-    truncation_psi: float = 0.7  # training.md §1 G_style: generation defaults
+    truncation_psi: float = 0.7  # SG networks_stylegan.py G_style: generation defaults
     truncation_cutoff: int = 8
     w_avg_beta: float = 0.995
-    mbstd_group_size: int = 4  # training.md §1 minibatch stddev
+    mbstd_group_size: int = 4  # SG networks_stylegan.py minibatch_stddev_layer
     fused_scale: bool | None = None  # None = 'auto' as the reference (fused at >= 128)
 
     def __post_init__(self) -> None:
@@ -102,7 +105,7 @@ class NetworkSettings:
         return 2 * self.log2_resolution - 2
 
     def nf(self, stage: int) -> int:
-        """Feature maps at a stage; a layer at resolution 2^r uses nf(r-1) (training.md §1)."""
+        """Feature maps at a stage; a layer at resolution 2^r uses nf(r-1) (SG networks_stylegan.py nf)."""
         return min(int(self.fmap_base / 2.0 ** (stage * self.fmap_decay)), self.fmap_max)
 
     def fused(self, resolution: int) -> bool:
@@ -113,6 +116,17 @@ class NetworkSettings:
 def layers_at(res: int) -> int:
     """Synthesis layers active when the output resolution is `res`."""
     return 2 * int(math.log2(res)) - 2
+
+
+def noise_modes(noise: str | Sequence[str], num_layers: int) -> tuple[str, ...]:
+    """One noise mode per synthesis layer, from one mode for all or a per-layer sequence."""
+    modes = (noise,) * num_layers if isinstance(noise, str) else tuple(noise)
+    if len(modes) != num_layers:
+        raise ValueError(f"noise: {len(modes)} per-layer modes for a generator of {num_layers} layers")
+    for mode in modes:
+        if mode not in NOISE_MODES:
+            raise ValueError(f"noise mode {mode!r}: expected one of {NOISE_MODES}")
+    return modes
 
 
 def _check_level(s: NetworkSettings, res: int, alpha: float) -> int:
@@ -128,7 +142,7 @@ def _check_level(s: NetworkSettings, res: int, alpha: float) -> int:
 
 
 class MappingNetwork(nn.Module):
-    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01 (training.md §1)."""
+    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01 (SG networks_stylegan.py G_mapping)."""
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
@@ -147,7 +161,7 @@ class MappingNetwork(nn.Module):
 
 
 class LayerEpilogue(nn.Module):
-    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style (training.md §1).
+    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style (SG networks_stylegan.py layer_epilogue).
 
     The norm is instance norm with styles (AdaIN = instance norm + StyleMod) and
     Progressive GAN's pixel norm without them.
@@ -178,7 +192,7 @@ class InputBlock(nn.Module):
         super().__init__()
         channels = s.nf(1)
         if s.const_input:
-            self.const = nn.Parameter(torch.ones(1, channels, 4, 4))  # training.md §1: ones, not randn (§5.5)
+            self.const = nn.Parameter(torch.ones(1, channels, 4, 4))  # SG networks_stylegan.py: ones, not randn (ROS's model.py)
             self.dense = None
         else:
             self.const = None
@@ -188,20 +202,20 @@ class InputBlock(nn.Module):
         self.conv = EqualizedConv2d(channels, channels, 3, bias=False)
         self.epilogue1 = LayerEpilogue(s, channels, 4)
 
-    def forward(self, ws: Tensor, noise: str) -> Tensor:
+    def forward(self, ws: Tensor, noise: Sequence[str]) -> Tensor:
         if self.const is not None:
             x = self.const.to(ws.dtype).expand(ws.shape[0], -1, -1, -1)
         else:
             x = self.dense(ws[:, 0]).reshape(ws.shape[0], -1, 4, 4)
-        x = self.epilogue0(x, ws[:, 0], noise)
-        return self.epilogue1(self.conv(x), ws[:, 1], noise)
+        x = self.epilogue0(x, ws[:, 0], noise[0])
+        return self.epilogue1(self.conv(x), ws[:, 1], noise[1])
 
     def extra_repr(self) -> str:
         return "input=dense(w)" if self.const is None else f"const={list(self.const.shape)} (ones)"
 
 
 class SynthesisBlock(nn.Module):
-    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur (training.md §1, §5.7)."""
+    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur (SG networks_stylegan.py; ROS adds it before)."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -213,9 +227,9 @@ class SynthesisBlock(nn.Module):
         self.conv1 = EqualizedConv2d(s.nf(r - 1), s.nf(r - 1), 3, bias=False)
         self.epilogue1 = LayerEpilogue(s, s.nf(r - 1), resolution)
 
-    def forward(self, x: Tensor, w0: Tensor, w1: Tensor, noise: str) -> Tensor:
-        x = self.epilogue0(self.blur(self.conv0_up(x)), w0, noise)
-        return self.epilogue1(self.conv1(x), w1, noise)
+    def forward(self, x: Tensor, w0: Tensor, w1: Tensor, noise: Sequence[str]) -> Tensor:
+        x = self.epilogue0(self.blur(self.conv0_up(x)), w0, noise[0])
+        return self.epilogue1(self.conv1(x), w1, noise[1])
 
     def extra_repr(self) -> str:
         return f"resolution={self.resolution}"
@@ -229,21 +243,21 @@ class SynthesisNetwork(nn.Module):
         self.settings = s
         self.input = InputBlock(s)
         self.blocks = nn.ModuleDict({str(2**r): SynthesisBlock(s, 2**r) for r in range(3, s.log2_resolution + 1)})
-        # training.md §1 torgb: 1x1, gain 1, bias, no activation; one per level
+        # SG networks_stylegan.py torgb: 1x1, gain 1, bias, no activation; one per level
         self.torgb = nn.ModuleDict({str(2**r): EqualizedConv2d(s.nf(r - 1), 3, 1, gain=1.0)
                                     for r in range(2, s.log2_resolution + 1)})
 
-    def forward(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str = "random") -> Tensor:
+    def forward(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str | Sequence[str] = "random") -> Tensor:
+        """`noise` is one mode for every layer, or one per synthesis layer (the paper's Fig. 5)."""
         log2_res = _check_level(self.settings, res, alpha)
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise mode {noise!r}: expected one of {NOISE_MODES}")
-        x = self.input(ws, noise)
+        modes = noise_modes(noise, self.settings.num_layers)
+        x = self.input(ws, modes[0:2])
         previous = x
         for r in range(3, log2_res + 1):
             previous = x
-            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], noise)
+            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], modes[2 * r - 4:2 * r - 2])
         image = self.torgb[str(res)](x)
-        if alpha < 1.0 and log2_res > 2:  # training.md §1 progressive blend: alpha = 1 - frac(lod)
+        if alpha < 1.0 and log2_res > 2:  # SG networks_stylegan.py progressive blend: alpha = 1 - frac(lod)
             image = torch.lerp(upscale2d(self.torgb[str(res // 2)](previous)), image, alpha)
         return image
 
@@ -251,14 +265,14 @@ class SynthesisNetwork(nn.Module):
 class Generator(nn.Module):
     """G = mapping + synthesis, with the running average of w, style mixing and truncation in W.
 
-    Style mixing follows SG's G_style (training.md §1): with probability
+    Style mixing follows SG's G_style (`training/networks_stylegan.py`): with probability
     `mixing_prob` the WHOLE minibatch mixes (not each image, as the paper's "a given
     percentage of images" suggests), at one crossover drawn from randint[1, L), L
     the layers active at `res`: layers before it take w1, the rest w2. Quirk kept:
     the crossover never equals L, so a mixing step always gives w2 to at least the
-    last active layer. [derived] training.md §1 says a fading block always gets w2;
-    by SG's arithmetic it does not (during a fade to res, lod = log2(R/res) + 1 -
-    alpha truncates to log2(R/res), so L counts the fading block), and neither here.
+    last active layer. Derived from SG's arithmetic: a fading block does not always
+    get w2 (during a fade to res, lod = log2(R/res) + 1 - alpha truncates to
+    log2(R/res), so L counts the fading block), and neither does it here.
     """
 
     def __init__(self, s: NetworkSettings) -> None:
@@ -274,7 +288,7 @@ class Generator(nn.Module):
         return self.mapping(z)
 
     def forward(self, z: Tensor, *, res: int, alpha: float = 1.0, mixing_prob: float = 0.0,
-                psi: float = 1.0, cutoff: int | None = None, noise: str = "random",
+                psi: float = 1.0, cutoff: int | None = None, noise: str | Sequence[str] = "random",
                 update_w_avg: bool = False) -> Tensor:
         """Image [N,3,res,res] from z. `cutoff` None truncates every layer; psi=1 disables truncation."""
         w = self.map(z)
@@ -287,13 +301,13 @@ class Generator(nn.Module):
             ws = self.truncate(ws, psi, cutoff)
         return self.synthesis(ws, res=res, alpha=alpha, noise=noise)
 
-    def synthesize(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str = "random") -> Tensor:
+    def synthesize(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str | Sequence[str] = "random") -> Tensor:
         """Image from per-layer ws [N, num_layers, dlatent] (for mixing grids and path-length metrics)."""
         return self.synthesis(ws, res=res, alpha=alpha, noise=noise)
 
     @torch.no_grad()
     def update_w_avg(self, w: Tensor) -> None:
-        """dlatent_avg = lerp(mean_batch(w), dlatent_avg, beta) (training.md §1 G_style)."""
+        """dlatent_avg = lerp(mean_batch(w), dlatent_avg, beta) (SG networks_stylegan.py G_style)."""
         self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg,
                                     self.settings.w_avg_beta))
 
@@ -308,7 +322,7 @@ class Generator(nn.Module):
         return torch.where(layer < crossover, ws, w2.unsqueeze(1))
 
     def truncate(self, ws: Tensor, psi: float, cutoff: int | None) -> Tensor:
-        """lerp(w_avg, w, psi) on layers < cutoff (all layers when None); training.md §1 Truncation."""
+        """lerp(w_avg, w, psi) on layers < cutoff (all layers when None); SG networks_stylegan.py G_style truncation."""
         layers = self.num_layers if cutoff is None else cutoff
         layer = torch.arange(self.num_layers, device=ws.device).reshape(1, -1, 1)
         truncated = torch.lerp(self.w_avg.to(ws.dtype), ws, psi)
@@ -319,7 +333,7 @@ class Generator(nn.Module):
 
 
 class FromRGB(nn.Module):
-    """1x1 conv from RGB to nf(r-1) features, bias, lrelu (training.md §1 fromrgb; §5 ROS #33)."""
+    """1x1 conv from RGB to nf(r-1) features, bias, lrelu (SG networks_stylegan.py fromrgb; rosinality/style-based-gan-pytorch#33)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -331,7 +345,7 @@ class FromRGB(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2) (training.md §1, not ROS §5.8)."""
+    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2) (SG networks_stylegan.py D_basic, not ROS's ConvBlock(in, out))."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -351,12 +365,16 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorHead(nn.Module):
-    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (training.md §1)."""
+    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (SG networks_stylegan.py D_basic).
+
+    A group size of 1 leaves the stddev layer out, as SG's D_basic adds it only when
+    mbstd_group_size > 1 (the attribute classifiers are D without it).
+    """
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
-        self.mbstd = MinibatchStddev(s.mbstd_group_size)
-        self.conv = EqualizedConv2d(s.nf(1) + 1, s.nf(1), 3)
+        self.mbstd = MinibatchStddev(s.mbstd_group_size) if s.mbstd_group_size > 1 else nn.Identity()
+        self.conv = EqualizedConv2d(s.nf(1) + (s.mbstd_group_size > 1), s.nf(1), 3)
         self.dense0 = EqualizedLinear(s.nf(1) * 16, s.nf(0))
         self.dense1 = EqualizedLinear(s.nf(0), 1, gain=1.0)
         self.act = nn.LeakyReLU(LRELU_SLOPE)
@@ -386,6 +404,6 @@ class Discriminator(nn.Module):
         x = self.fromrgb[str(res)](img)
         for r in range(log2_res, 2, -1):
             x = self.blocks[str(2**r)](x)
-            if r == log2_res and alpha < 1.0:  # training.md §1 D blend: lerp(fromrgb(downscale), block, alpha)
+            if r == log2_res and alpha < 1.0:  # SG networks_stylegan.py D_basic blend: lerp(fromrgb(downscale), block, alpha)
                 x = torch.lerp(self.fromrgb[str(res // 2)](downscale2d(img)), x, alpha)
         return self.head(x)

@@ -9,8 +9,10 @@ the same face in every tool.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from stylegan.errors import StageError
 from stylegan.settings import as_dict
 from stylegan.train import checkpoint
 from stylegan.train.config import ScheduleSettings
+from stylegan.train.layers import NoiseInjection
 from stylegan.train.networks import Generator, NetworkSettings
 from stylegan.train.schedule import level_at
 
@@ -68,11 +71,12 @@ def latents(seeds: list[int], size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render(G: Generator, z: torch.Tensor, res: int, alpha: float, *, psi: float = 1.0, cutoff: int | None = None,
-           noise: str = "const", chunk: int = 16) -> torch.Tensor:
+           noise: str | Sequence[str] = "const", chunk: int = 16) -> torch.Tensor:
     """Images [N,3,res,res] in [-1,1] on the CPU, from latents in chunks of `chunk`.
 
     noise "const" uses the stored noise maps, so snapshots over training are comparable;
-    "random" draws fresh maps from torch's global generator.
+    "random" draws fresh maps from torch's global generator; a sequence gives one mode
+    per synthesis layer.
     """
     device = next(G.parameters()).device
     return torch.cat([G(z[i:i + chunk].to(device), res=res, alpha=alpha, psi=psi, cutoff=cutoff,
@@ -103,3 +107,42 @@ def grid_png(images: torch.Tensor, columns: int, size: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def noise_layers(G: Generator) -> list[NoiseInjection]:
+    """G's noise inputs, from 4² up."""
+    return [m for m in G.modules() if isinstance(m, NoiseInjection)]
+
+
+def draw_noise(G: Generator, count: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """One noise map per noise input and sample, [count,1,r,r], on `gen`'s device."""
+    return [torch.randn(count, 1, m.resolution, m.resolution, generator=gen, device=gen.device)
+            for m in noise_layers(G)]
+
+
+@contextlib.contextmanager
+def fixed_noise(G: Generator, maps: list[torch.Tensor]) -> Iterator[None]:
+    """Within the block, noise "const" adds `maps` (per sample, from `draw_noise`) instead of the stored maps.
+
+    This is how two images get the same noise, as SG1's path length renders both ends
+    of a segment with `randomize_noise=False` after re-drawing the noise variables
+    (NVlabs/stylegan `metrics/perceptual_path_length.py`); the stored maps are restored after.
+    """
+    layers = noise_layers(G)
+    if len(maps) != len(layers):
+        raise ValueError(f"{len(maps)} noise maps for {len(layers)} noise inputs")
+    stored = [m.const_noise for m in layers]
+    try:
+        for layer, noise in zip(layers, maps):
+            layer.const_noise = noise.to(stored[0].device)
+        yield
+    finally:
+        for layer, noise in zip(layers, stored):
+            layer.const_noise = noise
+
+
+def at_final_resolution(images: torch.Tensor, G: Generator) -> torch.Tensor:
+    """Images of a snapshot saved below the final level, nearest-upscaled to the final resolution,
+    as SG1's generator outputs a lower level of detail at full size."""
+    factor = G.settings.resolution // images.shape[-1]
+    return images.repeat_interleave(factor, 2).repeat_interleave(factor, 3) if factor > 1 else images

@@ -1,6 +1,6 @@
 """The progressive-growing schedule: what to train at a given number of images seen.
 
-A port of SG's `training_schedule` (training.md §2). `lod` counts levels below
+A port of SG's `training_schedule` (NVlabs/stylegan `training/training_loop.py`). `lod` counts levels below
 the final one; during a fade lod is fractional and the data resolution,
 minibatch and learning rate are already those of the new, higher level, while
 alpha = 1 - frac(lod) is the weight of that new level.
@@ -28,7 +28,7 @@ class Level:
 
     @property
     def lod_bounds(self) -> tuple[int, int]:
-        """(floor, ceil) of lod: Adam is reset whenever either changes (training.md §2)."""
+        """(floor, ceil) of lod: Adam is reset whenever either changes (SG training_loop.py reset_opt_for_new_lod)."""
         return math.floor(self.lod), math.ceil(self.lod)
 
 
@@ -62,5 +62,5 @@ def resolutions(s: ScheduleSettings, resolution: int) -> list[int]:
 
 
 def ema_beta(minibatch: int, half_life_kimg: float) -> float:
-    """G_ema decay per step: half the weight after `half_life_kimg` thousand images (training.md §2)."""
+    """G_ema decay per step: half the weight after `half_life_kimg` thousand images (SG training_loop.py: Gs_beta = 0.5**(minibatch/(G_smoothing_kimg*1000)))."""
     return 0.5 ** (minibatch / (half_life_kimg * 1000.0)) if half_life_kimg > 0 else 0.0

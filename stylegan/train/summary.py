@@ -1,4 +1,4 @@
-"""Per-block parameter tables of G and D, laid out like training.md §1's count table.
+"""Per-block parameter tables of G and D, laid out by SG's scopes (NVlabs/stylegan `training/networks_stylegan.py`).
 
 Printed by `stylegan summary`, so a user can check a config (an ablation, a demo
 model) against the reference counts before spending GPU hours on it.

@@ -4,6 +4,7 @@
 rule demo_photos:
     output:
         sidecar=f"{RESOURCES}/demo/photos/licenses.json",
+        attributes=f"{RESOURCES}/demo/photos/attributes.txt",
     log:
         f"{LOGS}/demo_photos.log",
     conda:

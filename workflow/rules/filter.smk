@@ -9,7 +9,8 @@ rule filter:
         kept=f"{RESULTS}/filter/kept.jsonl",
         rejected=f"{RESULTS}/filter/rejected.jsonl",
         summary=f"{RESULTS}/filter/summary.tsv",
-        sheets=directory(f"{RESULTS}/filter/contact_sheets"),
+        sheets=report(directory(f"{RESULTS}/filter/contact_sheets"), patterns=["{name}.png"],
+                      caption="../report/contact_sheets.rst", category="Dataset", subcategory="Filter contact sheets"),
     log:
         f"{LOGS}/filter.log",
     benchmark:

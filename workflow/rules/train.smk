@@ -40,7 +40,8 @@ rule sample_grid:
     input:
         f"{RESULTS}/train/generator.pt",
     output:
-        f"{RESULTS}/train/grid.png",
+        report(f"{RESULTS}/train/grid.png", caption="../report/sample_grid.rst", category="Training",
+               subcategory="Samples"),
     log:
         f"{LOGS}/sample_grid.log",
     conda:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One torchrun per node: `torchrun ... -m stylegan.cli "$@"` with NPROC_PER_NODE processes
+# One torchrun per node (c10d rendezvous: docs.pytorch.org/docs/stable/elastic/run.html):
+# `torchrun ... -m stylegan.cli "$@"` with NPROC_PER_NODE processes
 # (default: the GPUs SLURM gave this node, else 1). The train rule runs it directly on one
 # node, and once per node (one srun task each) on several; so does a plain sbatch job:
 #   srun --ntasks-per-node=1 --cpus-per-task=64 --gpus-per-node=8 \

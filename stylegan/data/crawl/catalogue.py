@@ -18,12 +18,13 @@ def build(settings: CrawlSettings, out: Path) -> int:
     A flickr crawl journals finished date windows beside `out` (a hidden file,
     not a rule output) so a killed listing resumes; the journal goes once `out` exists.
     """
-    journal = Path(out).parent / f".{Path(out).name}.journal"
     if settings.source == "flickr":
-        records = flickr.catalogue(settings, journal)
+        with fileio.Journal(Path(out).parent / f".{Path(out).name}.journal", key=flickr.window_key) as journal:
+            records = flickr.catalogue(settings, journal)
+            fileio.write_jsonl(out, records)
+            journal.finish()
     else:
         records = folder.catalogue(settings.folder)
-    fileio.write_jsonl(out, records)
-    journal.unlink(missing_ok=True)
+        fileio.write_jsonl(out, records)
     log.info("catalogue: %d photos from the %s source", len(records), settings.source)
     return len(records)

@@ -7,13 +7,13 @@ from typing import Literal
 
 from stylegan.settings import SettingsError
 
-# dataset.md §4: FFHQ's licence set is Flickr `license=2,4,8,9,10`.
+# FFHQ's licences (NVlabs/ffhq-dataset README) as Flickr ids: `license=2,4,8,9,10`.
 FFHQ_LICENSES = (2, 4, 8, 9, 10)
 
 
 @dataclasses.dataclass(frozen=True)
 class FlickrSettings:
-    """How to query Flickr's REST API (dataset.md §4)."""
+    """How to query Flickr's REST API (https://www.flickr.com/services/api/flickr.photos.search.html)."""
 
     api_key_env: str = "FLICKR_API_KEY"  # the key is read from this env var, never from config
     endpoint: str = "https://api.flickr.com/services/rest/"
@@ -23,10 +23,10 @@ class FlickrSettings:
     min_upload_date: int = 1104537600  # unix seconds (2005-01-01)
     max_upload_date: int | None = None  # null: now
     safe_search: Literal[1, 2, 3] = 1
-    per_page: int = 500  # dataset.md §4: max 500
-    window_cap: int = 3000  # dataset.md §4: searches return at most 4,000; stay below
+    per_page: int = 500  # flickr.photos.search docs: max 500
+    window_cap: int = 3000  # flickr.photos.search docs: at most 4,000 results; stay below
     max_photos: int | None = None
-    calls_per_hour: float = 3000.0  # dataset.md §4: stay under 3,600 per key
+    calls_per_hour: float = 3000.0  # Flickr Developer Guide (API): stay under 3,600 per key
     retries: int = 6
     backoff_s: float = 1.0
     timeout_s: float = 30.0

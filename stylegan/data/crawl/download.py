@@ -29,12 +29,13 @@ from tqdm import tqdm
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings
 from stylegan.data.crawl.folder import IMAGE_SUFFIXES
-from stylegan.data.crawl.records import chunk_of, utc_now
+from stylegan.data.crawl.common import chunk_of, utc_now
+from stylegan.data.records import CatalogueRecord, PhotoRecord, downloaded
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
-BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (dataset.md §2)
+BLOCK = 1 << 17  # 128 KiB reads, as FFHQ's downloader streamed (NVlabs/ffhq-dataset `download_ffhq.py` download_file)
 EXIF_ORIENTATION = 0x0112
 QUARANTINED = "quarantined as "  # how a quarantined photo's reason begins (the report lists them)
 
@@ -70,7 +71,7 @@ def verify(path: Path, width: int | None, height: int | None) -> None:
     """Raise BadFile unless `path` decodes fully as an image of the catalogued size.
 
     A source may state the size after EXIF rotation while the file stores it
-    unrotated (dataset.md §4: originals "might not be rotated"), so a quarter-turn
+    unrotated (Flickr API docs, misc.urls.html: originals "might not be rotated"), so a quarter-turn
     orientation tag lets the swapped size match too.
     """
     try:
@@ -85,6 +86,11 @@ def verify(path: Path, width: int | None, height: int | None) -> None:
     allowed = {(width, height), (height, width)} if quarter_turn else {(width, height)}
     if width and height and size not in allowed:
         raise BadFile(f"image is {size[0]}x{size[1]}, catalogue says {width}x{height}")
+
+
+def photo_key(entry: dict[str, Any]) -> str:
+    """A download journal entry's key: the photo it is about."""
+    return entry["photo_id"]
 
 
 class ChunkDownloader:
@@ -113,9 +119,10 @@ class ChunkDownloader:
         log.info("chunk %03d: %d photos, %d already done, %d to fetch",
                  self.chunk, len(records), len(results), len(todo))  # fmt: skip
         failed = 0
-        with tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar:
+        with (tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar,
+              fileio.Journal(self.journal, key=photo_key) as journal):
             for outcome in self._fetch_all(todo):
-                fileio.append_jsonl(self.journal, outcome)
+                journal.record(outcome)
                 results[outcome["photo_id"]] = outcome
                 failed += outcome["status"] != "ok"
                 bar.update()
@@ -130,9 +137,10 @@ class ChunkDownloader:
         """
         done = {}
         for journal in sorted((self.store / ".journal").glob("*.jsonl")):
+            # Read-only: another chunk's job may be appending to its journal right now.
             for entry in fileio.read_jsonl(journal):
                 if entry["status"] == "ok" and Path(entry["path"]).is_file():
-                    done[entry["photo_id"]] = entry
+                    done[photo_key(entry)] = entry
         return done
 
     def _fetch_all(self, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -216,15 +224,9 @@ class ChunkDownloader:
             raise BadFile(f"truncated: {received} of {expected} bytes")
         return digest.hexdigest()
 
-    def _outcome(self, record: dict[str, Any], path: Path | None, sha256: str | None, reason: str | None) -> dict:
-        return {
-            **record,
-            "crawled_at": utc_now(),
-            "sha256": sha256,
-            "path": str(path) if path else None,
-            "status": "failed" if reason else "ok",
-            "reason": reason,
-        }
+    def _outcome(self, record: CatalogueRecord, path: Path | None, sha256: str | None,
+                 reason: str | None) -> PhotoRecord:
+        return downloaded(record, crawled_at=utc_now(), sha256=sha256, path=str(path) if path else None, reason=reason)
 
 
 def _sync(handle: BinaryIO) -> None:

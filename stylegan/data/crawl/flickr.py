@@ -1,6 +1,7 @@
 """The flickr source: search the REST API for eligible photos and describe each one.
 
-Facts from dataset.md §4: `flickr.photos.search` returns at most the first 4,000
+Facts from the Flickr API docs (https://www.flickr.com/services/api/):
+`flickr.photos.search` returns at most the first 4,000
 results of a query, so the upload-date range is bisected until every window's
 `total` is below `window_cap`; results are de-duplicated on photo id; the
 original (or largest) size is taken from `url_o` or `flickr.photos.getSizes`.
@@ -16,21 +17,21 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings, FlickrSettings
-from stylegan.data.crawl.records import FLICKR_LICENSES, photo_record, unix_to_iso
+from stylegan.data.crawl.common import FLICKR_LICENSES, unix_to_iso
+from stylegan.data.records import photo_record
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, RateLimiter, Retryable, check_status
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-SEARCH_LIMIT = 4000  # dataset.md §4: "at most the first 4,000 results for any given search query"
-RETRYABLE_CODES = {10, 105}  # dataset.md §4: search API unavailable, service unavailable
+SEARCH_LIMIT = 4000  # flickr.photos.search docs: "at most the first 4,000 results for any given search query"
+RETRYABLE_CODES = {10, 105}  # flickr.photos.search error codes: search API unavailable, service unavailable
 OPT_OUT_TAGS = {"no_cv", "nocv"}  # FFHQ README opt-out tag; Flickr's clean form drops the underscore
 EXTRAS = "license,owner_name,date_upload,date_taken,o_dims,url_o,original_format,tags,media"
 
@@ -218,17 +219,22 @@ def to_record(photo: dict[str, Any], url: str, width: int | None, height: int | 
     )
 
 
-def catalogue(settings: CrawlSettings, journal: Path) -> list[dict[str, Any]]:
-    """Every eligible photo once. Finished windows are journalled so a killed run resumes."""
+def window_key(entry: dict[str, Any]) -> tuple[int, int]:
+    """A listing journal entry's key: its upload-date window."""
+    return tuple(entry["window"])
+
+
+def catalogue(settings: CrawlSettings, journal: fileio.Journal) -> list[dict[str, Any]]:
+    """Every eligible photo once. Finished windows are journalled (keyed by `window_key`)
+    so a killed run resumes."""
     flickr = settings.flickr
     client = FlickrClient(flickr, api_key(flickr))
     params = search_params(settings)
-    done = {tuple(entry["window"]): entry["records"] for entry in fileio.read_jsonl(journal)}
     hi = flickr.max_upload_date if flickr.max_upload_date is not None else int(time.time())
     found: dict[str, dict[str, Any]] = {}
     dropped = 0
     for start, end, first in windows(client, params, flickr.min_upload_date, hi):
-        if (start, end) not in done:
+        if journal.done((start, end)) is None:
             records, seen = [], set(found)
             for photo in window_photos(client, params, start, end, first):
                 reason = eligible(photo, settings.licenses)
@@ -238,9 +244,8 @@ def catalogue(settings: CrawlSettings, journal: Path) -> list[dict[str, Any]]:
                 elif f"flickr:{photo['id']}" not in seen:
                     seen.add(f"flickr:{photo['id']}")
                     records.append(to_record(photo, *best_size(client, photo)))
-            fileio.append_jsonl(journal, {"window": [start, end], "records": records})
-            done[(start, end)] = records
-        for record in done[(start, end)]:
+            journal.record({"window": [start, end], "records": records})
+        for record in journal.done((start, end))["records"]:
             found.setdefault(record["photo_id"], record)
         log.info("window %d-%d: %d photos so far, %d API calls", start, end, len(found), client.calls)
         if flickr.max_photos is not None and len(found) >= flickr.max_photos:

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from stylegan.data.crawl.config import FolderSettings
-from stylegan.data.crawl.records import CATALOGUE_KEYS, photo_record
+from stylegan.data.records import CATALOGUE_KEYS, photo_record
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)

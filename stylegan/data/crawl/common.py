@@ -1,25 +1,18 @@
-"""The photo record every source produces, and the stable chunk a photo belongs to.
+"""What every crawl source and the downloader share: Flickr's licence table, a photo's chunk, timestamps.
 
-One format for both sources (see the project's shared record formats) so that the
-downloader, the report and the align stage never care where a photo came from.
+The photo record itself is `stylegan.data.records.photo_record`, one format for
+both sources, so the downloader, the report and align never care where a photo
+came from.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
 
-# Every key of a photo record; missing values are null.
-CATALOGUE_KEYS = (
-    "photo_id", "source", "source_id", "owner_id", "owner_name",
-    "license_id", "license_name", "license_url", "page_url", "title",
-    "date_uploaded", "date_taken", "width", "height", "source_url",
-)  # fmt: skip
-DOWNLOAD_KEYS = ("crawled_at", "sha256", "path", "status", "reason")
-
-# Flickr licence ids, names and deeds: dataset.md §4 (flickr.photos.licenses.getInfo;
-# ids 9 and 10 from the openverse mapping). Names follow Flickr's own strings.
+# Flickr licence ids, names and deeds: Flickr API flickr.photos.licenses.getInfo
+# (https://www.flickr.com/services/api/flickr.photos.licenses.getInfo.html; ids 9 and 10
+# from WordPress/openverse-catalog `providers/provider_api_scripts/flickr.py`). Names follow Flickr's own strings.
 FLICKR_LICENSES: dict[int, tuple[str, str | None]] = {
     0: ("All Rights Reserved", None),
     1: ("Attribution-NonCommercial-ShareAlike License", "https://creativecommons.org/licenses/by-nc-sa/2.0/"),
@@ -35,18 +28,11 @@ FLICKR_LICENSES: dict[int, tuple[str, str | None]] = {
 }
 
 
-def photo_record(**fields: Any) -> dict[str, Any]:
-    """A catalogue record with every catalogue key present (null when unknown)."""
-    unknown = set(fields) - set(CATALOGUE_KEYS)
-    if unknown:
-        raise KeyError(f"not photo-record keys: {sorted(unknown)}")
-    return {key: fields.get(key) for key in CATALOGUE_KEYS}
-
-
 def chunk_of(photo_id: str, chunks: int) -> int:
     """The chunk a photo belongs to: a hash that is the same in every process and run.
 
-    Python's `hash()` is salted per process, so a digest is used instead.
+    The 8-byte BLAKE2b digest of the UTF-8 photo id, read as a big-endian integer,
+    modulo `chunks`. Python's `hash()` is salted per process, so a digest is used instead.
     """
     digest = hashlib.blake2b(photo_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % chunks

@@ -1,0 +1,184 @@
+"""The paper's figures from a trained generator, each a PNG grid of images.
+
+Layouts follow the paper and NVlabs/stylegan `generate_figures.py`: Fig. 2 an
+uncurated grid; Fig. 3 style mixing by bands of resolutions (paper §3.1); Fig. 4
+noise realisations of one latent and the per-pixel standard deviation over many
+(§3.2); Fig. 5 noise in all, no, fine only and coarse only layers; Fig. 8
+truncation in W over a sweep of ψ (Appendix B). Figs. 2 and 3 are truncated as
+the generator was configured (`truncation_psi` on the layers below
+`truncation_cutoff`); Figs. 4 and 5 are not (the upstream figure code passes
+ψ=1), and Fig. 8 scales every layer by its own ψ. Figs. 3, 5 and 8 use the stored
+noise maps; Figs. 2 and 4 draw fresh noise, seeded from `seed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from stylegan import fileio
+from stylegan.errors import StageError
+from stylegan.metrics.config import Band, FigureSettings
+from stylegan.train.networks import Generator
+from stylegan.train.sampling import grid_png, latents, load_generator, render, to_uint8
+
+log = logging.getLogger(__name__)
+
+
+def layers_of(low: int, high: int) -> range:
+    """Synthesis layers of resolutions low² to high²: two per resolution, 4² being layers 0 and 1."""
+    return range(2 * int(math.log2(low)) - 4, 2 * int(math.log2(high)) - 2)
+
+
+def style_bands(s: FigureSettings, res: int) -> dict[Band, range]:
+    """Fig. 3's coarse, middle and fine layers at output resolution `res` (empty where `res` stops short)."""
+    def band(low: int, high: int) -> range:
+        return layers_of(low, min(high, res)) if low <= res else range(0)
+
+    return {"coarse": band(4, s.coarse_max), "middle": band(2 * s.coarse_max, s.middle_max),
+            "fine": band(2 * s.middle_max, res)}
+
+
+def tile(images: torch.Tensor, columns: int, cell: int) -> bytes:
+    """A PNG grid with each image at `cell` pixels: area-downscaled when larger, nearest-upscaled when smaller."""
+    if images.shape[-1] > cell:
+        images = torch.nn.functional.interpolate(images, size=(cell, cell), mode="area")
+    return grid_png(images, columns, cell)
+
+
+def mapped(G: Generator, z: torch.Tensor) -> torch.Tensor:
+    """Per-layer ws [N, num_layers, dlatent] of latents z, on G's device."""
+    device = next(G.parameters()).device
+    return G.map(z.to(device)).unsqueeze(1).repeat(1, G.num_layers, 1)
+
+
+@torch.no_grad()
+def synthesize(G: Generator, ws: torch.Tensor, res: int, alpha: float, noise: str | Sequence[str] = "const",
+               chunk: int = 16) -> torch.Tensor:
+    """Images [N,3,res,res] in [-1,1] on the CPU from per-layer ws, in chunks."""
+    return torch.cat([G.synthesize(ws[i:i + chunk], res=res, alpha=alpha, noise=noise).float().cpu()
+                      for i in range(0, len(ws), chunk)])
+
+
+def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
+    """Fig. 2: columns x rows samples, truncated with the generator's own ψ and layer cutoff, random noise."""
+    columns, rows = s.uncurated
+    torch.manual_seed(s.seed)
+    z = latents(list(range(s.seed, s.seed + columns * rows)), G.settings.latent_size)
+    images = render(G, z, res, alpha, psi=G.settings.truncation_psi, cutoff=G.settings.truncation_cutoff,
+                    noise="random")
+    return tile(images, columns, s.cell)
+
+
+@torch.no_grad()
+def style_mixing_grid(G: Generator, columns_z: torch.Tensor, rows_z: torch.Tensor, row_layers: Sequence[range],
+                      res: int, alpha: float, psi: float, cutoff: int | None, cell: int) -> bytes:
+    """Fig. 3's layout: the top row shows sources B (columns), the left column sources A (rows);
+    cell (i, j) takes A_i's styles except on layers `row_layers[i]`, which come from B_j."""
+    b = G.truncate(mapped(G, columns_z), psi, cutoff)
+    a = G.truncate(mapped(G, rows_z), psi, cutoff)
+    plain_b, plain_a = synthesize(G, b, res, alpha), synthesize(G, a, res, alpha)
+    cells = [torch.full_like(plain_b[0], -1.0), *plain_b]
+    for i, layers in enumerate(row_layers):
+        mixed = a[i:i + 1].repeat(len(b), 1, 1)
+        mixed[:, layers] = b[:, layers]
+        cells += [plain_a[i], *synthesize(G, mixed, res, alpha)]
+    return tile(torch.stack(cells), len(b) + 1, cell)
+
+
+def style_mixing(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
+    """Fig. 3 with the configured rows: each copies the coarse, middle or fine styles from the column source."""
+    bands = style_bands(s, res)
+    for band in dict.fromkeys(s.mixing_rows):
+        if not bands[band]:
+            raise StageError(f"metrics.figures.mixing_rows: a {res}² generator has no {band} layers with "
+                             f"coarse_max {s.coarse_max} and middle_max {s.middle_max}; lower those or drop the row")
+    n, size = s.mixing_columns, G.settings.latent_size
+    columns_z = latents(list(range(s.seed, s.seed + n)), size)
+    rows_z = latents(list(range(s.seed + n, s.seed + n + len(s.mixing_rows))), size)
+    return style_mixing_grid(G, columns_z, rows_z, [bands[band] for band in s.mixing_rows], res, alpha,
+                             G.settings.truncation_psi, G.settings.truncation_cutoff, s.cell)
+
+
+@torch.no_grad()
+def noise_deviation(G: Generator, z: torch.Tensor, shown: int, draws: int, res: int, alpha: float,
+                    chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `shown` realisations of one latent under random noise, and the per-pixel standard deviation
+    over `draws` realisations of the grey (channel-mean) uint8 image, scaled x4 and clipped to 0-255
+    for display as NVlabs/stylegan `generate_figures.py` draws it. Running float64 sums keep memory flat."""
+    total = torch.zeros(res, res, dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    kept: list[torch.Tensor] = []
+    for start in range(0, draws, chunk):
+        images = render(G, z.expand(min(chunk, draws - start), -1), res, alpha, noise="random")
+        grey = to_uint8(images).double().mean(dim=1)
+        total += grey.sum(0)
+        squares += (grey**2).sum(0)
+        kept += list(images[:max(0, shown - len(kept))])
+    mean = total / draws
+    std = (squares / draws - mean**2).clamp(min=0).sqrt()
+    return torch.stack(kept), (std * 4).clamp(0, 255)
+
+
+def stochastic(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
+    """Fig. 4: per row, noise realisations of one latent, then the deviation map in grey."""
+    torch.manual_seed(s.seed)
+    cells = []
+    for z in latents(list(range(s.seed, s.seed + s.stochastic_latents)), G.settings.latent_size):
+        shown, std = noise_deviation(G, z[None], s.stochastic_shown, s.stochastic_draws, res, alpha)
+        grey = (std / 127.5 - 1).float().expand(3, -1, -1)  # uint8 value v shows as grey v
+        cells += [*shown, grey]
+    return tile(torch.stack(cells), s.stochastic_shown + 1, s.cell)
+
+
+NOISE_COLUMNS = ("all", "none", "fine", "coarse")  # the paper's Fig. 5 (a)-(d)
+
+
+def noise_layer_modes(num_layers: int, s: FigureSettings, res: int) -> dict[str, tuple[str, ...]]:
+    """Per-layer noise modes for Fig. 5's columns: stored noise maps where on, none where off."""
+    if s.noise_coarse_max >= res:
+        raise StageError(f"metrics.figures.noise_coarse_max: {s.noise_coarse_max} leaves no fine layers in a "
+                         f"{res}² generator; set it below {res}")
+    every = set(range(num_layers))
+    coarse = set(layers_of(4, s.noise_coarse_max))
+    on = {"all": every, "none": set(), "fine": every - coarse, "coarse": coarse}
+    return {name: tuple("const" if i in on[name] else "none" for i in range(num_layers)) for name in NOISE_COLUMNS}
+
+
+def noise_layers(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
+    """Fig. 5: per row one latent with noise in all, no, fine only and coarse only layers."""
+    modes = noise_layer_modes(G.num_layers, s, res)
+    ws = mapped(G, latents(list(range(s.seed, s.seed + s.noise_latents)), G.settings.latent_size))
+    columns = [synthesize(G, ws, res, alpha, noise=modes[name]) for name in NOISE_COLUMNS]
+    return tile(torch.stack(columns, dim=1).flatten(0, 1), len(NOISE_COLUMNS), s.cell)
+
+
+def truncation(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
+    """Fig. 8: per row one latent at each ψ of the sweep, w' = w_avg + ψ (w - w_avg) on every layer."""
+    ws = mapped(G, latents(list(range(s.seed, s.seed + s.truncation_latents)), G.settings.latent_size))
+    columns = [synthesize(G, G.truncate(ws, psi, None), res, alpha) for psi in s.truncation_psis]
+    return tile(torch.stack(columns, dim=1).flatten(0, 1), len(s.truncation_psis), s.cell)
+
+
+FIGURES: dict[str, Callable[[Generator, FigureSettings, int, float], bytes]] = {
+    "uncurated": uncurated, "style-mixing": style_mixing, "stochastic": stochastic, "noise": noise_layers,
+    "truncation": truncation,
+}
+
+
+def device() -> torch.device:
+    """The first GPU when the job has one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def write(name: str, generator: Path, s: FigureSettings, out: Path) -> None:
+    """Draw figure `name` from a generator file (or training checkpoint) at the level it was trained to."""
+    if name not in FIGURES:
+        raise StageError(f"figure {name!r}: expected one of {', '.join(FIGURES)}")
+    G, meta = load_generator(generator, device())
+    fileio.write_bytes(out, FIGURES[name](G, s, meta["resolution"], meta["alpha"]))
+    log.info("wrote %s (%s, %d² generator at %.1f kimg)", out, name, meta["resolution"], meta["nimg"] / 1000)
