@@ -46,6 +46,12 @@ def shutdown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
+def barrier(d: Dist) -> None:
+    """Wait until every rank gets here (a no-op in a single process)."""
+    if d.world > 1:
+        dist.barrier()
+
+
 def average_over_ranks(buffer: torch.Tensor, d: Dist) -> None:
     """Average a buffer over ranks in place (a no-op in a single process)."""
     if d.world > 1:

@@ -1,8 +1,7 @@
 """The demo DAG through a real SLURM: `snakemake --cores all --profile slurm`, every job via sbatch.
 
-Needs the local one-node SLURM that `scripts/slurm.sh start` runs (root on Debian;
-`scripts/test.sh` starts it). Where no cluster answers the test skips and says why,
-unless STYLEGAN_REQUIRE_SLURM=1 (set by .ci/run), where that is a failure.
+Needs the default partition (one node, this host) of the local SLURM that
+`scripts/slurm.sh start` runs; without it the test skips or fails as slurm_cluster says.
 STYLEGAN_SLURM_TARGETS (space-separated) narrows the run to some targets, e.g.
 `results/crawl/report.json`; by default the whole demo DAG runs.
 """
@@ -12,12 +11,11 @@ from __future__ import annotations
 import collections
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from slurm_cluster import nodes, unavailable, usable
 from workflow_copy import REPO, copy_workflow, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -29,21 +27,12 @@ TRAIN_MEM_MB = 8000    # config.yaml's train.resources.mem_mb, capped at the nod
 
 
 def _idle_node_memory_mb() -> int:
-    """The local cluster's node memory; skips (or fails in CI) when no node is usable."""
-    why = None
-    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        why = "no SLURM client (sinfo/sbatch) on PATH: run `bash scripts/slurm.sh start` as root"
-    else:
-        done = subprocess.run(["sinfo", "-h", "-N", "-o", "%T %m"], capture_output=True, text=True, timeout=30)
-        rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
-        usable = [int(mem) for state, mem in rows if state.rstrip("*") in ("idle", "mixed")]
-        if done.returncode or not usable:
-            why = f"no idle SLURM node (sinfo: {(done.stdout + done.stderr).strip()!r}); run `bash scripts/slurm.sh start`"
-        else:
-            return max(usable)
-    if os.environ.get("STYLEGAN_REQUIRE_SLURM") == "1":
-        pytest.fail(f"STYLEGAN_REQUIRE_SLURM=1 but {why}")
-    pytest.skip(why)
+    """The default partition's node memory; skips (or fails in CI) when no node is usable."""
+    rows = nodes(fields="%m %P")
+    usable_mb = [int(mem) for state, mem, partition in rows if usable(state) and partition.endswith("*")]
+    if not usable_mb:
+        unavailable(f"no idle SLURM node in the default partition (sinfo: {rows}); run `bash scripts/slurm.sh start`")
+    return max(usable_mb)
 
 
 def _local_rules() -> set[str]:

@@ -63,9 +63,9 @@ def start(s: dict, manifest: Path, run: Path, nproc: int = 1) -> subprocess.Pope
                             stderr=subprocess.STDOUT, text=True)
 
 
-def train(s: dict, manifest: Path, run: Path, nproc: int = 1) -> int:
+def train(s: dict, manifest: Path, run: Path, nproc: int = 1, timeout: float = 180) -> int:
     proc = start(s, manifest, run, nproc)
-    output, _ = proc.communicate(timeout=180)
+    output, _ = proc.communicate(timeout=timeout)
     if proc.returncode not in (0, EXIT_PREEMPTED):
         print(output)
     return proc.returncode

@@ -106,3 +106,18 @@ def test_dry_run_plans_every_rule_and_explains_it(workdir: Path) -> None:
                     "Training StyleGAN (1 process(es))"):
         assert message in run.stdout
     assert not (workdir / "results").exists()
+
+
+def test_several_train_nodes_outside_slurm_stop_with_the_fix(tmp_path: Path) -> None:
+    """nodes > 1 is one SLURM job of several nodes; run locally, the job says so and trains nothing."""
+    workdir = copy_workflow(tmp_path / "repo")
+    (workdir / "results/dataset").mkdir(parents=True)
+    (workdir / "results/dataset/manifest.json").write_text("{}")  # never read: the job stops first
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump({"train": {"resources": {"nodes": 2, "gpu": 2}}}))
+    run = snakemake(workdir, "results/train/generator.pt", "--cores", "1", "--allowed-rules", "train",
+                    "--configfile", str(two), env={"SLURM_JOB_ID": ""})
+    assert run.returncode != 0
+    fix = "train.resources.nodes is 2: run the train job through SLURM (--profile slurm), or set nodes: 1"
+    assert fix in run.stdout, run.stdout[-3000:]
+    assert not (workdir / "results/train/run").exists()

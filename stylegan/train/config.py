@@ -101,10 +101,11 @@ class CheckpointSettings:
 class ResourceSettings:
     """What the train job asks SLURM for; read by the rule, not by the library."""
 
-    gpu: int = 0
+    gpu: int = 0  # per node
     cpus_per_gpu: int = 8
-    mem_mb: int = 8000
+    mem_mb: int = 8000  # per node
     runtime: int | str = 60
+    nodes: int = 1  # more than one: one torchrun per node, started by srun in one SLURM job
 
 
 @dataclass(frozen=True)

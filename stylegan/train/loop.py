@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data.dataset import ShardDataset, to_float
-from stylegan.distributed import Dist, agree, average_over_ranks, init_distributed, shutdown, sum_over_ranks
+from stylegan.distributed import (Dist, agree, average_over_ranks, barrier, init_distributed, shutdown,
+                                 sum_over_ranks)
 from stylegan.errors import StageError
 from stylegan.settings import as_dict
 from stylegan.train import checkpoint
@@ -211,6 +212,9 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
                     save_snapshot(run_dir, s, p, G_ema)
         if preempted and not done:
             save_checkpoint(run_dir, s, p, G, D, G_ema, opt_G, opt_D, z_stream, d)
+            # No rank leaves before rank 0 has written it: when one of its ranks exits, torchrun
+            # stops the node's others, and after its shutdown timeout it kills them.
+            barrier(d)
             log.warning("preempted at %d images: checkpoint written, exiting with %d", p.nimg, EXIT_PREEMPTED)
             bar.close()
             return EXIT_PREEMPTED

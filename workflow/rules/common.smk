@@ -151,3 +151,47 @@ def final_targets():
         f"{METRICS}/fid_curve.json",
         f"{RESULTS}/figures/fig7_fid_curve.png",
     ]
+
+
+def train_resources():
+    """What the train job asks the SLURM executor for, from train.resources.
+
+    One node: `gpu` and `cpus_per_gpu`; the executor runs the rule inside an `srun -n1`
+    step of its own. Several nodes: the executor's MPI form (`mpi`, `tasks`, `nodes`):
+    the rule runs in the batch step and starts one srun task per node itself (see
+    train_launcher). GPUs per node go in `gres` (`gpu` counts GPUs per job, with no
+    placement), and `tasks_per_gpu: 0` stops the plugin from turning `tasks` into
+    --ntasks-per-gpu. Memory is per node either way.
+    """
+    r = config["train"]["resources"]
+    job = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
+    if r["nodes"] == 1:
+        # gpu: 0 (the demo) is a plain CPU job; with GPUs cpus_per_task must stay 0 (unset),
+        # since the SLURM plugin lets cpus_per_task win over cpus_per_gpu.
+        return {**job, "gpu": r["gpu"], "cpus_per_gpu": r["cpus_per_gpu"],
+                "cpus_per_task": 0 if r["gpu"] else r["cpus_per_gpu"]}
+    job.update(nodes=r["nodes"], tasks=r["nodes"], mpi="srun", cpus_per_task=max(1, r["gpu"]) * r["cpus_per_gpu"])
+    if r["gpu"]:
+        job.update(gres=f"gpu:{r['gpu']}", tasks_per_gpu=0)
+    return job
+
+
+def train_launcher():
+    """The command that starts torchrun for the train rule: once, or once per node via srun.
+
+    srun gets the CPUs and GPUs per task again: since SLURM 22.05 a step does not
+    inherit --cpus-per-task from the job. Outside a SLURM job srun would make a new
+    allocation behind Snakemake's back, so that stops with the fix instead.
+    """
+    r = config["train"]["resources"]
+    script = Path(workflow.basedir, "workflow/scripts/launch_torchrun.sh")
+    env = f"NPROC_PER_NODE={max(1, r['gpu'])} OMP_NUM_THREADS={r['cpus_per_gpu']}"
+    if r["nodes"] == 1:
+        return f"{env} bash {script}"
+    job = train_resources()
+    gres = f" --gres={job['gres']}" if "gres" in job else ""
+    outside = (f"train.resources.nodes is {r['nodes']}: run the train job through SLURM (--profile slurm),"
+               " or set nodes: 1")
+    return (f"if [ -z \"${{SLURM_JOB_ID:-}}\" ]; then echo '{outside}' >&2; exit 2; fi; "
+            f"{env} {job['mpi']} --nodes={r['nodes']} --ntasks-per-node=1 --cpus-per-task={job['cpus_per_task']}{gres}"
+            f" bash {script}")

@@ -1,13 +1,14 @@
 # Train: StyleGAN with progressive growing, launched by torchrun (one process per
-# GPU, or one CPU process in the demo). Checkpoints live outside the declared
+# GPU, or one CPU process in the demo), on one node or, with train.resources.nodes > 1,
+# one torchrun per node of one SLURM job. Checkpoints live outside the declared
 # outputs so a failed, preempted or requeued job resumes instead of restarting.
 # The manifest is ancient() and the model protected(): neither a code edit nor a
 # repacked dataset retrains a finished model (delete generator.pt to retrain; run
 # with --rerun-triggers mtime so params/code changes do not trigger either).
-# On SIGTERM/SIGUSR1 the trainer checkpoints and exits 75; the profile's retries
-# (or a requeue) start it again and it resumes from results/train/run. USR1 is
-# ignored by the shell and torchrun (torchrun has no handler and would die of it);
-# the training processes install their own.
+# On SIGTERM/SIGUSR1 every rank checkpoints at the end of the same step and exits 75;
+# the profile's retries (or a requeue) start it again and it resumes from
+# results/train/run. USR1 is ignored by the shells and torchrun (torchrun has no
+# handler and would die of it); the training processes install their own.
 
 
 rule train:
@@ -24,20 +25,14 @@ rule train:
     params:
         settings=lambda wc: settings("train"),
         run=f"{RESULTS}/train/run",
-        nproc=max(1, config["train"]["resources"]["gpu"]),
+        nproc=max(1, config["train"]["resources"]["gpu"]) * config["train"]["resources"]["nodes"],
+        launch=train_launcher(),
     resources:
-        gpu=config["train"]["resources"]["gpu"],
-        cpus_per_gpu=config["train"]["resources"]["cpus_per_gpu"],
-        # gpu: 0 (the demo) is a plain CPU job with that many CPUs; with GPUs it must stay
-        # 0 (unset), since the SLURM plugin lets cpus_per_task win over cpus_per_gpu.
-        cpus_per_task=0 if config["train"]["resources"]["gpu"] else config["train"]["resources"]["cpus_per_gpu"],
-        mem_mb=config["train"]["resources"]["mem_mb"],
-        runtime=config["train"]["resources"]["runtime"],
+        **train_resources(),
     message:
         "Training StyleGAN ({params.nproc} process(es))"
     shell:
-        "trap '' USR1; OMP_NUM_THREADS={resources.cpus_per_gpu} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
-        "-m stylegan.cli train --settings {params.settings:q} --manifest {input} "
+        "trap '' USR1; {params.launch} train --settings {params.settings:q} --manifest {input} "
         "--run-dir {params.run} --out {output} > {log} 2>&1"
 
 
