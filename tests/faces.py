@@ -1,4 +1,4 @@
-"""Synthetic align output for the filter and pack tests: face records and aligned PNGs.
+"""Synthetic align output for the filter and pack tests: face records and aligned PNGs, and a small packed dataset.
 
 Images are crops of scikit-image's bundled colour pictures, so each "face" has
 real texture and colour; variants (blurred, greyscale, near-duplicate) are made
@@ -8,6 +8,7 @@ from them. Records carry every field of the shared face-record format.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageFilter
 
+from stylegan import cli, fileio
 from stylegan.data import records
 
 # Distinct textured crops: (picture, top, left, side) in the source picture's pixels.
@@ -92,3 +94,36 @@ def photo_record(photo_id: str, license_id: str, owner_id: str) -> dict[str, Any
     )  # fmt: skip
     return records.downloaded(catalogue, crawled_at="2026-01-01T00:00:00Z", path=f"photos/{photo_id}.jpg",
                               sha256=hashlib.sha256(photo_id.encode()).hexdigest(), reason=None)
+
+
+# --- a small packed dataset, for the pack, reader, training and metrics tests ---
+
+SIZE = 64
+PACK = {"shards": 3, "workers": 2, "val_fraction": 0.25, "compression": "gzip", "gzip_level": 4,
+        "licenses": ["2", "4", "public-domain"]}
+
+
+def make_faces(folder: Path, photos: int, seed: int = 0) -> list[dict]:
+    """`photos` photos with two faces each: distinct noisy pictures, mostly allowed licences."""
+    rng = np.random.default_rng(seed)
+    names = list(CROPS)
+    records = []
+    for p in range(photos):
+        for k in range(2):
+            base = picture(names[(2 * p + k) % len(names)], SIZE).astype(np.int16)
+            pixels = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+            licence = "1" if p == 3 else ("2", "4")[p % 2]  # photo 3: BY-NC-SA, not allowed
+            records.append(face_record(folder, f"flickr:{100 + p}", pixels, k=k, license_id=licence))
+    return records
+
+
+def run_pack(tmp: Path, kept: Path, settings: dict = PACK) -> int:
+    return cli.main(["dataset", "pack", "--settings", json.dumps(settings), "--faces", str(kept),
+                     "--shards", str(tmp / "dataset" / "shards"), "--manifest", str(tmp / "dataset" / "manifest.json")])
+
+
+def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
+    """A small real dataset (8 photos' faces, lzf shards) for reader and training tests."""
+    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=seed))
+    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
+    return tmp / "dataset" / "manifest.json"

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from stylegan import fileio
 from stylegan.data.dataset import ShardDataset
 from stylegan.errors import StageError
-from tests.test_pack import packed_lzf_manifest
+from tests.faces import packed_lzf_manifest
 
 
 @pytest.fixture(scope="module")

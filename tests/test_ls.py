@@ -24,7 +24,7 @@ from stylegan.metrics import classifier as clf
 from stylegan.metrics import ls
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import LsSettings, MetricsSettings
-from tests.test_ppl import make_generator
+from tests.training import make_generator
 
 CLASSIFIER = {"resolution": 32, "labels": "demo",
               "classifier": {"images": 1600, "minibatch": 8, "fmap_base": 128, "fmap_max": 32, "val_fraction": 0.3}}

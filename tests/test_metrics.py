@@ -27,20 +27,11 @@ from stylegan.metrics.features import (FEATURES, FeatureStats, Inception, merge_
 from stylegan.train import checkpoint
 from stylegan.train.networks import Generator, NetworkSettings
 from stylegan.train.sampling import generator_file
-from tests.test_pack import packed_lzf_manifest
+from tests.faces import packed_lzf_manifest
+from tests.training import NETWORK, make_generator
 
-NETWORK = {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
-           "mapping_layers": 2, "mapping_fmaps": 16}
 SMALL = {"fid": {"num_fakes": 8}, "mixing": {"num_fakes": 4}, "curve": {"num_fakes": 4}, "batch": 4,
          "workers": 0, "kid": {"subsets": 3, "subset_size": 8}}
-
-
-def make_generator(path: Path, nimg: int = 1000, seed: int = 0, resolution: int = 16) -> Path:
-    """An initialised 16² generator file (G_ema weights as training writes them)."""
-    network = settings.load(NetworkSettings, NETWORK)
-    torch.manual_seed(seed)
-    checkpoint.save(path, generator_file(Generator(network), network, nimg, resolution, 1.0))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +308,7 @@ def test_bad_inputs_are_clear_errors_and_leave_no_result(data: dict, tmp_path: P
 
 def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    make_generator(checkpoint.snapshot_path(run, 40), nimg=40, seed=1, resolution=8)  # saved while at 8²
+    make_generator(checkpoint.snapshot_path(run, 40), nimg=40, seed=1, level=8)  # saved while at 8²
     s = settings.load(MetricsSettings, SMALL)
     folder, out, plot, lowest = tmp_path / "curve", tmp_path / "curve.json", tmp_path / "fig7.png", tmp_path / "low.json"
     device = torch.device("cpu")

@@ -14,38 +14,9 @@ import pytest
 from stylegan import cli, fileio
 from stylegan.data import pack
 from tests import faces
+from tests.faces import PACK, SIZE, make_faces, run_pack
 
-SIZE = 64
 LEVELS = [64, 32, 16, 8, 4]
-PACK = {"shards": 3, "workers": 2, "val_fraction": 0.25, "compression": "gzip", "gzip_level": 4,
-        "licenses": ["2", "4", "public-domain"]}
-
-
-def make_faces(folder: Path, photos: int, seed: int = 0) -> list[dict]:
-    """`photos` photos with two faces each: distinct noisy pictures, mostly allowed licences."""
-    rng = np.random.default_rng(seed)
-    names = list(faces.CROPS)
-    records = []
-    for p in range(photos):
-        for k in range(2):
-            base = faces.picture(names[(2 * p + k) % len(names)], SIZE).astype(np.int16)
-            pixels = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
-            licence = "1" if p == 3 else ("2", "4")[p % 2]  # photo 3: BY-NC-SA, not allowed
-            records.append(faces.face_record(folder, f"flickr:{100 + p}", pixels, k=k, license_id=licence))
-    return records
-
-
-def run_pack(tmp: Path, kept: Path, settings: dict = PACK) -> int:
-    return cli.main(["dataset", "pack", "--settings", json.dumps(settings), "--faces", str(kept),
-                     "--shards", str(tmp / "dataset" / "shards"), "--manifest", str(tmp / "dataset" / "manifest.json")])
-
-
-def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
-    """A small real dataset (8 photos' faces, lzf shards) for reader and training tests."""
-    fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=seed))
-    assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
-    return tmp / "dataset" / "manifest.json"
-
 
 def box_pyramid(top: np.ndarray) -> list[np.ndarray]:
     """The reference chain (PGGAN `h5tool.py`), written independently: float64 reshape-means."""

@@ -29,26 +29,8 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import Block
-from stylegan.train import checkpoint
-from stylegan.train.networks import Generator, NetworkSettings
-from stylegan.train.sampling import draw_noise, fixed_noise, generator_file, load_generator
-
-NETWORK = {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
-           "mapping_layers": 2, "mapping_fmaps": 16}
-
-
-def make_generator(path: Path, seed: int = 0, noise_strength: float = 0.0, resolution: int = 16) -> Path:
-    """An initialised generator file; `noise_strength` sets every noise input's weight."""
-    network = settings.load(NetworkSettings, {**NETWORK, "resolution": resolution})
-    torch.manual_seed(seed)
-    G = Generator(network)
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if name.endswith("noise.weight"):
-                p.fill_(noise_strength)
-    checkpoint.save(path, generator_file(G, network, 1000, resolution, 1.0))
-    return path
-
+from stylegan.train.sampling import draw_noise, fixed_noise, load_generator
+from tests.training import make_generator
 
 def lpips_package():
     """`lpips`, importing torchvision's model code without its compiled operators where those fail to load."""

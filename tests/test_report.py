@@ -14,16 +14,14 @@ from stylegan.cli import main
 from stylegan.errors import StageError
 from stylegan.metrics import report, result
 from stylegan.metrics.result import COMPUTED, NOT_COMPUTED, MetricResult
-from tests.test_pack import packed_lzf_manifest
-from tests.test_train import tiny, train
+from tests.training import tiny, train
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, small_manifest: Path) -> Path:
     """A real run: 0.2 kimg at 8² -> fade -> 16², a tick (log line and snapshot grid) every 40 images."""
     tmp = tmp_path_factory.mktemp("run")
-    assert train(tiny(schedule={"image_snapshot_ticks": 1}), packed_lzf_manifest(tmp / "shards", seed=4),
-                 tmp / "run") == 0
+    assert train(tiny(schedule={"image_snapshot_ticks": 1}), small_manifest, tmp / "run") == 0
     return tmp / "run"
 
 

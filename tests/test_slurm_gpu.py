@@ -23,8 +23,8 @@ import yaml
 
 from slurm_cluster import nodes, unavailable, usable
 from stylegan.train import checkpoint
-from tests.test_pack import packed_lzf_manifest
-from tests.test_train import assert_same_networks, dense, final_state, train
+from tests.faces import packed_lzf_manifest
+from tests.training import assert_same_networks, dense, final_state, train
 from workflow_copy import REPO, copy_workflow, snakemake, start_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -7,10 +7,7 @@ every test trains for seconds on one CPU thread per process.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,78 +20,11 @@ from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.train.sampling import load_generator
 from stylegan.train.loop import EXIT_PREEMPTED, build_networks
-from tests.test_pack import packed_lzf_manifest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny(**changes: dict) -> dict:
-    """A 16² model trained 8² -> fade -> 16² in 0.2 kimg; `changes` update its sub-sections."""
-    s = {
-        "network": {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
-                    "mapping_layers": 2, "mapping_fmaps": 16, "mbstd_group_size": 4},
-        "schedule": {"lod_initial_resolution": 8, "lod_training_kimg": 0.048, "lod_transition_kimg": 0.048,
-                     "total_kimg": 0.2, "minibatch_preset": None, "minibatch_base": 8, "minibatch_dict": {},
-                     "lrate_base": 0.002, "lrate_dict": {}, "tick_kimg_base": 0.04, "tick_kimg_dict": {},
-                     "network_snapshot_ticks": 1},
-        "loss": {}, "speed": {"workers": 0}, "checkpoint": {"keep": 100, "grid": [2, 2]}, "seed": 3,
-    }
-    for section, values in changes.items():
-        s[section] = {**s[section], **values} if isinstance(values, dict) else values
-    return s
-
+from tests.training import assert_same_networks, dense, final_state, start, tiny, train
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return packed_lzf_manifest(tmp_path_factory.mktemp("shards"), seed=4)
-
-
-def command(s: dict, manifest: Path, run: Path, nproc: int = 1) -> list[str]:
-    launcher = [sys.executable, "-m", "stylegan.cli"] if nproc == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
-        "-m", "stylegan.cli"]  # what the train rule runs, as `torchrun ... -m stylegan.cli`
-    return launcher + ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(run),
-                       "--out", str(run / "generator.pt")]
-
-
-def start(s: dict, manifest: Path, run: Path, nproc: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(command(s, manifest, run, nproc), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def train(s: dict, manifest: Path, run: Path, nproc: int = 1, timeout: float = 180) -> int:
-    proc = start(s, manifest, run, nproc)
-    output, _ = proc.communicate(timeout=timeout)
-    if proc.returncode not in (0, EXIT_PREEMPTED):
-        print(output)
-    return proc.returncode
-
-
-def final_state(run: Path) -> dict:
-    path = checkpoint.latest(run)
-    assert path is not None
-    state = torch.load(path, weights_only=True)  # safe loading is part of the contract
-    return state
-
-
-def assert_same_networks(a: dict, b: dict, atol: float) -> None:
-    for net in ("G", "D", "G_ema"):
-        assert a[net].keys() == b[net].keys()
-        for key in a[net]:
-            torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=atol, msg=f"{net}.{key}")
-
-
-def dense(**schedule: float) -> dict:
-    """The tiny model without G's per-rank draws (noise, mixing), so 2 ranks can match 1 process exactly.
-
-    Without noise the learned constant input is degenerate (a spatially constant map
-    into instance norm: its bias has a zero gradient, which Adam with beta1 0 turns
-    into +-lr steps on rounding noise), so this model uses the dense input of Table 1 C.
-    12 steps (0.096 kimg): 8², the fade (two Adam resets), the start of 16².
-    """
-    return tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
-                schedule={"total_kimg": 0.096, **schedule})
+def manifest(small_manifest: Path) -> Path:
+    return small_manifest
 
 
 @pytest.fixture(scope="module")
