@@ -45,9 +45,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from dataset import synthetic, write_speed  # noqa: E402  (benchmarks/dataset.py)
 
 from stylegan.metrics.config import InceptionSettings  # noqa: E402
-from stylegan.metrics.features import Inception, metric_device, real_stats, shard_blocks  # noqa: E402
+from stylegan.metrics.features import Inception, inference_device, real_stats, shard_blocks  # noqa: E402
 from stylegan.metrics.fid import fake_images, fake_stats  # noqa: E402
-from stylegan.train.networks import Generator, NetworkSettings  # noqa: E402
+from stylegan.model.networks import Generator, NetworkSettings  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--svm-workers", type=int, default=2, help="parallel SVM fits (the LS job's CPUs)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    device = metric_device() if args.device == "cuda" else torch.device(args.device)  # TF32 off, as the jobs
+    device = inference_device() if args.device == "cuda" else torch.device(args.device)  # TF32 off, as the jobs
     detector = Inception(InceptionSettings(), device)
     with torch.no_grad():
         detector(torch.zeros(args.batch, 3, 64, 64, dtype=torch.uint8))  # warm-up

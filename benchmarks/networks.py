@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from stylegan.train.networks import Discriminator, Generator, NetworkSettings
+from stylegan.model.networks import Discriminator, Generator, NetworkSettings
 
 VARIANTS = {  # name: (fused_scale, channels_last)
     "auto (ref)": (None, False),

@@ -28,8 +28,8 @@ import torch
 from stylegan.train.config import TrainSettings
 from stylegan.train.loop import apply_gradients, build_networks, new_optimizer, update_ema
 from stylegan.train.loss import StyleGANLoss, r1_gamma
-from stylegan.train.networks import NetworkSettings
-from stylegan.train.schedule import ema_beta
+from stylegan.model.networks import NetworkSettings
+from stylegan.model.schedule import ema_beta
 
 FLAGS = ("default", "channels_last", "bf16", "compile")
 

@@ -281,7 +281,7 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan.train import generate
+    from stylegan.model import generate
 
     if not (args.outdir or args.grid or args.mixing_grid):
         raise StageError("generate: give at least one of --outdir, --grid, --mixing-grid")
@@ -296,7 +296,7 @@ def _generate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan.train import generate
+    from stylegan.model import generate
 
     generate.export(Path(args.checkpoint), Path(args.out))
 
@@ -316,7 +316,7 @@ def _summary(args: argparse.Namespace) -> None:
     import dataclasses
 
     from stylegan.settings import load
-    from stylegan.train.networks import NetworkSettings
+    from stylegan.model.networks import NetworkSettings
     from stylegan.train.summary import summary
 
     settings = load(NetworkSettings, args.settings, where="train.network")
@@ -382,7 +382,7 @@ def _add_report(groups: argparse._SubParsersAction) -> None:
 def _report_curves(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan.metrics import report
+    from stylegan import report
 
     report.training_curves(Path(args.log), Path(args.out))
 
@@ -391,7 +391,7 @@ def _report_snapshots(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan import settings
-    from stylegan.metrics import report
+    from stylegan import report
     from stylegan.metrics.config import ReportSettings
 
     s = settings.load(ReportSettings, args.settings, "metrics.report")
@@ -401,7 +401,7 @@ def _report_snapshots(args: argparse.Namespace) -> None:
 def _report_metrics(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan.metrics import report
+    from stylegan import report
 
     report.metrics_table([Path(p) for p in args.results], Path(args.out))
 
@@ -409,7 +409,7 @@ def _report_metrics(args: argparse.Namespace) -> None:
 def _report_datasheet(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan.metrics import report
+    from stylegan import report
 
     report.datasheet_html(Path(args.datasheet), Path(args.out))
 
@@ -501,20 +501,20 @@ def _metrics_reals(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
-              metric_device())
+              inference_device())
 
 
 def _metrics_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
-              metric_device())
+              inference_device())
 
 
 def _metrics_fid(args: argparse.Namespace) -> None:
@@ -530,10 +530,10 @@ def _metrics_curve(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
-              Path(args.plot), Path(args.lowest), metric_device())
+              Path(args.plot), Path(args.lowest), inference_device())
 
 
 def _metrics_vgg16(args: argparse.Namespace) -> None:
@@ -548,10 +548,10 @@ def _metrics_ppl_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import ppl
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     ppl.shard(_metrics_settings(args), Path(args.generator), Path(args.vgg16), args.variant, args.shard,
-              Path(args.out), metric_device())
+              Path(args.out), inference_device())
 
 
 def _metrics_ppl(args: argparse.Namespace) -> None:
@@ -567,22 +567,22 @@ def _metrics_classifier(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import classifier
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     faces = classifier.labelled_faces(Path(args.faces), Path(args.attributes_file),
                                       args.mapping_file and Path(args.mapping_file), args.attribute)
     classifier.train(_metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out),
-                     metric_device(), args.workers)
+                     inference_device(), args.workers)
 
 
 def _metrics_ls_shard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import ls
-    from stylegan.metrics.features import metric_device
+    from stylegan.model.sampling import inference_device
 
     ls.shard(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.classifiers], args.shard,
-             Path(args.out), metric_device())
+             Path(args.out), inference_device())
 
 
 def _metrics_ls(args: argparse.Namespace) -> None:

@@ -22,9 +22,10 @@ from stylegan.cli import FIGURE_HELP, main
 from stylegan.errors import StageError
 from stylegan.metrics import figures
 from stylegan.metrics.config import FigureSettings
-from stylegan.train import checkpoint
-from stylegan.train.networks import Generator, NetworkSettings
-from stylegan.train.sampling import generator_file, latents, render, to_uint8
+from stylegan.model import files
+from stylegan.model.networks import Generator, NetworkSettings
+from stylegan.model.files import generator_file
+from stylegan.model.sampling import latents, render, to_uint8
 
 torch.set_num_threads(1)
 
@@ -183,7 +184,7 @@ def test_stochastic_variation_std_map_is_zero_without_noise_and_matches_100_draw
 def test_cli_draws_each_figure_from_a_generator_file(tmp_path: Path) -> None:
     G = build()
     path = tmp_path / "generator.pt"
-    checkpoint.save(path, generator_file(G, NET, 2000, RES, 1.0))
+    files.save(path, generator_file(G, NET, 2000, RES, 1.0))
     assert set(FIGURE_HELP) == set(figures.FIGURES)
     settings = json_settings(dataclasses.replace(S, cell=16))  # a 32² generator shown at 16 px: area-downscaled
     for name in figures.FIGURES:

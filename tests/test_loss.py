@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma, r1_penalty
-from stylegan.train.networks import Discriminator, Generator, NetworkSettings
+from stylegan.model.networks import Discriminator, Generator, NetworkSettings
 
 TINY = NetworkSettings(resolution=8, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8, mapping_layers=2,
                        mapping_fmaps=8, mbstd_group_size=2)

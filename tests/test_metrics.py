@@ -24,9 +24,9 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.config import SHIPPED_SHA256, InceptionSettings, MetricsSettings
 from stylegan.metrics.features import (FEATURES, FeatureStats, Inception, merge_partials, real_stats, shard_blocks,
                                        tf_resize)
-from stylegan.train import checkpoint
-from stylegan.train.networks import Generator, NetworkSettings
-from stylegan.train.sampling import generator_file
+from stylegan.model import files
+from stylegan.model.networks import Generator, NetworkSettings
+from stylegan.model.files import generator_file
 from tests.faces import packed_lzf_manifest
 from tests.training import NETWORK, make_generator
 
@@ -282,7 +282,7 @@ def test_bad_inputs_are_clear_errors_and_leave_no_result(data: dict, tmp_path: P
 
     # a 32² model against real statistics at 16²: refused before any FID is written
     network = settings.load(NetworkSettings, {**NETWORK, "resolution": 32})
-    checkpoint.save(tmp_path / "g32.pt", generator_file(Generator(network), network, 0, 32, 1.0))
+    files.save(tmp_path / "g32.pt", generator_file(Generator(network), network, 0, 32, 1.0))
     partial = tmp_path / "p32.npz"
     assert cli.main(["metrics", "shard", "--settings", s, "--generator", str(tmp_path / "g32.pt"),
                      "--stream", "mix2", "--shard", "0", "--out", str(partial)]) == 0
@@ -308,14 +308,14 @@ def test_bad_inputs_are_clear_errors_and_leave_no_result(data: dict, tmp_path: P
 
 def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    make_generator(checkpoint.snapshot_path(run, 40), nimg=40, seed=1, level=8)  # saved while at 8²
+    make_generator(files.snapshot_path(run, 40), nimg=40, seed=1, level=8)  # saved while at 8²
     s = settings.load(MetricsSettings, SMALL)
     folder, out, plot, lowest = tmp_path / "curve", tmp_path / "curve.json", tmp_path / "fig7.png", tmp_path / "low.json"
     device = torch.device("cpu")
     fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
     first = folder / "generator-000000040.json"
     stamp = first.stat().st_mtime_ns
-    make_generator(checkpoint.snapshot_path(run, 80), nimg=80, seed=2)
+    make_generator(files.snapshot_path(run, 80), nimg=80, seed=2)
     curve = fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
     assert first.stat().st_mtime_ns == stamp  # done before: not recomputed
     assert [p["kimg"] for p in curve["points"]] == [0.04, 0.08]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from stylegan.cli import main
 from stylegan.errors import StageError
 from stylegan.settings import load
-from stylegan.train.layers import (
+from stylegan.model.layers import (
     DownConv2d,
     EqualizedConv2d,
     EqualizedLinear,
@@ -29,7 +29,7 @@ from stylegan.train.layers import (
     downscale2d,
     upscale2d,
 )
-from stylegan.train.networks import Discriminator, Generator, NetworkSettings, layers_at
+from stylegan.model.networks import Discriminator, Generator, NetworkSettings, layers_at
 
 torch.set_num_threads(1)
 

@@ -29,7 +29,8 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import Block
-from stylegan.train.sampling import draw_noise, fixed_noise, load_generator
+from stylegan.model.files import load_generator
+from stylegan.model.sampling import draw_noise, fixed_noise
 from tests.training import make_generator
 
 def lpips_package():

@@ -10,7 +10,7 @@ import yaml
 
 from stylegan import configcheck, settings
 from stylegan.train.config import TrainSettings
-from stylegan.train.networks import Discriminator, Generator
+from stylegan.model.networks import Discriminator, Generator
 from workflow_copy import REPO, copy_workflow, snakemake
 
 PRESET = yaml.safe_load((REPO / "configs/ffhq.yaml").read_text())

@@ -12,7 +12,8 @@ from PIL import Image
 
 from stylegan.cli import main
 from stylegan.errors import StageError
-from stylegan.metrics import report, result
+from stylegan import report
+from stylegan.metrics import result
 from stylegan.metrics.result import COMPUTED, NOT_COMPUTED, MetricResult
 from tests.training import tiny, train
 

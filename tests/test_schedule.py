@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stylegan.train.config import ScheduleSettings
-from stylegan.train.schedule import ema_beta, level_at, resolutions
+from stylegan.model.schedule import ScheduleSettings
+from stylegan.model.schedule import ema_beta, level_at, resolutions
 
 FFHQ_8GPU = ScheduleSettings()  # the defaults are the paper's FFHQ run on 8 GPUs
 

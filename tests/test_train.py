@@ -16,9 +16,10 @@ import torch
 
 from stylegan import settings
 from stylegan.data.dataset import ShardDataset
+from stylegan.model import files
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
-from stylegan.train.sampling import load_generator
+from stylegan.model.files import load_generator
 from stylegan.train.loop import EXIT_PREEMPTED, build_networks
 from tests.training import assert_same_networks, dense, final_state, start, tiny, train
 
@@ -133,7 +134,7 @@ def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: 
     ckpt = checkpoint.latest(tmp_path / "run")
     # checkpoints are pruned, generator snapshots (one per network snapshot tick: 40 and 56 images) never
     assert len(checkpoint.all_checkpoints(tmp_path / "run")) == 1
-    snapshots = checkpoint.all_snapshots(tmp_path / "run")
+    snapshots = files.all_snapshots(tmp_path / "run")
     assert [p.name for p in snapshots] == ["generator-000000040.pt", "generator-000000056.pt"]
     assert [load_generator(p)[1]["nimg"] for p in snapshots] == [40, 56]
     assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "g.pt")]) == 0
@@ -186,11 +187,11 @@ def test_non_finite_gradients_are_never_applied() -> None:
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
     for nimg in (500, 40, 1200, 9000):
-        checkpoint.save(checkpoint.path_for(tmp_path, nimg), {"format": checkpoint.TRAINING_FORMAT, "n": nimg})
+        files.save(checkpoint.path_for(tmp_path, nimg), {"format": files.TRAINING_FORMAT, "n": nimg})
     (tmp_path / "checkpoints" / "notes.pt").write_bytes(b"")  # not a checkpoint name: ignored
     checkpoint.prune(tmp_path, keep=2)
     assert [p.name for p in checkpoint.all_checkpoints(tmp_path)] == ["ckpt-000001200.pt", "ckpt-000009000.pt"]
-    assert checkpoint.load(checkpoint.latest(tmp_path))["n"] == 9000
+    assert files.load(checkpoint.latest(tmp_path))["n"] == 9000
     assert checkpoint.latest(tmp_path / "fresh") is None
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from stylegan import settings
+from stylegan.model import files
 from stylegan.train import checkpoint
 from stylegan.train.loop import EXIT_PREEMPTED
-from stylegan.train.networks import Generator, NetworkSettings
-from stylegan.train.sampling import generator_file
+from stylegan.model.networks import Generator, NetworkSettings
+from stylegan.model.files import generator_file
 
 REPO = Path(__file__).resolve().parents[1]
 NETWORK = {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
@@ -41,7 +42,7 @@ def make_generator(path: Path, seed: int = 0, nimg: int = 1000, resolution: int 
             for name, p in G.named_parameters():
                 if name.endswith("noise.weight"):
                     p.fill_(noise_strength)
-    checkpoint.save(path, generator_file(G, network, nimg, level or resolution, 1.0))
+    files.save(path, generator_file(G, network, nimg, level or resolution, 1.0))
     return path
 
 

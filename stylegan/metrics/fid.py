@@ -31,9 +31,10 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import FEATURES, Block, FeatureStats, Inception, merge_partials, partial_meta, shard_blocks
 from stylegan.settings import as_dict
-from stylegan.train import checkpoint
-from stylegan.train.networks import Generator, layers_at
-from stylegan.train.sampling import at_final_resolution, load_generator, to_uint8
+from stylegan.model import files
+from stylegan.model.networks import Generator, layers_at
+from stylegan.model.files import load_generator
+from stylegan.model.sampling import at_final_resolution, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list
 
 def chosen_snapshots(run_dir: Path, every: int) -> list[Path]:
     """Every n-th generator snapshot of the run, and always the last."""
-    found = checkpoint.all_snapshots(run_dir)
+    found = files.all_snapshots(run_dir)
     if not found:
         raise StageError(f"{run_dir}: no generator snapshots (training writes them every "
                          "train.schedule.network_snapshot_ticks); retrain to draw the curve")

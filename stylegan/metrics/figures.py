@@ -23,15 +23,12 @@ import torch
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics.config import Band, FigureSettings
-from stylegan.train.networks import Generator
-from stylegan.train.sampling import grid_png, latents, load_generator, render, to_uint8
+from stylegan.model.files import load_generator
+from stylegan.model.grids import layers_of, style_mixing_grid, tile
+from stylegan.model.networks import Generator
+from stylegan.model.sampling import inference_device, latents, mapped, render, synthesize, to_uint8
 
 log = logging.getLogger(__name__)
-
-
-def layers_of(low: int, high: int) -> range:
-    """Synthesis layers of resolutions low² to high²: two per resolution, 4² being layers 0 and 1."""
-    return range(2 * int(math.log2(low)) - 4, 2 * int(math.log2(high)) - 2)
 
 
 def style_bands(s: FigureSettings, res: int) -> dict[Band, range]:
@@ -43,27 +40,6 @@ def style_bands(s: FigureSettings, res: int) -> dict[Band, range]:
             "fine": band(2 * s.middle_max, res)}
 
 
-def tile(images: torch.Tensor, columns: int, cell: int) -> bytes:
-    """A PNG grid with each image at `cell` pixels: area-downscaled when larger, nearest-upscaled when smaller."""
-    if images.shape[-1] > cell:
-        images = torch.nn.functional.interpolate(images, size=(cell, cell), mode="area")
-    return grid_png(images, columns, cell)
-
-
-def mapped(G: Generator, z: torch.Tensor) -> torch.Tensor:
-    """Per-layer ws [N, num_layers, dlatent] of latents z, on G's device."""
-    device = next(G.parameters()).device
-    return G.map(z.to(device)).unsqueeze(1).repeat(1, G.num_layers, 1)
-
-
-@torch.no_grad()
-def synthesize(G: Generator, ws: torch.Tensor, res: int, alpha: float, noise: str | Sequence[str] = "const",
-               chunk: int = 16) -> torch.Tensor:
-    """Images [N,3,res,res] in [-1,1] on the CPU from per-layer ws, in chunks."""
-    return torch.cat([G.synthesize(ws[i:i + chunk], res=res, alpha=alpha, noise=noise).float().cpu()
-                      for i in range(0, len(ws), chunk)])
-
-
 def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
     """Fig. 2: columns x rows samples, truncated with the generator's own ψ and layer cutoff, random noise."""
     columns, rows = s.uncurated
@@ -72,22 +48,6 @@ def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
     images = render(G, z, res, alpha, psi=G.settings.truncation_psi, cutoff=G.settings.truncation_cutoff,
                     noise="random")
     return tile(images, columns, s.cell)
-
-
-@torch.no_grad()
-def style_mixing_grid(G: Generator, columns_z: torch.Tensor, rows_z: torch.Tensor, row_layers: Sequence[range],
-                      res: int, alpha: float, psi: float, cutoff: int | None, cell: int) -> bytes:
-    """Fig. 3's layout: the top row shows sources B (columns), the left column sources A (rows);
-    cell (i, j) takes A_i's styles except on layers `row_layers[i]`, which come from B_j."""
-    b = G.truncate(mapped(G, columns_z), psi, cutoff)
-    a = G.truncate(mapped(G, rows_z), psi, cutoff)
-    plain_b, plain_a = synthesize(G, b, res, alpha), synthesize(G, a, res, alpha)
-    cells = [torch.full_like(plain_b[0], -1.0), *plain_b]
-    for i, layers in enumerate(row_layers):
-        mixed = a[i:i + 1].repeat(len(b), 1, 1)
-        mixed[:, layers] = b[:, layers]
-        cells += [plain_a[i], *synthesize(G, mixed, res, alpha)]
-    return tile(torch.stack(cells), len(b) + 1, cell)
 
 
 def style_mixing(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
@@ -170,15 +130,10 @@ FIGURES: dict[str, Callable[[Generator, FigureSettings, int, float], bytes]] = {
 }
 
 
-def device() -> torch.device:
-    """The first GPU when the job has one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def write(name: str, generator: Path, s: FigureSettings, out: Path) -> None:
     """Draw figure `name` from a generator file (or training checkpoint) at the level it was trained to."""
     if name not in FIGURES:
         raise StageError(f"figure {name!r}: expected one of {', '.join(FIGURES)}")
-    G, meta = load_generator(generator, device())
+    G, meta = load_generator(generator, inference_device())
     fileio.write_bytes(out, FIGURES[name](G, s, meta["resolution"], meta["alpha"]))
     log.info("wrote %s (%s, %d² generator at %.1f kimg)", out, name, meta["resolution"], meta["nimg"] / 1000)

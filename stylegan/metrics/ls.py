@@ -36,8 +36,9 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
 from stylegan.settings import as_dict
-from stylegan.train.networks import Generator
-from stylegan.train.sampling import at_final_resolution, load_generator
+from stylegan.model.networks import Generator
+from stylegan.model.files import load_generator
+from stylegan.model.sampling import at_final_resolution
 
 log = logging.getLogger(__name__)
 

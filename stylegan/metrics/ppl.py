@@ -38,8 +38,9 @@ from stylegan.metrics.config import PPL_VARIANTS as VARIANTS
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
 from stylegan.settings import as_dict
-from stylegan.train.networks import Generator
-from stylegan.train.sampling import at_final_resolution, draw_noise, fixed_noise, load_generator
+from stylegan.model.networks import Generator
+from stylegan.model.files import load_generator
+from stylegan.model.sampling import at_final_resolution, draw_noise, fixed_noise
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""The StyleGAN networks, loss, schedule and training loop."""
+"""Training: the loss, the data feed, checkpoints and the loop that grows the networks."""

@@ -1,14 +1,12 @@
-"""Checkpoints as plain dicts of tensors and primitives, written atomically, loaded safely.
+"""A training run's checkpoints: where they go, which is newest, pruning, and the random states.
 
-No pickled classes: everything loads with `torch.load(weights_only=True)`, so a
-checkpoint from anywhere cannot run code. Random states are stored as tensors
-and lists so a resumed run continues the very same random streams.
+The file format and its safe loader are `stylegan.model.files`. Random states are
+stored as tensors and lists so a resumed run continues the very same random streams.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import random
 import re
 from pathlib import Path
@@ -17,32 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylegan import fileio
-from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-TRAINING_FORMAT = "stylegan-train-checkpoint/1"
-GENERATOR_FORMAT = "stylegan-generator/1"
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
-_SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
-
-
-def save(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically (temp file + rename): a kill leaves the old file intact."""
-    with fileio.atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint or generator file safely; a foreign or damaged file is a StageError."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise StageError(f"{path}: cannot load the checkpoint: {err}") from None
-    if not isinstance(state, dict) or state.get("format") not in (TRAINING_FORMAT, GENERATOR_FORMAT):
-        raise StageError(f"{path}: not a StyleGAN checkpoint of this project (no known 'format' key)")
-    return state
 
 
 def path_for(run_dir: Path, nimg: int) -> Path:
@@ -67,17 +43,6 @@ def prune(run_dir: Path, keep: int) -> None:
     for old in all_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
         log.debug("removed old checkpoint %s", old)
-
-
-def snapshot_path(run_dir: Path, nimg: int) -> Path:
-    """A kept generator snapshot (G_ema only), named by images seen; never pruned (FID over training)."""
-    return run_dir / "generators" / f"generator-{nimg:09d}.pt"
-
-
-def all_snapshots(run_dir: Path) -> list[Path]:
-    """The run's generator snapshots, oldest first."""
-    folder = run_dir / "generators"
-    return sorted(p for p in folder.glob("generator-*.pt") if _SNAPSHOT.match(p.name)) if folder.is_dir() else []
 
 
 def rng_state() -> dict[str, Any]:

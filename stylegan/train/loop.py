@@ -42,13 +42,16 @@ from stylegan.distributed import (Dist, agree, average_over_ranks, barrier, init
                                  sum_over_ranks)
 from stylegan.errors import StageError
 from stylegan.settings import as_dict
+from stylegan.model import files
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.train.data import reals_loader
 from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma
-from stylegan.train.networks import Discriminator, Generator
-from stylegan.train.sampling import generator_file, grid_png, render, state_dict
-from stylegan.train.schedule import Level, ema_beta, level_at, resolutions
+from stylegan.model.networks import Discriminator, Generator
+from stylegan.model.files import generator_file, state_dict
+from stylegan.model.grids import grid_png
+from stylegan.model.sampling import render
+from stylegan.model.schedule import Level, ema_beta, level_at, resolutions
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
     # --- final: G_ema and its settings, loadable safely ---------------------------------------
     if d.main:
         final = level_at(s.schedule, R, p.nimg / 1000)
-        checkpoint.save(out, generator_file(G_ema, s.network, p.nimg, final.resolution, final.alpha))
+        files.save(out, generator_file(G_ema, s.network, p.nimg, final.resolution, final.alpha))
         log.info("wrote %s (%d² generator after %.1f kimg)", out, final.resolution, p.nimg / 1000)
     return 0
 
@@ -310,7 +313,7 @@ def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, 
     if not d.main:
         return
     state = {
-        "format": checkpoint.TRAINING_FORMAT, "settings": as_dict(s), "world_size": d.world,
+        "format": files.TRAINING_FORMAT, "settings": as_dict(s), "world_size": d.world,
         "G": state_dict(G), "D": state_dict(D), "G_ema": state_dict(G_ema),
         "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
         "progress": {"nimg": p.nimg, "step": p.step, "sched_nimg": p.sched_nimg, "tick": p.tick,
@@ -318,7 +321,7 @@ def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, 
         "rng": {"ranks": rngs, "z_stream": z_stream.get_state()},
     }
     path = checkpoint.path_for(run_dir, p.nimg)
-    checkpoint.save(path, state)
+    files.save(path, state)
     checkpoint.prune(run_dir, s.checkpoint.keep)
     log.info("checkpoint %s", path)
 
@@ -326,15 +329,15 @@ def save_checkpoint(run_dir: Path, s: TrainSettings, p: Progress, G: Generator, 
 def save_snapshot(run_dir: Path, s: TrainSettings, p: Progress, G_ema: Generator) -> None:
     """A generator file kept for good beside the pruned checkpoints: the FID curve evaluates each."""
     level = level_at(s.schedule, s.network.resolution, p.nimg / 1000)
-    checkpoint.save(checkpoint.snapshot_path(run_dir, p.nimg),
+    files.save(files.snapshot_path(run_dir, p.nimg),
                     generator_file(G_ema, s.network, p.nimg, level.resolution, level.alpha))
 
 
 def restore(path: Path, G: Generator, D: Discriminator, G_ema: Generator, opt_G: torch.optim.Optimizer,
             opt_D: torch.optim.Optimizer, z_stream: torch.Generator, d: Dist) -> Progress:
     """Load a checkpoint into the fresh objects; the random streams continue where they stopped."""
-    state = checkpoint.load(path)
-    if state["format"] != checkpoint.TRAINING_FORMAT:
+    state = files.load(path)
+    if state["format"] != files.TRAINING_FORMAT:
         raise StageError(f"{path}: a generator file, not a training checkpoint")
     try:
         for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema")):

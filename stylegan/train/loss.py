@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylegan.train.layers import at_least_fp32, downscale2d, upscale2d
-from stylegan.train.networks import Discriminator, Generator
+from stylegan.model.layers import at_least_fp32, downscale2d, upscale2d
+from stylegan.model.networks import Discriminator, Generator
 
 
 def process_reals(x: Tensor, alpha: float, flip: Tensor | None) -> Tensor:

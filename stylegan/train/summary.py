@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stylegan.train.networks import Discriminator, Generator, NetworkSettings
+from stylegan.model.networks import Discriminator, Generator, NetworkSettings
 
 Row = tuple[str, int, str]  # block, trainable parameters, output shape
 

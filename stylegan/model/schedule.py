@@ -1,4 +1,7 @@
-"""The progressive-growing schedule: what to train at a given number of images seen.
+"""The progressive-growing schedule: the level of detail, minibatch and learning rate at a given number of images seen.
+
+Training follows it; reading a generator out of a training checkpoint asks it the level
+the networks had reached.
 
 A port of SG's `training_schedule` (NVlabs/stylegan `training/training_loop.py`). `lod` counts levels below
 the final one; during a fade lod is fractional and the data resolution,
@@ -9,9 +12,49 @@ alpha = 1 - frac(lod) is the weight of that new level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from stylegan.train.config import ScheduleSettings
+from stylegan.errors import StageError
+
+# NVlabs/stylegan train.py: minibatch_base and minibatch_dict per GPU count; the
+# reference sized the global batch to the GPUs it had, so a preset picks the row.
+MINIBATCH_PRESETS: dict[int, tuple[int, dict[int, int]]] = {
+    1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
+    2: (8, {4: 256, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8}),
+    4: (16, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16}),
+    8: (32, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}),
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """Progressive growing: phase lengths, minibatch and learning rate per level (SG `training_schedule`)."""
+
+    lod_initial_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    total_kimg: float = 25000.0
+    minibatch_preset: int | None = 8  # 1/2/4/8: the reference's table for that GPU count; None: the two keys below
+    minibatch_base: int = 32
+    minibatch_dict: dict[int, int] = field(default_factory=lambda: dict(MINIBATCH_PRESETS[8][1]))
+    lrate_base: float = 0.001
+    lrate_dict: dict[int, float] = field(default_factory=lambda: {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
+    minibatch_repeats: int = 4  # the schedule is re-evaluated every this many steps
+    tick_kimg_base: float = 160.0
+    tick_kimg_dict: dict[int, float] = field(default_factory=lambda: {
+        4: 160, 8: 140, 16: 120, 32: 100, 64: 80, 128: 60, 256: 40, 512: 30, 1024: 20})
+    image_snapshot_ticks: int = 1
+    network_snapshot_ticks: int = 10
+
+    def minibatches(self) -> tuple[int, dict[int, int]]:
+        """(base, per-resolution dict) after applying the preset."""
+        if self.minibatch_preset is None:
+            return self.minibatch_base, dict(self.minibatch_dict)
+        if self.minibatch_preset not in MINIBATCH_PRESETS:
+            raise StageError(f"train.schedule.minibatch_preset: {self.minibatch_preset} is not one of "
+                             f"{sorted(MINIBATCH_PRESETS)} (or null)")
+        base, table = MINIBATCH_PRESETS[self.minibatch_preset]
+        return base, dict(table)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import torch
 
 from stylegan import fileio
 from stylegan.errors import StageError
-from stylegan.metrics.figures import style_mixing_grid
-from stylegan.train import checkpoint
-from stylegan.train.networks import Generator
-from stylegan.train.sampling import generator_file, grid_png, latents, load_generator, render
+from stylegan.model import files
+from stylegan.model.networks import Generator
+from stylegan.model.files import generator_file, load_generator
+from stylegan.model.grids import grid_png, style_mixing_grid
+from stylegan.model.sampling import latents, render
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,6 @@ def mixing_layers(G: Generator, layers: tuple[int, int]) -> range:
 def export(checkpoint_path: Path, out: Path) -> None:
     """Write G_ema's weights and settings alone (no D, no optimizer state) from any checkpoint."""
     G, meta = load_generator(checkpoint_path)
-    checkpoint.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"]))
+    files.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"]))
     log.info("exported G_ema (%d² level) to %s", meta["resolution"], out)
 

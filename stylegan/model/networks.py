@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from stylegan.errors import StageError
-from stylegan.train.layers import (
+from stylegan.model.layers import (
     LRELU_SLOPE,
     NOISE_MODES,
     SQRT2,

@@ -1,0 +1,91 @@
+"""The files a model lives in: plain dicts of tensors and primitives, written atomically, loaded safely.
+
+No pickled classes: everything loads with `torch.load(weights_only=True)`, so a
+file from anywhere cannot run code. Two formats share the loader: the generator
+file (G_ema, its settings and the level it was trained to) and the training
+checkpoint (both networks, optimizers, progress and random states), from which a
+generator can be read too. Kept snapshots of the generator are named by images seen.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylegan import fileio, settings
+from stylegan.errors import StageError
+from stylegan.model.networks import Generator, NetworkSettings
+from stylegan.model.schedule import ScheduleSettings, level_at
+from stylegan.settings import as_dict
+
+TRAINING_FORMAT = "stylegan-train-checkpoint/1"
+GENERATOR_FORMAT = "stylegan-generator/1"
+_SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically (temp file + rename): a kill leaves the old file intact."""
+    with fileio.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or generator file safely; a foreign or damaged file is a StageError."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise StageError(f"{path}: cannot load the checkpoint: {err}") from None
+    if not isinstance(state, dict) or state.get("format") not in (TRAINING_FORMAT, GENERATOR_FORMAT):
+        raise StageError(f"{path}: not a StyleGAN checkpoint of this project (no known 'format' key)")
+    return state
+
+
+def state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state on the CPU, so files load on any machine."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolution: int,
+                   alpha: float) -> dict[str, Any]:
+    """The trained model alone: G_ema's weights, its settings and the level it was trained to."""
+    return {"format": GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
+            "nimg": nimg, "resolution": resolution, "alpha": alpha}
+
+
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+    """G_ema from a generator file or a training checkpoint, with the level it was trained to.
+
+    `meta` holds `resolution` and `alpha` (the level the images come out at) and
+    `nimg` (images shown when it was saved). A file that is neither, or whose
+    weights do not fit its own settings, is a StageError naming the file.
+    """
+    state = load(path)
+    try:
+        if state["format"] == TRAINING_FORMAT:
+            network = state["settings"]["network"]
+            schedule = settings.load(ScheduleSettings, state["settings"]["schedule"], "train.schedule")
+            level = level_at(schedule, network["resolution"], state["progress"]["nimg"] / 1000)
+            meta = {"resolution": level.resolution, "alpha": level.alpha, "nimg": state["progress"]["nimg"]}
+        else:
+            network = state["network"]
+            meta = {k: state[k] for k in ("resolution", "alpha", "nimg")}
+        G = Generator(settings.load(NetworkSettings, network, "network"))
+        G.load_state_dict(state["G_ema"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise StageError(f"{path}: not a generator this version can load ({type(err).__name__}: {err})") from None
+    return G.to(device).eval().requires_grad_(False), meta
+
+
+def snapshot_path(run_dir: Path, nimg: int) -> Path:
+    """A kept generator snapshot (G_ema only), named by images seen; never pruned (FID over training)."""
+    return run_dir / "generators" / f"generator-{nimg:09d}.pt"
+
+
+def all_snapshots(run_dir: Path) -> list[Path]:
+    """The run's generator snapshots, oldest first."""
+    folder = run_dir / "generators"
+    return sorted(p for p in folder.glob("generator-*.pt") if _SNAPSHOT.match(p.name)) if folder.is_dir() else []
