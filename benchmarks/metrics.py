@@ -45,9 +45,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from dataset import synthetic, write_speed  # noqa: E402  (benchmarks/dataset.py)
 
 from stylegan.metrics.config import InceptionSettings  # noqa: E402
-from stylegan.metrics.features import Inception, inference_device, real_stats, shard_blocks  # noqa: E402
 from stylegan.metrics.fid import fake_images, fake_stats  # noqa: E402
+from stylegan.metrics.inception import Inception  # noqa: E402
+from stylegan.metrics.reals import real_stats  # noqa: E402
+from stylegan.metrics.shards import shard_blocks  # noqa: E402
 from stylegan.model.networks import Generator, NetworkSettings  # noqa: E402
+from stylegan.model.sampling import inference_device  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -22,8 +22,10 @@ from stylegan.errors import StageError
 from stylegan.metrics import fid as fid_mod
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import SHIPPED_SHA256, InceptionSettings, MetricsSettings
-from stylegan.metrics.features import (FEATURES, FeatureStats, Inception, merge_partials, real_stats, shard_blocks,
-                                       tf_resize)
+from stylegan.metrics.inception import FEATURES, Inception, tf_resize
+from stylegan.metrics.reals import real_stats
+from stylegan.metrics.shards import shard_blocks
+from stylegan.metrics.stats import FeatureStats, merge_partials
 from stylegan.model import files
 from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.files import generator_file

@@ -26,9 +26,9 @@ from stylegan import fileio, settings
 from stylegan.errors import StageError
 from stylegan.metrics import lpips_vgg, ppl
 from stylegan.metrics import result as mr
-from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block
+from stylegan.metrics.images import box_downsample
+from stylegan.metrics.shards import Block
 from stylegan.model.files import load_generator
 from stylegan.model.sampling import draw_noise, fixed_noise
 from tests.training import make_generator

@@ -31,6 +31,7 @@ from stylegan import fileio
 from stylegan.data import attributes
 from stylegan.errors import StageError
 from stylegan.metrics.config import LsSettings
+from stylegan.metrics.images import box_downsample
 from stylegan.settings import as_dict
 from stylegan.model.networks import Discriminator, NetworkSettings
 
@@ -38,16 +39,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "stylegan-attribute-classifier/1"
 ADAM_BETAS, ADAM_EPS = (0.0, 0.99), 1e-8
-
-
-def box_downsample(images: Tensor, size: int) -> Tensor:
-    """Average non-overlapping f x f boxes, f = H // size, when H > size (SG1's reshape-and-mean,
-    NVlabs/stylegan `metrics/linear_separability.py` and `perceptual_path_length.py`)."""
-    n, ch, h, w = images.shape
-    if h <= size:
-        return images
-    f = h // size
-    return images.reshape(n, ch, h // f, f, w // f, f).mean(dim=(3, 5))
 
 
 def to_classifier(images: Tensor, resolution: int, source: str) -> Tensor:

@@ -29,7 +29,9 @@ from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import FEATURES, Block, FeatureStats, Inception, merge_partials, partial_meta, shard_blocks
+from stylegan.metrics.inception import FEATURES, Inception
+from stylegan.metrics.shards import Block, partial_meta, shard_blocks
+from stylegan.metrics.stats import FeatureStats, merge_partials
 from stylegan.settings import as_dict
 from stylegan.model import files
 from stylegan.model.networks import Generator, layers_at
@@ -314,7 +316,7 @@ def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, 
 def reals(s: MetricsSettings, manifest: Path, resolution: int, cache: Path, out: Path,
           device: torch.device) -> dict[str, Any]:
     """Compute (or find in `cache`) the real statistics and write the record metric jobs read."""
-    from stylegan.metrics.features import real_stats
+    from stylegan.metrics.reals import real_stats
 
     start = time.time()
     detector = Inception(s.inception, device)

@@ -33,8 +33,9 @@ from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import classifier as clf
 from stylegan.metrics import result as mr
+from stylegan.metrics.arrays import load_arrays, save_arrays
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
+from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.model.networks import Generator
 from stylegan.model.files import load_generator

@@ -32,11 +32,12 @@ from torch import Tensor
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import lpips_vgg
-from stylegan.metrics.classifier import box_downsample
 from stylegan.metrics import result as mr
+from stylegan.metrics.arrays import load_arrays, save_arrays
 from stylegan.metrics.config import PPL_VARIANTS as VARIANTS
 from stylegan.metrics.config import MetricsSettings
-from stylegan.metrics.features import Block, check_tiling, load_arrays, partial_meta, save_arrays, shard_blocks
+from stylegan.metrics.images import box_downsample
+from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.settings import as_dict
 from stylegan.model.networks import Generator
 from stylegan.model.files import load_generator
