@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stylegan.data.manifest import CHANNELS, Manifest, ShardEntry, level_name
+from stylegan.data.manifest import Manifest, ShardEntry, level_name
+from stylegan.data.shard_check import shard_problems
 from stylegan.errors import StageError
 
 
@@ -112,29 +113,11 @@ class ShardDataset(Dataset):
 def check_shard(manifest: Path, entry: ShardEntry, path: Path, levels: tuple[int, ...]) -> None:
     """Fail unless the shard on disk is the one the manifest lists, checked cheaply.
 
-    Its size, the content fingerprint pack wrote into it (recorded in the manifest
-    too), and the image count and shape of every level: a shard copied over
-    another, cut short or from another pack is refused before it serves a wrong
-    image. The full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
+    `shard_problems` without reading pixels: a shard copied over another, cut
+    short or from another pack is refused before it serves a wrong image. The
+    full check (sha256, pixels, pyramid) is `stylegan dataset verify`.
     """
-    def fail(problem: str) -> StageError:
-        return StageError(f"{path}: {problem}, so it is not the shard {manifest} lists; "
-                          f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
-
-    try:
-        size, expected = path.stat().st_size, (entry.bytes, entry.fingerprint, entry.count)
-    except FileNotFoundError:
-        raise fail("the file is missing") from None
-    if size != expected[0]:
-        raise fail(f"{size} bytes, manifest says {expected[0]}")
-    try:
-        with h5py.File(path, "r") as h5:
-            fingerprint = h5.attrs.get("fingerprint")
-            shapes = {r: h5[level_name(r)].shape if level_name(r) in h5 else None for r in levels}
-    except OSError as err:
-        raise fail(f"cannot open as HDF5 ({err})") from None
-    if fingerprint != expected[1]:
-        raise fail("its content fingerprint differs from the manifest's")
-    for r, shape in shapes.items():
-        if shape != (expected[2], CHANNELS, r, r):
-            raise fail(f"{level_name(r)} has shape {shape}, manifest says {(expected[2], CHANNELS, r, r)}")
+    problems = shard_problems(entry, path, levels)
+    if problems:
+        raise StageError(f"{path}: {problems[0]}, so it is not the shard {manifest} lists; "
+                         f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
