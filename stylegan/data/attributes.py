@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from stylegan import fileio
+from stylegan.data.photo import IMAGE_SUFFIXES
 from stylegan.errors import StageError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 @dataclass(frozen=True)
 class AttributeTable:

@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# The suffixes of image files wherever the pipeline lists or names them (a crawl's
+# folder source, the store's file names, the labelled faces): formats PIL decodes.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 # Modes holding more than 8 bits per sample: scaled to 8 bits before RGB conversion.
 _WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 WHITE = (255, 255, 255)

@@ -17,12 +17,12 @@ from typing import Any
 from PIL import Image
 
 from stylegan.data.crawl.config import FolderSettings
+from stylegan.data.photo import IMAGE_SUFFIXES
 from stylegan.data.records import CATALOGUE_KEYS, photo_record
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 # What a sidecar entry may say about a photo; identity keys come from the file itself.
 SIDECAR_KEYS = set(CATALOGUE_KEYS) - {"photo_id", "source", "source_id", "width", "height"}
 
