@@ -18,6 +18,9 @@ from stylegan.settings import SettingsError
 log = logging.getLogger("stylegan")
 
 Handler = Callable[[argparse.Namespace], int | None]
+# What `stylegan --help` says: the tool, for its users (the docstring above is for readers of this file).
+DESCRIPTION = ("Build an FFHQ-style face dataset from photos, train StyleGAN on it and measure the generators; "
+               "each step of the workflow is one sub-command.")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def _settings_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylegan", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="stylegan", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics,
