@@ -17,7 +17,7 @@ from flickr_server import FAULTS, FlickrServer, Photo, make_photos
 from stylegan import fileio, settings
 from stylegan.data.crawl import catalogue, download, flickr, folder, report
 from stylegan.data.crawl.config import CrawlSettings
-from stylegan.data.crawl.common import chunk_of
+from stylegan.data.crawl.download import chunk_of
 from stylegan.errors import StageError
 from stylegan.settings import SettingsError
 
@@ -258,7 +258,7 @@ def test_chunk_of_fixed_ids_matches_the_documented_hash():
 def test_chunk_of_is_the_same_in_processes_with_different_hash_seeds():
     """A salted `hash()` gives other chunks in each process; the downloaders run in separate jobs."""
     ids = [f"flickr:{n}" for n in range(200)]
-    code = "from stylegan.data.crawl.common import chunk_of; print([chunk_of(f'flickr:{n}', 7) for n in range(200)])"
+    code = "from stylegan.data.crawl.download import chunk_of; print([chunk_of(f'flickr:{n}', 7) for n in range(200)])"
     for seed in ("0", "1", "4242"):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

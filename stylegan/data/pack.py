@@ -64,7 +64,7 @@ class PackSettings:
     # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
     compression: Compression = "none"
     gzip_level: int = 4  # PGGAN h5tool.py: compression_opts=4
-    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # NVlabs/ffhq-dataset README licences (Flickr ids, see crawl/common.py)
+    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # NVlabs/ffhq-dataset README licences (Flickr ids, see crawl/flickr.py)
 
     def __post_init__(self) -> None:
         for key in ("shards", "workers"):

@@ -11,6 +11,7 @@ image of the catalogued size. A file that keeps failing that check is moved to
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -28,7 +29,6 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings
-from stylegan.data.crawl.common import chunk_of, utc_now
 from stylegan.data.photo import IMAGE_SUFFIXES
 from stylegan.data.records import CatalogueRecord, PhotoRecord, downloaded
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
@@ -42,6 +42,21 @@ QUARANTINED = "quarantined as "  # how a quarantined photo's reason begins (the 
 
 class BadFile(Retryable):
     """The bytes arrived but are not the photo (truncated, corrupt, wrong size)."""
+
+
+def chunk_of(photo_id: str, chunks: int) -> int:
+    """The chunk a photo belongs to: a hash that is the same in every process and run.
+
+    The 8-byte BLAKE2b digest of the UTF-8 photo id, read as a big-endian integer,
+    modulo `chunks`. Python's `hash()` is salted per process, so a digest is used instead.
+    """
+    digest = hashlib.blake2b(photo_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % chunks
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, second precision (the records' `crawled_at`)."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def licence_refusal(record: dict[str, Any], settings: CrawlSettings) -> str | None:

@@ -12,6 +12,7 @@ error message, so it cannot leak through a log, a traceback or a record.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import os
@@ -23,7 +24,6 @@ import requests
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings, FlickrSettings
-from stylegan.data.crawl.common import FLICKR_LICENSES, unix_to_iso
 from stylegan.data.records import photo_record
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, RateLimiter, Retryable, check_status
 from stylegan.errors import StageError
@@ -34,6 +34,31 @@ SEARCH_LIMIT = 4000  # flickr.photos.search docs: "at most the first 4,000 resul
 RETRYABLE_CODES = {10, 105}  # flickr.photos.search error codes: search API unavailable, service unavailable
 OPT_OUT_TAGS = {"no_cv", "nocv"}  # FFHQ README opt-out tag; Flickr's clean form drops the underscore
 EXTRAS = "license,owner_name,date_upload,date_taken,o_dims,url_o,original_format,tags,media"
+
+# Flickr licence ids, names and deeds: Flickr API flickr.photos.licenses.getInfo
+# (https://www.flickr.com/services/api/flickr.photos.licenses.getInfo.html; ids 9 and 10
+# from WordPress/openverse-catalog `providers/provider_api_scripts/flickr.py`). Names follow Flickr's own strings.
+FLICKR_LICENSES: dict[int, tuple[str, str | None]] = {
+    0: ("All Rights Reserved", None),
+    1: ("Attribution-NonCommercial-ShareAlike License", "https://creativecommons.org/licenses/by-nc-sa/2.0/"),
+    2: ("Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
+    3: ("Attribution-NonCommercial-NoDerivs License", "https://creativecommons.org/licenses/by-nc-nd/2.0/"),
+    4: ("Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
+    5: ("Attribution-ShareAlike License", "https://creativecommons.org/licenses/by-sa/2.0/"),
+    6: ("Attribution-NoDerivs License", "https://creativecommons.org/licenses/by-nd/2.0/"),
+    7: ("No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
+    8: ("United States Government Work", "http://www.usa.gov/copyright.shtml"),
+    9: ("Public Domain Dedication (CC0)", "https://creativecommons.org/publicdomain/zero/1.0/"),
+    10: ("Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/"),
+}
+
+
+def unix_to_iso(seconds: int | str | None) -> str | None:
+    """A Flickr unix timestamp as ISO 8601 UTC."""
+    if seconds in (None, ""):
+        return None
+    moment = dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class FlickrError(StageError):
