@@ -22,6 +22,7 @@ from stylegan import fileio
 from stylegan.data.photo import IMAGE_SUFFIXES
 from stylegan.errors import StageError
 
+
 @dataclass(frozen=True)
 class AttributeTable:
     """Labels [images, attributes] of +1 / -1 (int8), rows in file order."""

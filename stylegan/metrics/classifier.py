@@ -32,8 +32,8 @@ from stylegan.data import attributes
 from stylegan.errors import StageError
 from stylegan.metrics.config import LsSettings
 from stylegan.metrics.images import box_downsample
-from stylegan.settings import as_dict
 from stylegan.model.networks import Discriminator, NetworkSettings
+from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 

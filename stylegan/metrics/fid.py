@@ -32,11 +32,11 @@ from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.inception import FEATURES, Inception
 from stylegan.metrics.shards import Block, partial_meta, shard_blocks
 from stylegan.metrics.stats import FeatureStats, merge_partials
-from stylegan.settings import as_dict
 from stylegan.model import files
-from stylegan.model.networks import Generator, layers_at
 from stylegan.model.files import load_generator
+from stylegan.model.networks import Generator, layers_at
 from stylegan.model.sampling import at_final_resolution, to_uint8
+from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 

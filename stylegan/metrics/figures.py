@@ -14,8 +14,7 @@ noise maps; Figs. 2 and 4 draw fresh noise, seeded from `seed`.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch

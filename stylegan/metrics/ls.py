@@ -36,10 +36,10 @@ from stylegan.metrics import result as mr
 from stylegan.metrics.arrays import load_arrays, save_arrays
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
-from stylegan.settings import as_dict
-from stylegan.model.networks import Generator
 from stylegan.model.files import load_generator
+from stylegan.model.networks import Generator
 from stylegan.model.sampling import at_final_resolution
+from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from stylegan.metrics.config import PPL_VARIANTS as VARIANTS
 from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.images import box_downsample
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
-from stylegan.settings import as_dict
-from stylegan.model.networks import Generator
 from stylegan.model.files import load_generator
+from stylegan.model.networks import Generator
 from stylegan.model.sampling import at_final_resolution, draw_noise, fixed_noise
+from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 

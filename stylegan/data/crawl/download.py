@@ -29,9 +29,9 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings
+from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.data.photo import IMAGE_SUFFIXES
 from stylegan.data.records import CatalogueRecord, PhotoRecord, downloaded
-from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)

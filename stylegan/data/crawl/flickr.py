@@ -24,8 +24,8 @@ import requests
 
 from stylegan import fileio
 from stylegan.data.crawl.config import CrawlSettings, FlickrSettings
-from stylegan.data.records import photo_record
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, RateLimiter, Retryable, check_status
+from stylegan.data.records import photo_record
 from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
