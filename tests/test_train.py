@@ -20,7 +20,8 @@ from stylegan.model import files
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.model.files import load_generator
-from stylegan.train.loop import EXIT_PREEMPTED, build_networks
+from stylegan.train.loop import build_networks
+from stylegan.train.preemption import EXIT_PREEMPTED
 from tests.training import assert_same_networks, dense, final_state, start, tiny, train
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import torch
 from stylegan import settings
 from stylegan.model import files
 from stylegan.train import checkpoint
-from stylegan.train.loop import EXIT_PREEMPTED
+from stylegan.train.preemption import EXIT_PREEMPTED
 from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.files import generator_file
 

@@ -1,4 +1,4 @@
-"""A training run's checkpoints: where they go, which is newest, pruning, and the random states.
+"""A training run's checkpoints: what they hold, where they go, which is newest, pruning, and the random states.
 
 The file format and its safe loader are `stylegan.model.files`. Random states are
 stored as tensors and lists so a resumed run continues the very same random streams.
@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from stylegan.errors import StageError
+from stylegan.model import files
+from stylegan.model.files import state_dict
+from stylegan.settings import as_dict
+from stylegan.train.config import TrainSettings
+from stylegan.train.state import Progress, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +74,50 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+
+
+def save(run_dir: Path, s: TrainSettings, st: TrainState) -> None:
+    """Everything a resume needs (networks, optimizers, counters, every rank's RNG), written by rank 0."""
+    d, p = st.d, st.progress
+    rngs = [rng_state()]
+    if d.world > 1:
+        rngs = [None] * d.world
+        dist.all_gather_object(rngs, rng_state())
+    if not d.main:
+        return
+    state = {
+        "format": files.TRAINING_FORMAT, "settings": as_dict(s), "world_size": d.world,
+        "G": state_dict(st.G), "D": state_dict(st.D), "G_ema": state_dict(st.G_ema),
+        "opt_G": st.opt_G.state_dict(), "opt_D": st.opt_D.state_dict(),
+        "progress": {"nimg": p.nimg, "step": p.step, "sched_nimg": p.sched_nimg, "tick": p.tick,
+                     "tick_start_nimg": p.tick_start_nimg, "skipped": p.skipped},
+        "rng": {"ranks": rngs, "z_stream": st.z_stream.get_state()},
+    }
+    path = path_for(run_dir, p.nimg)
+    files.save(path, state)
+    prune(run_dir, s.checkpoint.keep)
+    log.info("checkpoint %s", path)
+
+
+def restore(path: Path, st: TrainState) -> None:
+    """Load a checkpoint into a fresh state; the random streams continue where they stopped."""
+    d = st.d
+    state = files.load(path)
+    if state["format"] != files.TRAINING_FORMAT:
+        raise StageError(f"{path}: a generator file, not a training checkpoint")
+    try:
+        for module, key in ((st.G, "G"), (st.D, "D"), (st.G_ema, "G_ema")):
+            module.load_state_dict(state[key])
+    except RuntimeError as err:
+        raise StageError(f"{path}: the checkpoint does not fit train.network (a different model?): {err}") from None
+    st.opt_G.load_state_dict(state["opt_G"])
+    st.opt_D.load_state_dict(state["opt_D"])
+    st.z_stream.set_state(state["rng"]["z_stream"])
+    ranks = state["rng"]["ranks"]
+    if len(ranks) == d.world:
+        set_rng_state(ranks[d.rank])
+    else:
+        log.warning("checkpoint from %d process(es), now %d: per-rank noise streams are reseeded", len(ranks), d.world)
+        torch.manual_seed(state["progress"]["nimg"] * 7919 + d.rank)
+    st.progress = Progress(**state["progress"])
+    log.info("resumed from %s", path)

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from stylegan.data.dataset import ShardDataset
+from stylegan.data.dataset import ShardDataset, to_float
+from stylegan.distributed import Dist
+from stylegan.train.config import TrainSettings
 
 
 class RankBatches:
@@ -58,3 +60,22 @@ def reals_loader(manifest: Path, resolution: int, minibatch: int, start: int, se
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
                         generator=torch.Generator().manual_seed(seed), persistent_workers=False)
     return iter(loader)
+
+
+class Reals:
+    """This rank's reals at the schedule's level: a new stream whenever the resolution or minibatch changes."""
+
+    def __init__(self, manifest: Path, s: TrainSettings, d: Dist) -> None:
+        self.manifest, self.s, self.d = manifest, s, d
+        self._level: tuple[int, int] | None = None
+        self._batches: Iterator[torch.Tensor] | None = None
+
+    def next(self, resolution: int, minibatch: int, nimg: int) -> torch.Tensor:
+        """The next batch as floats on this rank's device; a new stream starts at image `nimg`."""
+        if (resolution, minibatch) != self._level:
+            self._batches = None  # the old loader's workers go before the new one's start
+            s, d = self.s, self.d
+            self._batches = reals_loader(self.manifest, resolution, minibatch, nimg, s.seed, d.rank, d.world,
+                                         s.speed.workers, s.speed.pin_memory and d.device.type == "cuda")
+            self._level = (resolution, minibatch)
+        return to_float(next(self._batches).to(self.d.device, non_blocking=True))
