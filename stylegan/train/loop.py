@@ -56,6 +56,7 @@ from stylegan.model.schedule import Level, ema_beta, level_at, resolutions
 log = logging.getLogger(__name__)
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: checkpoint written after SIGTERM/SIGUSR1; run again to resume
+LOG_FILE = "log.jsonl"  # in the run directory: one record per tick, which `stylegan report curves` plots
 
 
 @dataclass
@@ -96,7 +97,7 @@ def train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path) -> int:
     d = init_distributed()
     try:
         # One tick record per line, written by rank 0 only; a resumed run appends to it.
-        run_log = fileio.Journal(run_dir / "log.jsonl", key=lambda r: r["tick"]) if d.main else None
+        run_log = fileio.Journal(run_dir / LOG_FILE, key=lambda r: r["tick"]) if d.main else None
         with StopFlag() as stop, run_log or contextlib.nullcontext():
             return _train(s, manifest, run_dir, out, d, stop, run_log)
     finally:
