@@ -17,9 +17,9 @@ include: "workflow/rules/filter.smk"
 include: "workflow/rules/pack.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/ppl_ls.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/ppl_ls.smk"
 
 
 rule all:

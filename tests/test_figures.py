@@ -185,7 +185,7 @@ def test_cli_draws_each_figure_from_a_generator_file(tmp_path: Path) -> None:
     G = build()
     path = tmp_path / "generator.pt"
     files.save(path, generator_file(G, NET, 2000, RES, 1.0))
-    assert set(FIGURE_HELP) == set(figures.FIGURES)
+    assert set(FIGURE_HELP) == set(figures.FIGURES) == set(figures.STEMS)  # a sub-command and a file name each
     settings = json_settings(dataclasses.replace(S, cell=16))  # a 32² generator shown at 16 px: area-downscaled
     for name in figures.FIGURES:
         assert main(["figures", name, "--generator", str(path), "--settings", settings,

@@ -81,6 +81,7 @@ def test_attribute_file_round_trip_and_mapping(tmp_path: Path) -> None:
     assert (tmp_path / "attr.txt").read_text().splitlines()[:3] == ["3", "Male Smiling", "000001.jpg  1 -1"]
     table = attributes.read(tmp_path / "attr.txt")
     assert table.attributes == ("Male", "Smiling") and np.array_equal(table.labels, labels)
+    assert attributes.attribute_names(tmp_path / "attr.txt") == table.attributes  # the workflow's classifier jobs
     # CelebA-HQ: images named by index, the mapping says which CelebA image each is
     write_faces(tmp_path / "hq", ["0.jpg", "1.jpg"])
     (tmp_path / "map.txt").write_text("idx orig_idx orig_file\n0 2 000003.jpg\n1 0 000001.jpg\n")
@@ -99,6 +100,9 @@ def test_bad_attribute_files_are_clear_errors(tmp_path: Path, text: str, message
     (tmp_path / "attr.txt").write_text(text)
     with pytest.raises(StageError, match=message):
         attributes.read(tmp_path / "attr.txt")
+    if "CelebA" in message:  # a bad header fails the workflow's listing of attributes too
+        with pytest.raises(StageError, match=message):
+            attributes.attribute_names(tmp_path / "attr.txt")
 
 
 def test_attribute_file_that_does_not_match_the_images(tmp_path: Path) -> None:

@@ -47,10 +47,7 @@ def write(path: Path, names: list[str], attributes: list[str], labels: np.ndarra
 def read(path: Path) -> AttributeTable:
     """Parse and check an attribute file: its count line, one label per name, each 1 or -1."""
     lines = [line.split() for line in _lines(path)]
-    if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
-        raise StageError(f"{path}: not CelebA's attribute format (line 1: the image count, line 2: the attribute "
-                         "names, then 'file label label ...')")
-    count, attributes, rows = int(lines[0][0]), tuple(lines[1]), lines[2:]
+    (count, attributes), rows = _header(path, lines[:2]), lines[2:]
     if count != len(rows):
         raise StageError(f"{path}: line 1 says {count} images but {len(rows)} lines follow; the file is cut or "
                          "edited, download it again")
@@ -62,6 +59,20 @@ def read(path: Path) -> AttributeTable:
             raise StageError(f"{path}: line {number} ({row[0]}) has label {bad[0]!r}; labels are 1 or -1")
     labels = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.int8).reshape(len(rows), len(attributes))
     return AttributeTable(tuple(row[0] for row in rows), attributes, labels)
+
+
+def attribute_names(path: Path) -> tuple[str, ...]:
+    """The attribute names of a file, checked but without parsing its labels: the workflow
+    lists one classifier job per name each time it starts."""
+    return _header(path, [line.split() for line in _lines(path)[:2]])[1]
+
+
+def _header(path: Path, lines: list[list[str]]) -> tuple[int, tuple[str, ...]]:
+    """The image count and attribute names from the first two non-blank lines, split."""
+    if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
+        raise StageError(f"{path}: not CelebA's attribute format (line 1: the image count, line 2: the attribute "
+                         "names, then 'file label label ...')")
+    return int(lines[0][0]), tuple(lines[1])
 
 
 def read_mapping(path: Path) -> dict[str, str]:

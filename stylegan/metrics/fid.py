@@ -28,7 +28,7 @@ import torch
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import result as mr
-from stylegan.metrics.config import MetricsSettings
+from stylegan.metrics.config import MetricsSettings, mixing_stream
 from stylegan.metrics.inception import FEATURES, Inception
 from stylegan.metrics.shards import Block, partial_meta, shard_blocks
 from stylegan.metrics.stats import FeatureStats, merge_partials
@@ -102,8 +102,9 @@ def stream_plan(s: MetricsSettings, stream: str) -> tuple[int, int]:
         return 1, s.fid.num_fakes
     if stream == "curve":
         return 1, s.curve.num_fakes
-    if stream.startswith("mix") and stream[3:].isdigit() and int(stream[3:]) in s.mixing.latents:
-        return int(stream[3:]), s.mixing.num_fakes
+    mixed = {mixing_stream(n): n for n in s.mixing.latents}
+    if stream in mixed:
+        return mixed[stream], s.mixing.num_fakes
     raise StageError(f"metric stream {stream!r}: expected fid, curve or mix<n> with n in metrics.mixing.latents "
                      f"{list(s.mixing.latents)}")
 
@@ -220,7 +221,7 @@ def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list
         raise StageError(f"{partials[0]} and {reals_json} used different Inception files; rerun both")
     device, seconds = info["device"], info["seconds"]
     fid = fid_of(fakes, reals)
-    name = "fid" if info["settings"]["latents"] == 1 else f"fid_mix{info['settings']['latents']}"
+    name = "fid" if info["settings"]["latents"] == 1 else f"fid_{mixing_stream(info['settings']['latents'])}"
     mr.write(fid_out, record(name, fid, generator, meta, reals, reals_meta, fakes, info,
                              seconds + time.time() - start, device))
     log.info("%s %s: %.4f (%d fakes, %d reals)", generator, name, fid, fakes.count, reals.count)

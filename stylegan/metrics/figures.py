@@ -127,6 +127,8 @@ FIGURES: dict[str, Callable[[Generator, FigureSettings, int, float], bytes]] = {
     "uncurated": uncurated, "style-mixing": style_mixing, "stochastic": stochastic, "noise": noise_layers,
     "truncation": truncation,
 }
+STEMS = {"uncurated": "fig2_uncurated", "style-mixing": "fig3_style_mixing", "stochastic": "fig4_stochastic_variation",
+         "noise": "fig5_noise_layers", "truncation": "fig8_truncation"}  # file names: the paper's figure, its subject
 
 
 def write(name: str, generator: Path, s: FigureSettings, out: Path) -> None:

@@ -23,13 +23,15 @@ from stylegan.train.state import Progress
 
 LOSSES = ("loss_g", "loss_d", "r1", "real_score", "fake_score")  # averaged over each tick's steps and all ranks
 
+LOG_FILE = "log.jsonl"  # in the run directory: one record per tick, which `stylegan report curves` plots
+
 
 class TickLog:
     """The bar, the tick's running sums and clock, and the run's log file; a context manager that closes them."""
 
     def __init__(self, run_dir: Path, d: Dist, total_nimg: int, nimg: int) -> None:
         self.d = d
-        self.journal = fileio.Journal(run_dir / "log.jsonl", key=lambda r: r["tick"]) if d.main else None
+        self.journal = fileio.Journal(run_dir / LOG_FILE, key=lambda r: r["tick"]) if d.main else None
         self.bar = tqdm(total=total_nimg, initial=nimg, unit="img", unit_scale=True, dynamic_ncols=True,
                         disable=not d.main, file=sys.stderr, desc="train",
                         mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s, not per step

@@ -6,7 +6,7 @@
 
 rule align:
     input:
-        f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
+        rules.crawl_download.output.photos,
     output:
         faces=f"{RESULTS}/align/chunks/{{chunk}}.jsonl",
         report=f"{RESULTS}/align/reports/{{chunk}}.json",

@@ -5,8 +5,12 @@ from pathlib import Path
 
 from stylegan import configcheck
 from stylegan import settings as stylegan_settings
+from stylegan.data import attributes as stylegan_attributes
 from stylegan.data import demo as stylegan_demo
-from stylegan.metrics.config import PPL_VARIANTS, LsSettings
+from stylegan.metrics import figures as stylegan_figures
+from stylegan.metrics.config import MIXING_LATENTS, PPL_VARIANTS, LsSettings, mixing_stream
+from stylegan.metrics.lpips_vgg import VGG16_FILE
+from stylegan.train.ticks import LOG_FILE
 
 
 # Fills the schema's defaults and fails before any job runs, one line per bad key
@@ -26,7 +30,6 @@ LOGS = config["paths"]["logs"]
 CHUNKS = [f"{i:03d}" for i in range(config["crawl"]["chunks"])]
 METRICS = f"{RESULTS}/metrics"
 METRIC_SHARDS = [f"{i:03d}" for i in range(config["metrics"]["shards"])]
-MIXING = [f"mix{n}" for n in config["metrics"]["mixing"]["latents"]]
 # What every metric and figure job asks for, as train.resources: gpu 0 is a plain CPU job
 # with cpus_per_gpu CPUs; with GPUs cpus_per_task stays 0 (unset), since the SLURM plugin
 # lets it win over cpus_per_gpu.
@@ -39,11 +42,9 @@ METRIC_RESOURCES = dict(
 )
 # PPL and LS: where the VGG16 file and the labelled faces are, and whether they are there.
 PPL = config["metrics"]["ppl"]
-VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/vgg16-397923af.pth"
+VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/{VGG16_FILE}"
 LS = config["metrics"]["ls"]
 LS_MISSING = stylegan_settings.load(LsSettings, LS, "metrics.ls").missing_labels()
-LS_FACES = f"{RESULTS}/align/faces" if LS["labels"] == "demo" else LS["faces"]
-LS_ATTRIBUTES_FILE = f"{METRICS}/ls/demo_attributes.txt" if LS["labels"] == "demo" else LS["attributes_file"]
 SVM_WORKERS = config["metrics"]["resources"]["cpus_per_gpu"]
 
 
@@ -71,48 +72,44 @@ def filter_list_inputs(wildcards):
     return [p for p in (config["filter"].get("exclude"), config["filter"].get("optout")) if p]
 
 
+# The helpers below name other rules' outputs (rules.<name>.output), so they are called
+# only once those rules exist: from input functions, or from rules in later files.
+
+
 def metric_result_files():
     """Every final metric result (one MetricResult JSON each): what the report's metrics table shows."""
     return [
-        f"{METRICS}/fid.json",
-        f"{METRICS}/kid.json",
-        *[f"{METRICS}/fid_{stream}.json" for stream in MIXING],
-        f"{METRICS}/fid_lowest.json",
-        f"{METRICS}/ppl.json",
-        f"{METRICS}/ls.json",
+        rules.metrics_fid.output.fid,
+        rules.metrics_fid.output.kid,
+        *expand(rules.metrics_mixing.output.result, latents=config["metrics"]["mixing"]["latents"]),
+        rules.metrics_fid_curve.output.lowest,
+        rules.metrics_ppl.output.result,
+        rules.metrics_ls.output.result,
     ]
 
 
 def metric_partials(stream):
     """The shard partials of one sample stream, as the merge rules' input."""
-    return expand(f"{METRICS}/partial/{stream}-{{shard}}.npz", shard=METRIC_SHARDS)
+    return expand(rules.metrics_shard.output.partial, stream=stream, shard=METRIC_SHARDS)
 
 
-FIGURES = {  # figures.smk: output stem -> `stylegan figures` command
-    "fig2_uncurated": "uncurated",
-    "fig3_style_mixing": "style-mixing",
-    "fig4_stochastic_variation": "stochastic",
-    "fig5_noise_layers": "noise",
-    "fig8_truncation": "truncation",
-}
-
-
-def figure_files():
-    """Every figure's PNG."""
-    return expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES)
-
-
-def report_files():
-    """The report's own pages and plots."""
-    return [f"{RESULTS}/report/{name}" for name in ("datasheet.html", "training_curves.png", "snapshots.png",
-                                                     "metrics.html")]
+# figures.smk: output stem -> `stylegan figures` command
+FIGURES = {stem: command for command, stem in stylegan_figures.STEMS.items()}
 
 
 def ppl_partials(wildcards):
     """Every variant's shards when the VGG16 file is there or will be downloaded; none otherwise."""
     if not (PPL["download"] or Path(VGG16).is_file()):
         return []
-    return expand(f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz", variant=PPL_VARIANTS, shard=METRIC_SHARDS)
+    return expand(rules.metrics_ppl_shard.output.partial, variant=PPL_VARIANTS, shard=METRIC_SHARDS)
+
+
+def ls_labels():
+    """The labelled faces and their attribute file: the demo's aligned faces with the labels
+    metrics_ls_demo_labels carries over, or metrics.ls.faces and .attributes_file."""
+    if LS["labels"] == "demo":
+        return rules.align.params.images, rules.metrics_ls_demo_labels.output.attributes
+    return LS["faces"], LS["attributes_file"]
 
 
 def ls_attributes():
@@ -123,33 +120,36 @@ def ls_attributes():
         return list(stylegan_demo.ATTRIBUTES)
     if LS_MISSING:
         return []
-    return Path(LS_ATTRIBUTES_FILE).read_text().splitlines()[1].split()
+    return list(stylegan_attributes.attribute_names(LS["attributes_file"]))
 
 
 def ls_classifiers(wildcards=None):
-    return expand(f"{METRICS}/ls/classifiers/{{attribute}}.pt", attribute=ls_attributes())
+    return expand(rules.metrics_ls_classifier.output.classifier, attribute=ls_attributes())
 
 
 def ls_partials(wildcards):
     """The separability shards when there are labelled faces; none otherwise."""
-    return [] if LS_MISSING else expand(f"{METRICS}/partial/ls-{{shard}}.npz", shard=METRIC_SHARDS)
+    return [] if LS_MISSING else expand(rules.metrics_ls_shard.output.partial, shard=METRIC_SHARDS)
 
 
 def final_targets():
     """The default target's inputs: every stage's end products."""
     return [
-        f"{RESULTS}/crawl/report.json",
-        f"{RESULTS}/filter/summary.tsv",
-        f"{RESULTS}/dataset/manifest.json",
-        f"{RESULTS}/dataset/verify.json",
-        f"{RESULTS}/dataset/datasheet.md",
-        f"{RESULTS}/train/generator.pt",
-        f"{RESULTS}/train/grid.png",
-        *figure_files(),
-        *report_files(),
+        rules.crawl_report.output.report,
+        rules.filter.output.summary,
+        rules.pack.output.manifest,
+        rules.dataset_verify.output.verify,
+        rules.dataset_card.output.datasheet,
+        rules.train.output.generator,
+        rules.sample_grid.output.grid,
+        *expand(rules.figure.output.png, figure=FIGURES),
+        rules.datasheet_page.output.page,
+        rules.training_curves.output.plot,
+        rules.snapshot_sheet.output.sheet,
+        rules.metrics_table.output.table,
         *metric_result_files(),
-        f"{METRICS}/fid_curve.json",
-        f"{RESULTS}/figures/fig7_fid_curve.png",
+        rules.metrics_fid_curve.output.data,
+        rules.metrics_fid_curve.output.plot,
     ]
 
 

@@ -14,7 +14,7 @@ rule crawl_catalogue:
     input:
         crawl_source_inputs,
     output:
-        f"{RESULTS}/crawl/catalogue.jsonl",
+        catalogue=f"{RESULTS}/crawl/catalogue.jsonl",
     log:
         f"{LOGS}/crawl_catalogue.log",
     benchmark:
@@ -31,9 +31,9 @@ rule crawl_catalogue:
 
 rule crawl_download:
     input:
-        f"{RESULTS}/crawl/catalogue.jsonl",
+        rules.crawl_catalogue.output.catalogue,
     output:
-        f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
+        photos=f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl",
     log:
         f"{LOGS}/crawl_download/{{chunk}}.log",
     benchmark:
@@ -55,7 +55,7 @@ rule crawl_download:
 
 rule crawl_report:
     input:
-        expand(f"{RESULTS}/crawl/chunks/{{chunk}}.jsonl", chunk=CHUNKS),
+        expand(rules.crawl_download.output.photos, chunk=CHUNKS),
     output:
         photos=f"{RESULTS}/crawl/photos.jsonl",
         report=f"{RESULTS}/crawl/report.json",

@@ -1,10 +1,12 @@
 # The embedded demo: in-the-wild photos made offline from public-domain imagery.
 
+DEMO_SIDECAR = f"{RESOURCES}/demo/photos/licenses.json"  # the photos' licences; the library puts their labels beside it
+
 
 rule demo_photos:
     output:
-        sidecar=f"{RESOURCES}/demo/photos/licenses.json",
-        attributes=f"{RESOURCES}/demo/photos/attributes.txt",
+        sidecar=DEMO_SIDECAR,
+        attributes=str(stylegan_demo.attributes_file(DEMO_SIDECAR)),
     log:
         f"{LOGS}/demo_photos.log",
     conda:

@@ -4,10 +4,10 @@
 
 rule figure:
     input:
-        f"{RESULTS}/train/generator.pt",
+        rules.train.output.generator,
     output:
-        report(f"{RESULTS}/figures/{{figure}}.png", caption="../report/figure.rst", category="Figures",
-               subcategory="{figure}"),
+        png=report(f"{RESULTS}/figures/{{figure}}.png", caption="../report/figure.rst", category="Figures",
+                   subcategory="{figure}"),
     log:
         f"{LOGS}/figure/{{figure}}.log",
     wildcard_constraints:

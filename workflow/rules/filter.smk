@@ -3,7 +3,7 @@
 
 rule filter:
     input:
-        faces=expand(f"{RESULTS}/align/chunks/{{chunk}}.jsonl", chunk=CHUNKS),
+        faces=expand(rules.align.output.faces, chunk=CHUNKS),
         lists=filter_list_inputs,
     output:
         kept=f"{RESULTS}/filter/kept.jsonl",

@@ -6,16 +6,16 @@
 # keeps one result per training snapshot under metrics/curve, so reruns resume.
 
 wildcard_constraints:
-    stream=r"fid|mix[234]",
-    latents=r"[234]",
+    stream="|".join(["fid", *map(mixing_stream, MIXING_LATENTS)]),
+    latents="|".join(map(str, MIXING_LATENTS)),
     shard=r"\d{3}",
 
 
 rule metrics_reals:
     input:
-        f"{RESULTS}/dataset/manifest.json",
+        rules.pack.output.manifest,
     output:
-        f"{METRICS}/reals.json",
+        reals=f"{METRICS}/reals.json",
     log:
         f"{LOGS}/metrics_reals.log",
     benchmark:
@@ -37,9 +37,9 @@ rule metrics_reals:
 
 rule metrics_shard:
     input:
-        f"{RESULTS}/train/generator.pt",
+        rules.train.output.generator,
     output:
-        f"{METRICS}/partial/{{stream}}-{{shard}}.npz",
+        partial=f"{METRICS}/partial/{{stream}}-{{shard}}.npz",
     log:
         f"{LOGS}/metrics_shard/{{stream}}-{{shard}}.log",
     benchmark:
@@ -60,8 +60,8 @@ rule metrics_shard:
 
 rule metrics_fid:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
-        reals=f"{METRICS}/reals.json",
+        generator=rules.train.output.generator,
+        reals=rules.metrics_reals.output.reals,
         partials=metric_partials("fid"),
     output:
         fid=f"{METRICS}/fid.json",
@@ -82,11 +82,11 @@ rule metrics_fid:
 
 rule metrics_mixing:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
-        reals=f"{METRICS}/reals.json",
-        partials=lambda wc: metric_partials(f"mix{wc.latents}"),
+        generator=rules.train.output.generator,
+        reals=rules.metrics_reals.output.reals,
+        partials=lambda wc: metric_partials(mixing_stream(int(wc.latents))),
     output:
-        f"{METRICS}/fid_mix{{latents}}.json",
+        result=f"{METRICS}/fid_mix{{latents}}.json",
     log:
         f"{LOGS}/metrics_mixing/{{latents}}.log",
     conda:
@@ -103,8 +103,8 @@ rule metrics_mixing:
 
 rule metrics_fid_curve:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
-        reals=f"{METRICS}/reals.json",
+        generator=rules.train.output.generator,
+        reals=rules.metrics_reals.output.reals,
     output:
         data=f"{METRICS}/fid_curve.json",
         lowest=f"{METRICS}/fid_lowest.json",
@@ -121,7 +121,7 @@ rule metrics_fid_curve:
         "../../envs/torch.yaml"
     params:
         settings=lambda wc: settings("metrics"),
-        run=f"{RESULTS}/train/run",
+        run=rules.train.params.run,
         folder=f"{METRICS}/curve",
     resources:
         **METRIC_RESOURCES,

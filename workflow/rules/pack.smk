@@ -5,9 +5,9 @@
 
 rule pack:
     input:
-        f"{RESULTS}/filter/kept.jsonl",
+        rules.filter.output.kept,
     output:
-        f"{RESULTS}/dataset/manifest.json",
+        manifest=f"{RESULTS}/dataset/manifest.json",
     log:
         f"{LOGS}/pack.log",
     benchmark:
@@ -29,9 +29,9 @@ rule pack:
 
 rule dataset_verify:
     input:
-        f"{RESULTS}/dataset/manifest.json",
+        rules.pack.output.manifest,
     output:
-        f"{RESULTS}/dataset/verify.json",
+        verify=f"{RESULTS}/dataset/verify.json",
     log:
         f"{LOGS}/dataset_verify.log",
     benchmark:
@@ -49,10 +49,10 @@ rule dataset_verify:
 
 rule dataset_card:
     input:
-        manifest=f"{RESULTS}/dataset/manifest.json",
-        rejected=f"{RESULTS}/filter/rejected.jsonl",
+        manifest=rules.pack.output.manifest,
+        rejected=rules.filter.output.rejected,
     output:
-        f"{RESULTS}/dataset/datasheet.md",
+        datasheet=f"{RESULTS}/dataset/datasheet.md",
     log:
         f"{LOGS}/dataset_card.log",
     conda:

@@ -26,10 +26,10 @@ rule metrics_vgg16:
 
 rule metrics_ppl_shard:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
+        generator=rules.train.output.generator,
         vgg16=VGG16,
     output:
-        f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz",
+        partial=f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz",
     log:
         f"{LOGS}/metrics_ppl_shard/{{variant}}-{{shard}}.log",
     benchmark:
@@ -51,10 +51,10 @@ rule metrics_ppl_shard:
 
 rule metrics_ppl:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
+        generator=rules.train.output.generator,
         partials=ppl_partials,
     output:
-        f"{METRICS}/ppl.json",
+        result=f"{METRICS}/ppl.json",
     log:
         f"{LOGS}/metrics_ppl.log",
     conda:
@@ -72,16 +72,16 @@ rule metrics_ppl:
 
 rule metrics_ls_demo_labels:
     input:
-        photos=f"{RESOURCES}/demo/photos/attributes.txt",
-        faces=expand(f"{RESULTS}/align/chunks/{{chunk}}.jsonl", chunk=CHUNKS),
+        photos=rules.demo_photos.output.attributes,
+        faces=expand(rules.align.output.faces, chunk=CHUNKS),
     output:
-        f"{METRICS}/ls/demo_attributes.txt",
+        attributes=f"{METRICS}/ls/demo_attributes.txt",
     log:
         f"{LOGS}/metrics_ls_demo_labels.log",
     conda:
         "../../envs/data.yaml"
     params:
-        images=LS_FACES,
+        images=rules.align.params.images,
     localrule: True
     message:
         "Carrying the demo photos' attribute labels to their aligned faces"
@@ -92,10 +92,10 @@ rule metrics_ls_demo_labels:
 
 rule metrics_ls_classifier:
     input:
-        attributes=LS_ATTRIBUTES_FILE or [],
+        attributes=ls_labels()[1] or [],
         mapping=LS["mapping_file"] or [],
     output:
-        f"{METRICS}/ls/classifiers/{{attribute}}.pt",
+        classifier=f"{METRICS}/ls/classifiers/{{attribute}}.pt",
     log:
         f"{LOGS}/metrics_ls_classifier/{{attribute}}.log",
     benchmark:
@@ -104,7 +104,7 @@ rule metrics_ls_classifier:
         "../../envs/torch.yaml"
     params:
         settings=lambda wc: settings("metrics"),
-        faces=LS_FACES,
+        faces=ls_labels()[0],
         mapping=f"--mapping-file {LS['mapping_file']}" if LS["mapping_file"] else "",
         seed=config["seed"],
         workers=config["metrics"]["workers"],
@@ -121,10 +121,10 @@ rule metrics_ls_classifier:
 
 rule metrics_ls_shard:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
+        generator=rules.train.output.generator,
         classifiers=ls_classifiers,
     output:
-        f"{METRICS}/partial/ls-{{shard}}.npz",
+        partial=f"{METRICS}/partial/ls-{{shard}}.npz",
     log:
         f"{LOGS}/metrics_ls_shard/{{shard}}.log",
     benchmark:
@@ -146,10 +146,10 @@ rule metrics_ls_shard:
 
 rule metrics_ls:
     input:
-        generator=f"{RESULTS}/train/generator.pt",
+        generator=rules.train.output.generator,
         partials=ls_partials,
     output:
-        f"{METRICS}/ls.json",
+        result=f"{METRICS}/ls.json",
     log:
         f"{LOGS}/metrics_ls.log",
     benchmark:

@@ -6,10 +6,10 @@
 
 rule datasheet_page:
     input:
-        f"{RESULTS}/dataset/datasheet.md",
+        rules.dataset_card.output.datasheet,
     output:
-        report(f"{RESULTS}/report/datasheet.html", caption="../report/datasheet.rst", category="Dataset",
-               subcategory="Datasheet"),
+        page=report(f"{RESULTS}/report/datasheet.html", caption="../report/datasheet.rst", category="Dataset",
+                    subcategory="Datasheet"),
     log:
         f"{LOGS}/datasheet_page.log",
     conda:
@@ -25,16 +25,16 @@ rule datasheet_page:
 # these two read it once the trained generator exists.
 rule training_curves:
     input:
-        f"{RESULTS}/train/generator.pt",
+        rules.train.output.generator,
     output:
-        report(f"{RESULTS}/report/training_curves.png", caption="../report/training_curves.rst",
-               category="Training", subcategory="Curves"),
+        plot=report(f"{RESULTS}/report/training_curves.png", caption="../report/training_curves.rst",
+                    category="Training", subcategory="Curves"),
     log:
         f"{LOGS}/training_curves.log",
     conda:
         "../../envs/torch.yaml"
     params:
-        log=f"{RESULTS}/train/run/log.jsonl",
+        log=f"{rules.train.params.run}/{LOG_FILE}",
     localrule: True
     message:
         "Plotting the training curves"
@@ -44,16 +44,16 @@ rule training_curves:
 
 rule snapshot_sheet:
     input:
-        f"{RESULTS}/train/generator.pt",
+        rules.train.output.generator,
     output:
-        report(f"{RESULTS}/report/snapshots.png", caption="../report/snapshots.rst", category="Training",
-               subcategory="Snapshots"),
+        sheet=report(f"{RESULTS}/report/snapshots.png", caption="../report/snapshots.rst", category="Training",
+                     subcategory="Snapshots"),
     log:
         f"{LOGS}/snapshot_sheet.log",
     conda:
         "../../envs/torch.yaml"
     params:
-        run=f"{RESULTS}/train/run",
+        run=rules.train.params.run,
         settings=lambda wc: settings("metrics.report"),
     localrule: True
     message:
@@ -67,8 +67,8 @@ rule metrics_table:
     input:
         metric_result_files(),
     output:
-        report(f"{RESULTS}/report/metrics.html", caption="../report/metrics.rst", category="Metrics",
-               subcategory="Table"),
+        table=report(f"{RESULTS}/report/metrics.html", caption="../report/metrics.rst", category="Metrics",
+                     subcategory="Table"),
     log:
         f"{LOGS}/metrics_table.log",
     conda:

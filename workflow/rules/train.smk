@@ -13,9 +13,10 @@
 
 rule train:
     input:
-        ancient(f"{RESULTS}/dataset/manifest.json"),
+        # a copy: ancient() flags the file it gets, and rules.pack.output's are shared by every rule that names them
+        ancient(str(rules.pack.output.manifest)),
     output:
-        protected(f"{RESULTS}/train/generator.pt"),
+        generator=protected(f"{RESULTS}/train/generator.pt"),
     log:
         f"{LOGS}/train.log",
     benchmark:
@@ -38,10 +39,10 @@ rule train:
 
 rule sample_grid:
     input:
-        f"{RESULTS}/train/generator.pt",
+        rules.train.output.generator,
     output:
-        report(f"{RESULTS}/train/grid.png", caption="../report/sample_grid.rst", category="Training",
-               subcategory="Samples"),
+        grid=report(f"{RESULTS}/train/grid.png", caption="../report/sample_grid.rst", category="Training",
+                    subcategory="Samples"),
     log:
         f"{LOGS}/sample_grid.log",
     conda:
