@@ -29,12 +29,20 @@ def test_preset_passes_the_schema_and_mirrors_the_demo_config() -> None:
 def test_the_minimal_preset_merged_over_the_demo_gives_the_full_preset() -> None:
     """configs/ffhq.yaml lists only the FFHQ run's changes; merged as Snakemake merges, it is the old full preset.
 
-    One key differs: a merge cannot empty a mapping, so `train.schedule.minibatch_dict` keeps
-    the demo's entries where the full preset had `{}`; `minibatch_preset: 8` leaves it unused,
-    so the minibatch of every level is the same.
+    Snakemake merged the old full preset over config.yaml too, so the run is the one it
+    always was. The file itself differed in one key: its `train.schedule.minibatch_dict: {}`
+    never emptied the demo's mapping (a merge cannot), and `minibatch_preset: 8` leaves it
+    unused, so every level's minibatch is the same.
     """
     from snakemake.utils import update_config
 
+    def snakemake_merge(preset: str) -> dict:
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        update_config(config, yaml.safe_load((REPO / preset).read_text()))
+        configcheck.apply(config)
+        return config
+
+    assert snakemake_merge("configs/ffhq.yaml") == PRESET == snakemake_merge("tests/data/ffhq_full_preset.yaml")
     full = yaml.safe_load((REPO / "tests/data/ffhq_full_preset.yaml").read_text())
     configcheck.apply(full)
     merged = copy.deepcopy(PRESET)
@@ -43,10 +51,6 @@ def test_the_minimal_preset_merged_over_the_demo_gives_the_full_preset() -> None
     assert merged["train"]["schedule"].pop("minibatch_dict") == {8: 32, 16: 16, 32: 16}
     assert full["train"]["schedule"].pop("minibatch_dict") == {}
     assert merged == full
-    snakemake = yaml.safe_load((REPO / "config.yaml").read_text())  # Snakemake's own merge agrees with ours
-    update_config(snakemake, yaml.safe_load((REPO / "configs/ffhq.yaml").read_text()))
-    configcheck.apply(snakemake)
-    assert snakemake == PRESET
 
 
 def test_preset_trains_config_f_at_1024() -> None:

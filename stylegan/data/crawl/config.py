@@ -29,8 +29,8 @@ class FlickrSettings:
     window_cap: int = setting(3000, "bisect the upload-date window until its total is below this; Flickr returns "
                                     "at most 4,000 per query", ge=1, le=4000)
     max_photos: int | None = setting(None, "stop listing after this many photos; null: all", ge=1)
-    calls_per_hour: float = setting(3000.0, "API calls per hour (Flickr Developer Guide: under 3,600 per key)",
-                                    gt=0, le=3600)
+    calls_per_hour: float = setting(3000.0, "API calls per hour (Flickr Developer Guide: under 3,600 per key; "
+                                            "a faster mirror or test server may allow more)", gt=0)
     retries: int = setting(6, "extra attempts after 429, 5xx, timeouts, broken connections, invalid JSON, code 105",
                            ge=0)
     backoff_s: float = setting(1.0, "first retry delay, doubled each attempt, jittered; Retry-After wins when longer",
