@@ -48,7 +48,7 @@ def _section(cls: type, base: Any) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     node: dict[str, Any] = {"type": "object", "additionalProperties": False}
-    required = [f.name for f in fields if base is None and settings.default(f) is dataclasses.MISSING]
+    required = [f.name for f in fields if base is None and settings.field_default(f) is dataclasses.MISSING]
     if required:
         node["required"] = required
     node["properties"] = {f.name: _property(f, hints[f.name], base) for f in fields}
@@ -56,17 +56,17 @@ def _section(cls: type, base: Any) -> dict[str, Any]:
 
 
 def _property(field: dataclasses.Field, hint: Any, base: Any) -> dict[str, Any]:
-    value = getattr(base, field.name) if base is not None else settings.default(field)
+    value = getattr(base, field.name) if base is not None else settings.field_default(field)
     if dataclasses.is_dataclass(hint):
         node = _section(hint, None if value is dataclasses.MISSING else value)
         if value is not dataclasses.MISSING:
             node["default"] = {}
     else:
         node = _type(hint)
-        _add_bounds(node, settings.bounds(field), hint)
+        _add_bounds(node, settings.field_bounds(field), hint)
         if value is not dataclasses.MISSING:
             node["default"] = plain(value)
-    return {"description": settings.doc(field), **node} if settings.doc(field) else node
+    return {"description": settings.field_doc(field), **node} if settings.field_doc(field) else node
 
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
@@ -122,7 +122,7 @@ def table_text(values: dict[str, Any]) -> str:
     rows = ["| key | demo value | default | meaning |", "|---|---|---|---|"]
     for key, field, value, default in _leaves(WorkflowConfig, values, None, ""):
         rows.append(f"| `{key}` | `{_cell(value)}` | {_default_cell(default)} | "
-                    f"{settings.doc(field).replace('|', chr(92) + '|')} |")
+                    f"{settings.field_doc(field).replace('|', chr(92) + '|')} |")
     return "\n".join(rows)
 
 
@@ -131,7 +131,7 @@ def _leaves(cls: type, values: dict[str, Any], base: Any, where: str):
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         key = f"{where}.{field.name}" if where else field.name
-        default = getattr(base, field.name) if base is not None else settings.default(field)
+        default = getattr(base, field.name) if base is not None else settings.field_default(field)
         if dataclasses.is_dataclass(hints[field.name]):
             section = None if default is dataclasses.MISSING else default
             yield from _leaves(hints[field.name], values.get(field.name, {}), section, key)

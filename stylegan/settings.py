@@ -52,17 +52,17 @@ def setting(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Calla
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def doc(field: dataclasses.Field) -> str:
+def field_doc(field: dataclasses.Field) -> str:
     """A field's description."""
     return field.metadata.get("doc", "")
 
 
-def bounds(field: dataclasses.Field) -> Bounds:
+def field_bounds(field: dataclasses.Field) -> Bounds:
     """A field's bounds (none for a plain dataclass field)."""
     return field.metadata.get("bounds", Bounds())
 
 
-def default(field: dataclasses.Field) -> Any:
+def field_default(field: dataclasses.Field) -> Any:
     """A field's default value; MISSING when the key is required."""
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
@@ -136,7 +136,7 @@ def _build(cls: type[T], data: Any, where: str, base: T | None) -> T:
             if base is not None:
                 values[name] = getattr(base, name)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                problems.append(Problem(key, "missing", doc=doc(f)))
+                problems.append(Problem(key, "missing", doc=field_doc(f)))
             continue
         try:
             values[name] = _field(f, hints[name], data[name], key)
@@ -153,13 +153,13 @@ def _build(cls: type[T], data: Any, where: str, base: T | None) -> T:
 def _field(f: dataclasses.Field, hint: Any, value: Any, key: str) -> Any:
     """One key's value, coerced to its type and checked against its bounds."""
     if dataclasses.is_dataclass(hint):
-        section_default = default(f)
+        section_default = field_default(f)
         return _build(hint, value, key, None if section_default is dataclasses.MISSING else section_default)
     try:
         value = _coerce(hint, value, key)
     except SettingsError as err:
-        raise SettingsError([dataclasses.replace(p, doc=p.doc or doc(f)) for p in err.problems]) from None
-    problems = _check(bounds(f), value, key, doc(f))
+        raise SettingsError([dataclasses.replace(p, doc=p.doc or field_doc(f)) for p in err.problems]) from None
+    problems = _check(field_bounds(f), value, key, field_doc(f))
     if problems:
         raise SettingsError(problems)
     return value
@@ -191,11 +191,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 return _coerce(option, value, key)
             except SettingsError:
                 continue
-        raise _bad(key, value, describe(hint))
+        raise _bad(key, value, _allowed(hint))
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:
             return value
-        raise SettingsError([Problem(key, "value", value, describe(hint))])
+        raise SettingsError([Problem(key, "value", value, _allowed(hint))])
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise _bad(key, value, "a list")
@@ -212,7 +212,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return value
     if _is(hint, value):
         return float(value) if hint is float else value
-    raise _bad(key, value, describe(hint))
+    raise _bad(key, value, _allowed(hint))
 
 
 def _is(hint: Any, value: Any) -> bool:
@@ -228,11 +228,11 @@ def _is(hint: Any, value: Any) -> bool:
     raise TypeError(f"unsupported setting type {hint}")
 
 
-def describe(hint: Any) -> str:
+def _allowed(hint: Any) -> str:
     """A type as the values it allows, for a person."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(describe(a) for a in typing.get_args(hint))
+        return " or ".join(_allowed(a) for a in typing.get_args(hint))
     if origin is Literal:
         return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(hint))
     if origin in (list, tuple) or hint in (list, tuple):

@@ -56,7 +56,7 @@ def test_the_commands_write_both_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key, field", list(_leaf_fields(configcheck.WorkflowConfig)), ids=lambda v: str(v)[:60])
 def test_every_key_says_what_it_means(key: str, field: dataclasses.Field) -> None:
-    assert settings.doc(field), f"{key}: no description"
+    assert settings.field_doc(field), f"{key}: no description"
 
 
 @pytest.mark.parametrize("files", [["config.yaml"], ["config.yaml", "configs/ffhq.yaml"]], ids=["demo", "ffhq"])
