@@ -2,7 +2,7 @@
 
 Each workflow rule calls one sub-command; each sub-command is a thin call into
 the library. Stage settings arrive as one JSON object (`--settings`), the rule's
-section of `config.yaml`, so the library sees exactly what the schema validated.
+section of `config.yaml`, so the library sees exactly what the workflow validated.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics,
-                _add_figures, _add_report):
+                _add_figures, _add_report, _add_config):
         add(groups)
     return parser
 
@@ -415,6 +415,36 @@ def _report_datasheet(args: argparse.Namespace) -> None:
     from stylegan import report
 
     report.datasheet_html(Path(args.datasheet), Path(args.out))
+
+
+# --- config (the schema file and README's table, from the settings) -------------
+
+
+def _add_config(groups: argparse._SubParsersAction) -> None:
+    """`config schema|table`: write the config's JSON schema and README's config table from the settings."""
+    config = groups.add_parser("config", help="write the config schema and README's config table"
+                               ).add_subparsers(dest="command", required=True)
+    schema = _command(config, "schema", _config_schema, "write the config's JSON schema from the settings")
+    schema.add_argument("--out", default="workflow/schemas/config.schema.yaml", help="schema file to write")
+    table = _command(config, "table", _config_table, "rewrite README's config table from the settings")
+    table.add_argument("--readme", default="README.md", help="the README holding the table's markers")
+    table.add_argument("--config", default="config.yaml", help="the config whose values the table shows")
+
+
+def _config_schema(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import configdoc
+
+    configdoc.write_schema(Path(args.out))
+
+
+def _config_table(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import configdoc
+
+    configdoc.write_table(Path(args.readme), Path(args.config))
 
 
 # --- metrics (FID, KID, the FID curve, PPL, LS) ---------------------------------

@@ -1,117 +1,132 @@
-"""Check the workflow config against its JSON schema, once, before any job runs.
+"""Check the whole workflow config through the settings dataclasses, once, before any job runs.
 
-Snakemake's own `validate` reports a raw jsonschema dump ("On instance['crawl']...");
-users need one line per problem that names the dotted key, the value given and
-what is allowed, so a typo is fixed in one edit. Defaults from the schema are
-filled in first, so rules and the library always see every key.
+The dataclasses are the one statement of every key (stylegan/settings.py `setting`);
+this module roots them in `WorkflowConfig`, loads the config through the same loader
+the library uses, and reports every problem as one line that names the dotted key,
+the value given and what is allowed, so a typo is fixed in one edit. Defaults are
+filled into the config, so rules and the library always see every key.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
+import dataclasses
 import json
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from stylegan import settings
+from stylegan.data.align import AlignSettings
+from stylegan.data.crawl.config import CrawlSettings
+from stylegan.data.demo import DemoSettings
+from stylegan.data.filter import FilterSettings
+from stylegan.data.pack import PackSettings
 from stylegan.errors import StageError
+from stylegan.metrics.config import MetricsSettings
+from stylegan.settings import Problem, SettingsError, setting
+from stylegan.train.config import TrainSettings
 
-# What a failed keyword requires, phrased for a person; the value is the schema's.
-_RULES = {
-    "minimum": "a number >= {}",
-    "maximum": "a number <= {}",
-    "exclusiveMinimum": "a number > {}",
-    "exclusiveMaximum": "a number < {}",
-    "minItems": "a list of at least {} item(s)",
-    "maxItems": "a list of at most {} item(s)",
-    "minLength": "a text of at least {} character(s)",
-    "pattern": "a text matching {!r}",
-}
-_TYPES = {"integer": "an integer", "number": "a number", "string": "a text", "boolean": "true or false",
-          "array": "a list", "object": "a mapping", "null": "null"}
+
+@dataclass(frozen=True)
+class PathSettings:
+    """The `paths` config section: where the workflow reads and writes."""
+
+    results: str = setting("results", "where computed results go")
+    resources: str = setting("resources", "downloaded and generated inputs")
+    logs: str = setting("logs", "one log file per rule and wildcard")
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """The workflow's config. Every section is closed, so a misspelt key fails before any job runs, with the key named."""
+
+    paths: PathSettings = setting(doc="where the workflow reads and writes")
+    seed: int = setting(doc="base seed for every random choice in the workflow", ge=0)
+    demo: DemoSettings = setting(doc="the embedded demo's synthetic photos")
+    crawl: CrawlSettings = setting(doc="where photos come from and how they are fetched")
+    align: AlignSettings = setting(doc="face detection, landmarks and FFHQ's alignment")
+    filter: FilterSettings = setting(doc="the quality filters and the exclusion and opt-out lists")
+    pack: PackSettings = setting(doc="the multi-resolution HDF5 shards")
+    train: TrainSettings = setting(doc="StyleGAN and its training")
+    metrics: MetricsSettings = setting(factory=MetricsSettings, doc="evaluation of the trained generator "
+                                       "(stylegan/metrics)")
 
 
 class ConfigError(StageError):
-    """The config breaks the schema; the message lists every offending key."""
+    """The config breaks the settings' rules; the message lists every offending key."""
 
 
-def load_schema(path: str | Path) -> dict[str, Any]:
-    """Read the YAML (or JSON) schema file."""
-    return yaml.safe_load(Path(path).read_text())
+def apply(config: MutableMapping[str, Any]) -> WorkflowConfig:
+    """Fill every missing key's default into `config` in place and return it typed; ConfigError if it is invalid."""
+    try:
+        typed = settings.load(WorkflowConfig, config)
+    except SettingsError as err:
+        raise ConfigError("invalid config (see config.yaml and README's config table):\n  "
+                          + "\n  ".join(describe(p) for p in err.problems)) from None
+    _fill(config, typed)
+    return typed
 
 
-def apply(config: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
-    """Fill the schema's defaults into `config` in place, then raise ConfigError if it is invalid."""
-    fill_defaults(config, schema)
-    problems = [describe(error) for error in _errors(config, schema)]
-    if problems:
-        raise ConfigError("invalid config (see config.yaml and workflow/schemas/config.schema.yaml):\n  "
-                          + "\n  ".join(problems))
+def load_files(*paths: str | Path) -> dict[str, Any]:
+    """The config Snakemake runs with `configfile: config.yaml` and `--configfile` files, checked and filled.
+
+    Each file is merged over the ones before it, mapping by mapping, as Snakemake's
+    `snakemake.utils.update_config` does: a key a file lacks keeps its earlier value.
+    """
+    config: dict[str, Any] = {}
+    for path in paths:
+        _merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    apply(config)
+    return config
 
 
-def fill_defaults(instance: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
-    """Add each missing key that has a `default`, recursing into mappings that are present."""
-    for key, sub in schema.get("properties", {}).items():
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if isinstance(instance.get(key), MutableMapping):
-            fill_defaults(instance[key], sub)
+def _merge(config: MutableMapping[str, Any], over: Mapping[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), MutableMapping):
+            _merge(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
 
 
-def _errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Iterable[jsonschema.ValidationError]:
-    """Every violation, sorted by key so related problems read together."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    return sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+def _fill(config: MutableMapping[str, Any], typed: Any) -> None:
+    """Add each key `config` lacks with its value in `typed`, recursing into sections that are present."""
+    for field in dataclasses.fields(typed):
+        value = getattr(typed, field.name)
+        if field.name not in config:
+            config[field.name] = plain(value)
+        elif dataclasses.is_dataclass(value) and isinstance(config[field.name], MutableMapping):
+            _fill(config[field.name], value)
 
 
-def describe(error: jsonschema.ValidationError) -> str:
-    """One line: the dotted key, the value given, and what the schema allows there."""
-    where = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties" and error.validator_value is False:
-        return _unknown_keys(where, error.instance, error.schema)
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
-        return "; ".join(f"config key {_join(where, k)} is missing" for k in missing)
-    allowed = _allowed(error)
-    text = f"config key {where or '(top level)'} = {json.dumps(error.instance)}: must be {allowed}"
-    description = error.schema.get("description")
-    if description:
-        text += f" ({' '.join(description.split())})"
-    if error.validator == "type" and isinstance(error.instance, str):
+def plain(value: Any) -> Any:
+    """A settings value as YAML would hold it: mappings and lists, integer keys kept."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def describe(problem: Problem) -> str:
+    """One line: the dotted key, the value given, and what is allowed there."""
+    key = problem.key or "(top level)"
+    if problem.kind == "unknown":
+        section = problem.key.rpartition(".")[0]
+        hint = f" (did you mean {problem.near}?)" if problem.near else ""
+        return f"config key {key} is not allowed{hint}; {section or 'the top level'} takes: {problem.expected}"
+    if problem.kind == "missing":
+        return f"config key {key} is missing"
+    if problem.kind == "check":
+        return problem.expected
+    text = f"config key {key} = {json.dumps(plain(problem.value))}: must be {problem.expected}"
+    if problem.doc:
+        text += f" ({problem.doc})"
+    if problem.kind == "type" and isinstance(problem.value, str):
         text += "; note: snakemake --config passes values nested in a mapping as text, use --configfile for them"
     return text
-
-
-def _unknown_keys(where: str, instance: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
-    """Name each unknown key, the nearest known spelling, and the keys the section takes."""
-    known = sorted(schema.get("properties", {}))
-    lines = []
-    for key in sorted(set(instance) - set(known)):
-        guess = difflib.get_close_matches(str(key), known, n=1)
-        hint = f" (did you mean {_join(where, guess[0])}?)" if guess else ""
-        lines.append(f"config key {_join(where, key)} is not allowed{hint}; "
-                     f"{where or 'the top level'} takes: {', '.join(known)}")
-    return "; ".join(lines)
-
-
-def _allowed(error: jsonschema.ValidationError) -> str:
-    """The failed keyword as a requirement a person can read."""
-    value = error.validator_value
-    if error.validator == "enum":
-        return "one of " + ", ".join(json.dumps(v) for v in value)
-    if error.validator == "type":
-        names = [value] if isinstance(value, str) else value
-        return " or ".join(_TYPES.get(n, n) for n in names)
-    if error.validator == "uniqueItems":
-        return "a list without repeated items"
-    if error.validator in _RULES:
-        return _RULES[error.validator].format(value)
-    return f"valid: {error.message}"
-
-
-def _join(where: str, key: object) -> str:
-    return f"{where}.{key}" if where else str(key)

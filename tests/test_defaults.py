@@ -1,69 +1,89 @@
-"""One default per key: the settings dataclasses are the source, the schema must agree.
+"""One source per config key: the schema file and README's table are written from the settings.
 
-A config key's default lives in its stage's settings dataclass; the schema states
-the same default (so the workflow and a call from Python behave alike) and
-describes it. This test walks both trees and fails on any key that one side has
-and the other lacks, and on any default that differs.
+Each key's default, description and bounds live in its settings dataclass; the
+committed `workflow/schemas/config.schema.yaml` and README's config table are what
+`stylegan config schema` and `stylegan config table` write from them, and the
+workflow's check fills the same defaults the library uses.
 """
 
+import copy
 import dataclasses
 import typing
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
-from stylegan.data.align import AlignSettings
-from stylegan.data.crawl.config import CrawlSettings
-from stylegan.data.demo import DemoSettings
-from stylegan.data.filter import FilterSettings
-from stylegan.data.pack import PackSettings
-from stylegan.metrics.config import MetricsSettings
-from stylegan.train.config import TrainSettings
+from stylegan import configcheck, configdoc, settings
+from stylegan.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-SECTIONS = {"demo": DemoSettings, "crawl": CrawlSettings, "align": AlignSettings, "filter": FilterSettings,
-            "pack": PackSettings, "train": TrainSettings, "metrics": MetricsSettings}
-MISSING = object()
+DEMO = yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def _plain(value):
-    """Dataclass defaults in the schema's JSON terms: tuples as lists, dict keys as YAML reads them."""
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _pairs(cls, schema: dict, where: str):
-    """(dotted key, dataclass default, schema default) for every leaf of a section."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    props = schema.get("properties", {})
-    assert set(fields) == set(props), f"{where}: dataclass keys {sorted(fields)} vs schema keys {sorted(props)}"
+def _leaf_fields(cls: type, where: str = ""):
     hints = typing.get_type_hints(cls)
-    for name, f in fields.items():
-        key = f"{where}.{name}"
-        if dataclasses.is_dataclass(hints[name]):
-            yield from _pairs(hints[name], props[name], key)
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = MISSING
-        yield key, _plain(default), props[name].get("default", MISSING)
+    for f in dataclasses.fields(cls):
+        key = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _leaf_fields(hints[f.name], key)
+        yield key, f
 
 
-PAIRS = [pair for section, cls in SECTIONS.items() for pair in _pairs(cls, SCHEMA["properties"][section], section)]
+def test_the_committed_schema_is_the_written_one() -> None:
+    committed = (ROOT / "workflow/schemas/config.schema.yaml").read_text()
+    assert committed == configdoc.schema_text(), "stale schema: run `stylegan config schema`"
 
 
-def test_every_section_has_its_dataclass() -> None:
-    assert set(SCHEMA["properties"]) - set(SECTIONS) == {"paths", "seed"}
+def test_the_readme_table_is_the_written_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    begin, end = readme.index(configdoc.TABLE_BEGIN), readme.index(configdoc.TABLE_END)
+    committed = readme[begin + len(configdoc.TABLE_BEGIN):end].strip()
+    assert committed == configdoc.table_text(DEMO), "stale README config table: run `stylegan config table`"
 
 
-@pytest.mark.parametrize(("key", "dataclass_default", "schema_default"), PAIRS, ids=[p[0] for p in PAIRS])
-def test_schema_default_equals_the_dataclass_default(key, dataclass_default, schema_default) -> None:
-    assert schema_default == dataclass_default, f"{key}: schema says {schema_default!r}, dataclass {dataclass_default!r}"
+def test_the_commands_write_both_files(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{configdoc.TABLE_BEGIN}\n| `stale.key` | `1` |\n{configdoc.TABLE_END}\nafter\n")
+    assert main(["config", "schema", "--out", str(tmp_path / "s.yaml")]) == 0
+    assert main(["config", "table", "--readme", str(readme), "--config", str(ROOT / "config.yaml")]) == 0
+    assert (tmp_path / "s.yaml").read_text() == configdoc.schema_text()
+    text = readme.read_text()
+    assert "stale.key" not in text and text.endswith(f"{configdoc.TABLE_END}\nafter\n")
+    assert "| `train.network.resolution` | `32` | `1024` | final resolution R" in text
+
+
+@pytest.mark.parametrize("key, field", list(_leaf_fields(configcheck.WorkflowConfig)), ids=lambda v: str(v)[:60])
+def test_every_key_says_what_it_means(key: str, field: dataclasses.Field) -> None:
+    assert settings.field_doc(field), f"{key}: no description"
+
+
+@pytest.mark.parametrize("files", [["config.yaml"], ["config.yaml", "configs/ffhq.yaml"]], ids=["demo", "ffhq"])
+def test_the_written_schema_accepts_both_configs(files: list[str]) -> None:
+    schema = yaml.safe_load(configdoc.schema_text())
+    config = configcheck.load_files(*(ROOT / f for f in files))
+    jsonschema.validators.validator_for(schema)(schema).validate(config)
+
+
+def test_the_written_schema_states_the_bounds_the_check_applies() -> None:
+    schema = yaml.safe_load(configdoc.schema_text())
+    demo = schema["properties"]["demo"]["properties"]
+    assert (demo["min_side"]["minimum"], demo["min_side"]["maximum"]) == (256, 4096)
+    network = schema["properties"]["train"]["properties"]["network"]["properties"]
+    assert network["resolution"]["enum"] == [8, 16, 32, 64, 128, 256, 512, 1024]
+    config = copy.deepcopy(DEMO)
+    config["demo"]["min_side"] = 255
+    with pytest.raises(configcheck.ConfigError, match=r"demo\.min_side = 255: must be a number >= 256"):
+        configcheck.apply(config)
+
+
+def test_filled_defaults_are_the_dataclass_defaults() -> None:
+    """A section the config leaves out gets the section default the library would use, key by key."""
+    config = copy.deepcopy(DEMO)
+    del config["metrics"]
+    del config["train"]["resources"]["mem_mb"]
+    typed = configcheck.apply(config)
+    assert config["metrics"] == configcheck.plain(typed.metrics) == configcheck.plain(type(typed.metrics)())
+    assert config["metrics"]["resources"]["mem_mb"] == 16000 and config["train"]["resources"]["mem_mb"] == 8000
+    assert config["metrics"]["mixing"]["latents"] == [2, 3, 4]  # lists, as YAML holds them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,43 @@ from stylegan.train.config import TrainSettings
 from stylegan.model.networks import Discriminator, Generator
 from workflow_copy import REPO, copy_workflow, snakemake
 
-PRESET = yaml.safe_load((REPO / "configs/ffhq.yaml").read_text())
+# What Snakemake runs with `--configfile configs/ffhq.yaml`: the preset merged over config.yaml.
+PRESET = configcheck.load_files(REPO / "config.yaml", REPO / "configs/ffhq.yaml")
 
 
 def test_preset_passes_the_schema_and_mirrors_the_demo_config() -> None:
-    config = yaml.safe_load((REPO / "configs/ffhq.yaml").read_text())
-    configcheck.apply(config, configcheck.load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+    config = configcheck.load_files(REPO / "config.yaml", REPO / "configs/ffhq.yaml")
+    configcheck.apply(config)
     demo = yaml.safe_load((REPO / "config.yaml").read_text())
     assert set(PRESET) == set(demo)
     assert PRESET["crawl"]["source"] == "flickr" and PRESET["align"]["output_size"] == 1024
+
+
+def test_the_minimal_preset_merged_over_the_demo_gives_the_full_preset() -> None:
+    """configs/ffhq.yaml lists only the FFHQ run's changes; merged as Snakemake merges, it is the old full preset.
+
+    Snakemake merged the old full preset over config.yaml too, so the run is the one it
+    always was. The file itself differed in one key: its `train.schedule.minibatch_dict: {}`
+    never emptied the demo's mapping (a merge cannot), and `minibatch_preset: 8` leaves it
+    unused, so every level's minibatch is the same.
+    """
+    from snakemake.utils import update_config
+
+    def snakemake_merge(preset: str) -> dict:
+        config = yaml.safe_load((REPO / "config.yaml").read_text())
+        update_config(config, yaml.safe_load((REPO / preset).read_text()))
+        configcheck.apply(config)
+        return config
+
+    assert snakemake_merge("configs/ffhq.yaml") == PRESET == snakemake_merge("tests/data/ffhq_full_preset.yaml")
+    full = yaml.safe_load((REPO / "tests/data/ffhq_full_preset.yaml").read_text())
+    configcheck.apply(full)
+    merged = copy.deepcopy(PRESET)
+    ours, theirs = (settings.load(TrainSettings, c["train"], "train").schedule for c in (merged, full))
+    assert ours.minibatches() == theirs.minibatches()
+    assert merged["train"]["schedule"].pop("minibatch_dict") == {8: 32, 16: 16, 32: 16}
+    assert full["train"]["schedule"].pop("minibatch_dict") == {}
+    assert merged == full
 
 
 def test_preset_trains_config_f_at_1024() -> None:

@@ -19,7 +19,7 @@ import scipy.ndimage
 from PIL import Image
 
 from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS, MOUTH_LEFT, MOUTH_RIGHT
-from stylegan.settings import SettingsError
+from stylegan.settings import SettingsError, setting
 
 # NVlabs/ffhq-dataset download_ffhq.py: every constant of the algorithm.
 EYE_SCALE = 2.0  # quad half-side >= 2.0 x eye-to-eye
@@ -33,33 +33,31 @@ BLUR = 0.02  # Gaussian sigma of the padding blend, fraction of qsize
 
 @dataclasses.dataclass(frozen=True)
 class AlignSettings:
-    """The `align` config section (schema: workflow/schemas/config.schema.yaml)."""
+    """The `align` config section."""
 
-    workers: int = 2  # processes aligning within one job
-    output_size: int = 1024  # download_ffhq.py output_size
-    transform_size: int = 4096  # download_ffhq.py: the quad is sampled at 4096², then Lanczos-resized
-    rotate: bool = True  # level the eyes (FFHQ); false with padding false is FFHQ-U's geometry
-    padding: bool = True  # reflect-pad and blend when the quad leaves the photo
-    detector: Literal["hog", "cnn"] = "hog"  # dlib HOG frontal detector, or MMOD CNN
-    upsample: int = 1  # detector upsampling passes (Puzer's detector(img, 1))
-    detect_max_side: int | None = None  # detect on a copy no larger than this (null: full size, as FFHQ)
-    max_image_pixels: int = 100_000_000  # photos with more pixels are refused (decompression bombs)
+    workers: int = setting(2, "processes aligning within one job", ge=1)
+    output_size: int = setting(1024, "aligned image side in pixels (download_ffhq.py output_size)",
+                               pow2=True, ge=8, le=1024)
+    transform_size: int = setting(4096, "side the quad is sampled at (bilinear) before the Lanczos resize to "
+                                        "output_size; must be >= output_size (download_ffhq.py: 4096)", ge=8, le=8192)
+    rotate: bool = setting(True, "level the eyes as FFHQ does; false keeps the photo's axes (FFHQ-U)")
+    padding: bool = setting(True, "reflect-pad with blur and median-colour blend where the quad leaves the photo; "
+                                  "false leaves black (FFHQ-U)")
+    detector: Literal["hog", "cnn"] = setting(
+        "hog", "dlib HOG frontal detector, or dlib's MMOD CNN detector from face-recognition-models")
+    upsample: int = setting(1, "times the detector upsamples the photo 2x to find small faces (Puzer's "
+                               "detector(img, 1))", ge=0, le=4)
+    detect_max_side: int | None = setting(
+        None, "run the detector on a copy scaled to at most this long side (landmarks still use the full photo); "
+              "detection is most of the time on large photos; null: full size, as FFHQ", ge=64)
+    max_image_pixels: int = setting(100_000_000, "photos with more pixels are refused as decompression bombs "
+                                                 "(Pillow refuses above 178,956,970 on its own)", ge=1, le=178956970)
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise SettingsError(f"align.workers: got {self.workers}, expected at least 1")
-        if self.output_size < 1 or self.output_size & (self.output_size - 1):
-            raise SettingsError(f"align.output_size: got {self.output_size}, expected a power of two")
         if self.transform_size < self.output_size:
             raise SettingsError(
                 f"align.transform_size: got {self.transform_size}, expected >= align.output_size ({self.output_size})"
             )
-        if self.detect_max_side is not None and self.detect_max_side < 64:
-            raise SettingsError(f"align.detect_max_side: got {self.detect_max_side}, expected null or at least 64")
-        if self.upsample < 0:
-            raise SettingsError(f"align.upsample: got {self.upsample}, expected 0 or more")
-        if self.max_image_pixels < 1:
-            raise SettingsError(f"align.max_image_pixels: got {self.max_image_pixels}, expected at least 1")
 
 
 class AlignError(ValueError):

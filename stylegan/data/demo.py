@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from stylegan import fileio
 from stylegan.data import attributes
-from stylegan.settings import SettingsError
+from stylegan.settings import SettingsError, setting
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,14 @@ LIGHT_BACKGROUND = 127.5  # mean grey level (0-255) of the scene under the head'
 class DemoSettings:
     """The `demo` config section."""
 
-    photos: int = 12
-    min_side: int = 400  # photo sizes are drawn between these (pixels)
-    max_side: int = 900
-    png_every: int = 5  # every n-th photo is a PNG, the rest JPEG (0: JPEG only)
+    photos: int = setting(12, "how many synthetic demo photos to make", ge=1)
+    min_side: int = setting(400, "smallest photo side drawn, pixels", ge=256, le=4096)
+    max_side: int = setting(900, "largest photo side drawn, pixels (>= min_side)", ge=256, le=4096)
+    png_every: int = setting(5, "every n-th demo photo is a PNG, the rest JPEG (0: JPEG only)", ge=0)
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_side <= self.max_side:
-            raise SettingsError(f"demo.min_side: got {self.min_side}, expected 1..demo.max_side ({self.max_side})")
+        if self.min_side > self.max_side:
+            raise SettingsError(f"demo.min_side: got {self.min_side}, expected at most demo.max_side ({self.max_side})")
 
 
 @dataclasses.dataclass(frozen=True)

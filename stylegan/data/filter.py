@@ -34,7 +34,7 @@ from stylegan import fileio
 from stylegan.data.landmarks import EYE_LEFT, EYE_RIGHT, LANDMARKS
 from stylegan.data.records import rejected_face
 from stylegan.errors import StageError
-from stylegan.settings import SettingsError
+from stylegan.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +47,29 @@ PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest fr
 
 @dataclasses.dataclass(frozen=True)
 class FilterSettings:
-    """The `filter` config section (schema: workflow/schemas/config.schema.yaml)."""
+    """The `filter` config section."""
 
-    max_upscale: float = 1.0  # qsize >= output_size / max_upscale: no crop is enlarged more than this
-    sharpness_size: int = 256  # faces are resized to this side before the Laplacian is measured
-    min_sharpness: float = 50.0  # variance of the Laplacian of the grey face, 0-255 scale
-    min_chroma: float = 0.04  # mean (max(RGB) - min(RGB)) / 255 over the face
-    min_eye_ratio: float = 0.12  # eye-to-eye distance / qsize; FFHQ's quad makes it at most 0.25
-    max_roll: float = 60.0  # degrees the eye line may tilt from horizontal in the photo
-    max_hamming: int = 6  # pHash bits two faces may differ by and still be near-duplicates
-    exclude: str | None = None  # text file of face or photo ids a person rejected, one per line
-    optout: str | None = None  # text file of photo or owner ids whose owners opted out
-    sheet_cell: int = 96  # contact sheet: side of one face's cell in pixels
-    sheet_max: int = 100  # contact sheet: at most this many faces per filter
-    workers: int = 2  # processes decoding and measuring faces
-
-    def __post_init__(self) -> None:
-        for key in ("max_upscale", "sharpness_size", "sheet_cell", "sheet_max", "workers"):
-            if getattr(self, key) <= 0:
-                raise SettingsError(f"filter.{key}: got {getattr(self, key)!r}, expected > 0")
-        if not 0 <= self.max_hamming <= 64:
-            raise SettingsError(f"filter.max_hamming: got {self.max_hamming}, expected 0..64")
+    max_upscale: float = setting(1.0, "a face is too small when its quad side in source pixels is below "
+                                      "align.output_size / max_upscale", gt=0)
+    sharpness_size: int = setting(256, "side faces are resized to before the Laplacian is measured, so the measure "
+                                       "is comparable across output sizes", ge=8, le=1024)
+    min_sharpness: float = setting(50.0, "blurry below this variance of the Laplacian of the grey face (0-255 scale)",
+                                   ge=0)
+    min_chroma: float = setting(0.04, "greyscale/near-monochrome below this mean (max(RGB)-min(RGB))/255", ge=0, le=1)
+    min_eye_ratio: float = setting(0.12, "implausible landmarks below this eye-to-eye distance / qsize (FFHQ's quad "
+                                         "bounds it by 0.25)", ge=0, le=0.25)
+    max_roll: float = setting(60.0, "implausible landmarks when the eye line tilts more than this many degrees",
+                              ge=0, le=180)
+    max_hamming: int = setting(6, "near-duplicates when 64-bit DCT pHashes differ in at most this many bits; the "
+                                  "larger qsize is kept", ge=0, le=64)
+    exclude: str | None = setting(None, "exclusion list: face or photo ids a person rejected, one per line, '#' "
+                                        "comments; null for none")
+    optout: str | None = setting(None, "opt-out list: photo or owner ids whose owners opted out, one per line, '#' "
+                                       "comments; null for none")
+    sheet_cell: int = setting(96, "contact sheet cell side in pixels", ge=16, le=1024)
+    sheet_max: int = setting(100, "faces per filter on its contact sheet", ge=1)
+    workers: int = setting(2, "processes decoding and measuring faces (the filter job's threads and cpus_per_task)",
+                           ge=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from stylegan import fileio, settings as settings_mod
 from stylegan.data.manifest import CHANNELS, FORMAT, METADATA, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
-from stylegan.settings import SettingsError
+from stylegan.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +55,24 @@ SHARD_NAME = re.compile(r"^(train|validation)-\d{5}\.h5$")
 
 @dataclasses.dataclass(frozen=True)
 class PackSettings:
-    """The `pack` config section (schema: workflow/schemas/config.schema.yaml)."""
+    """The `pack` config section."""
 
-    shards: int = 64  # shard files per split
-    workers: int = 2  # processes writing shards at once
-    val_fraction: float = 1 / 7  # NVlabs/ffhq-dataset README: 10,000 of 70,000 are validation
+    shards: int = setting(64, "shard files per split; faces go to one by a hash of their id", ge=1, le=99999)
+    workers: int = setting(2, "processes writing shards at once, and checking them in dataset_verify (both jobs' "
+                              "threads and cpus_per_task)", ge=1)
+    val_fraction: float = setting(1 / 7, "share of faces in the validation split, by hash of face id (1/7, as "
+                                         "FFHQ's 10,000 validation images of 70,000)", ge=0, lt=1)
     # Uncompressed, as SG's FFHQ TFRecords (273 GB): benchmarks/dataset.py measured the
     # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
-    compression: Compression = "none"
-    gzip_level: int = 4  # PGGAN h5tool.py: compression_opts=4
-    licenses: tuple[str, ...] = ("2", "4", "8", "9", "10", "public-domain")  # NVlabs/ffhq-dataset README licences (Flickr ids, see crawl/flickr.py)
-
-    def __post_init__(self) -> None:
-        for key in ("shards", "workers"):
-            if getattr(self, key) < 1:
-                raise SettingsError(f"pack.{key}: got {getattr(self, key)}, expected at least 1")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise SettingsError(f"pack.val_fraction: got {self.val_fraction}, expected 0 <= x < 1")
-        if not 0 <= self.gzip_level <= 9:
-            raise SettingsError(f"pack.gzip_level: got {self.gzip_level}, expected 0..9")
-        if not self.licenses:
-            raise SettingsError("pack.licenses: expected at least one licence id")
+    compression: Compression = setting(
+        "none", "HDF5 compression of the image levels: `none` (fastest reader, raw size: 4/3 of the top level, "
+                "about 294 GB for FFHQ at 1024²), `lzf`, `gzip` (PGGAN's, about 0.7 of raw), `blosc2-lz4`, "
+                "`blosc2-zstd`")
+    gzip_level: int = setting(4, "gzip level when compression is gzip (PGGAN h5tool.py: 4)", ge=0, le=9)
+    licenses: tuple[str, ...] = setting(
+        ("2", "4", "8", "9", "10", "public-domain"),
+        "licence ids allowed in shards (FFHQ's Flickr ids, NVlabs/ffhq-dataset README, and the demo's public "
+        "domain); faces with others are dropped and listed in the manifest", length=(1, None), unique=True)
 
 
 def levels(resolution: int) -> list[int]:

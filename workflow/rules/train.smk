@@ -29,7 +29,7 @@ rule train:
         nproc=max(1, config["train"]["resources"]["gpu"]) * config["train"]["resources"]["nodes"],
         launch=train_launcher(),
     resources:
-        **train_resources(),
+        **CONFIG.train.resources.slurm(),
     message:
         "Training StyleGAN ({params.nproc} process(es))"
     shell:

@@ -1,0 +1,26 @@
+"""One helper turns a resources section into the SLURM executor's resources, for the train and metric jobs."""
+
+from __future__ import annotations
+
+from stylegan import settings
+from stylegan.resources import JobResources, TrainResources
+
+
+def test_a_cpu_job_asks_for_cpus_per_task() -> None:
+    job = settings.load(JobResources, {"cpus_per_gpu": 2, "mem_mb": 8000}, "metrics.resources").slurm()
+    assert job == {"gpu": 0, "cpus_per_gpu": 2, "cpus_per_task": 2, "mem_mb": 8000, "runtime": 60}
+
+
+def test_a_gpu_job_leaves_cpus_per_task_unset() -> None:
+    """The SLURM plugin lets cpus_per_task win over cpus_per_gpu, so with GPUs it stays 0."""
+    assert JobResources(gpu=1, cpus_per_gpu=8).slurm()["cpus_per_task"] == 0
+    one_node = TrainResources(gpu=8, cpus_per_gpu=8, mem_mb=480000, runtime="7d").slurm()
+    assert one_node == {"gpu": 8, "cpus_per_gpu": 8, "cpus_per_task": 0, "mem_mb": 480000, "runtime": "7d"}
+
+
+def test_several_nodes_use_the_mpi_form_with_gres() -> None:
+    """README: two nodes of 8 GPUs are `--nodes=2 --ntasks=2 --cpus-per-task=64 --gres=gpu:8`."""
+    job = TrainResources(gpu=8, cpus_per_gpu=8, mem_mb=480000, runtime="7d", nodes=2).slurm()
+    assert job == {"mem_mb": 480000, "runtime": "7d", "nodes": 2, "tasks": 2, "mpi": "srun", "cpus_per_task": 64,
+                   "gres": "gpu:8", "tasks_per_gpu": 0}
+    assert "gres" not in TrainResources(nodes=2, cpus_per_gpu=4).slurm()
