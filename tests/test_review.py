@@ -24,7 +24,7 @@ import h5py
 import pytest
 import yaml
 
-from stylegan import fileio
+from stylegan import cli, fileio
 from stylegan.data import filter as face_filter
 from stylegan.data.review import exclusions
 from stylegan.data.review.faces import Faces
@@ -62,6 +62,13 @@ def test_a_new_list_starts_with_its_header(tmp_path: Path) -> None:
         exclusions.set_mark(listed, "flickr:1#0", "ugly")
 
 
+def test_without_filter_exclude_it_says_what_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"filter": {"exclude": None}}))
+    assert cli.main(["review", "--port", "0"]) == 2
+    assert "filter.exclude is null" in caplog.text
+
 # --- the server's refusals (no browser) ------------------------------------------------------
 
 
@@ -96,6 +103,8 @@ def test_it_listens_on_loopback_only(server: ReviewServer) -> None:
 def test_paths_outside_the_dataset_are_refused(server: ReviewServer) -> None:
     assert request(server, "GET", f"/thumb?face={quote('flickr:100#0', safe='')}")[0] == 200
     assert request(server, "GET", f"/thumb?face={quote('flickr:7#0', safe='')}")[0] == 403  # its record names /elsewhere
+    status, page = request(server, "GET", "/")
+    assert status == 200 and page.count(b'<img src="/thumb') == 2 and b"no image" in page  # its card, without it
     for path in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/thumb?face=../../../../etc/passwd",
                  "/page.js/../../faces.py", "/faces.py", "/thumb?face=" + str(server.review.faces.kept[0]["image"])):
         status, body = request(server, "GET", path)

@@ -32,6 +32,7 @@ from stylegan.data.review.faces import (
     from_config,
     preview,
 )
+from stylegan.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Review:
         number = min(max(1, _int(query.get("page", ["1"])[0])), pages)
         shown = faces[(number - 1) * self.per_page: number * self.per_page]
         marks = exclusions.read_marks(self.exclude)
-        cards = "\n".join(_card(r, self.preview(r["face_id"]), marks.get(r["face_id"]), view == "kept") for r in shown)
+        cards = "\n".join(_card(r, self._shown(r["face_id"]), marks.get(r["face_id"]), view == "kept") for r in shown)
         here = {"view": view, "filter": name}
         return PAGE.format(
             title=f"Review: {view} faces{f' ({name})' if name else ''}, page {number} of {pages}",
@@ -76,6 +77,14 @@ class Review:
             first=' aria-disabled="true"' if number == 1 else "", last=' aria-disabled="true"' if number == pages else "",
             empty="" if shown else '<p class="empty">No faces here.</p>',
         )
+
+    def _shown(self, face_id: str) -> Preview:
+        """The face's preview; a face whose image is refused or unreadable still gets its card, without one."""
+        try:
+            return self.preview(face_id)
+        except (PermissionError, StageError) as err:
+            log.warning("face %s: %s", face_id, err)
+            return Preview(None, ())
 
     def _views(self, view: str, name: str) -> str:
         """Links to the kept faces and to the faces each filter rejected, with their counts."""
@@ -112,7 +121,7 @@ def _card(record: dict[str, Any], shown: Preview, reason: str | None, markable: 
     """One face: thumbnail, mark buttons (kept faces), attribution from the record, and scores."""
     face_id = html.escape(record["face_id"])
     image = (f'<img src="/thumb?face={html.escape(quote(record["face_id"], safe=""))}" alt="face {face_id}" '
-             f'width="{THUMBNAIL}" height="{THUMBNAIL}">' if shown.thumbnail else '<p class="gone">image gone</p>')
+             f'width="{THUMBNAIL}" height="{THUMBNAIL}">' if shown.thumbnail else '<p class="gone">no image</p>')
     buttons = "".join(
         f'<button type="button" data-reason="{key}" aria-pressed="{str(key == reason).lower()}">'
         f'{n} {html.escape(label)}</button>' for n, (key, label) in enumerate(exclusions.REASONS.items(), 1))
@@ -194,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         except PermissionError:
             self._send(403, "text/plain", b"outside the dataset")
             return
-        self._send(*((200, "image/jpeg", thumbnail) if thumbnail else (404, "text/plain", b"image gone")))
+        self._send(*((200, "image/jpeg", thumbnail) if thumbnail else (404, "text/plain", b"no image")))
 
     def _ours(self) -> bool:
         """Host (and Origin, when sent) name this server, as 127.0.0.1 or localhost."""
