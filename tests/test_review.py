@@ -103,6 +103,8 @@ def test_it_listens_on_loopback_only(server: ReviewServer) -> None:
 def test_paths_outside_the_dataset_are_refused(server: ReviewServer) -> None:
     assert request(server, "GET", f"/thumb?face={quote('flickr:100#0', safe='')}")[0] == 200
     assert request(server, "GET", f"/thumb?face={quote('flickr:7#0', safe='')}")[0] == 403  # its record names /elsewhere
+    status, page = request(server, "GET", "/?view=rejected&filter=%3Cscript%3Ealert(1)%3C/script%3E")
+    assert status == 200 and b"<script>alert" not in page and b"&lt;script&gt;alert(1)" in page  # the query, as text
     status, page = request(server, "GET", "/")
     assert status == 200 and page.count(b'<img src="/thumb') == 2 and b"no image" in page  # its card, without it
     for path in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/thumb?face=../../../../etc/passwd",
@@ -117,6 +119,7 @@ def test_other_hosts_and_origins_are_refused(server: ReviewServer) -> None:
     assert request(server, "POST", "/mark", mark, Origin="http://attacker.example")[0] == 403
     assert request(server, "POST", "/mark", {"face": "flickr:999#0", "reason": "statue"})[0] == 400
     assert request(server, "POST", "/mark", {**mark, "reason": "ugly"})[0] == 400
+    assert request(server, "POST", "/mark", {"face": ["flickr:100#0"], "reason": "statue"})[0] == 400
     assert not (Path(server.review.exclude)).exists()
     assert request(server, "POST", "/mark", mark)[0] == 200
     assert exclusions.read_marks(server.review.exclude) == {"flickr:100#0": "statue"}

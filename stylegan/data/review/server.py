@@ -52,7 +52,7 @@ class Review:
 
     def mark(self, face_id: Any, reason: Any) -> dict[str, Any]:
         """Save one mark (reason None: unmark) before answering; only kept faces are marked."""
-        if face_id not in self.kept_ids or not (reason is None or reason in exclusions.REASONS):
+        if not isinstance(face_id, str) or face_id not in self.kept_ids or reason not in (None, *exclusions.REASONS):
             raise ValueError(f"not a kept face and reason: {face_id!r}, {reason!r}")
         with self.lock:
             marks = exclusions.set_mark(self.exclude, face_id, reason)
@@ -70,7 +70,7 @@ class Review:
         cards = "\n".join(_card(r, self._shown(r["face_id"]), marks.get(r["face_id"]), view == "kept") for r in shown)
         here = {"view": view, "filter": name}
         return PAGE.format(
-            title=f"Review: {view} faces{f' ({name})' if name else ''}, page {number} of {pages}",
+            title=html.escape(f"Review: {view} faces{f' ({name})' if name else ''}, page {number} of {pages}"),
             reasons=html.escape(json.dumps(exclusions.REASONS)), views=self._views(view, name),
             marked=len(marks), exclude=html.escape(str(self.exclude)), keys=KEYS, number=number, pages=pages,
             prev=_href(here, max(1, number - 1)), next=_href(here, min(pages, number + 1)), cards=cards,
