@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command: install, start a local single-node SLURM where this machine can
-# (root with apt-get), then run the tests. Extra arguments go to pytest; the
+# One command: install, start a local single-node SLURM and install a headless chromium where
+# this machine can (root with apt-get), then run the tests. Extra arguments go to pytest; the
 # default run leaves out tests marked slow (pyproject addopts), `.ci/run` adds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +17,8 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     fi
 else
     echo "test.sh: not root with apt-get, so no local SLURM; its tests will say why they skip" >&2
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    bash scripts/browser.sh >/dev/null || echo "test.sh: no headless chromium; the review page's browser tests will say why they skip" >&2
 fi
 python -m pytest "$@"

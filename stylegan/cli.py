@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_dataset, _add_train, _add_summary, _add_metrics,
-                _add_figures, _add_report, _add_config):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_review, _add_dataset, _add_train, _add_summary,
+                _add_metrics, _add_figures, _add_report, _add_config):
         add(groups)
     return parser
 
@@ -187,6 +187,30 @@ def _filter(args: argparse.Namespace) -> None:
         settings.load(face_filter.FilterSettings, args.settings, "filter"), [Path(p) for p in args.faces],
         Path(args.kept), Path(args.rejected), Path(args.summary), Path(args.sheets),
     )
+
+
+# --- review (the paper's human review, Appendix A) ---------------------------
+
+
+def _add_review(groups: argparse._SubParsersAction) -> None:
+    """`review`: the kept faces in a browser; a person's marks go into the exclusion list."""
+    parser = _command(groups, "review", _review,
+                      "serve the filter's kept faces on 127.0.0.1 for a person to mark; marks go to filter.exclude")
+    parser.add_argument("--config", default="config.yaml",
+                        help="the workflow's config (paths.results, the filter section, filter.exclude); run where "
+                             "snakemake runs")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
+    parser.add_argument("--per-page", type=int, default=40, help="faces per page")
+
+
+def _review(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan.data.review import server
+
+    if args.per_page < 1:
+        raise StageError(f"--per-page: got {args.per_page}, expected > 0")
+    server.serve(Path(args.config), args.port, args.per_page)
 
 
 # --- dataset (pack, verify, card) ------------------------------------------

@@ -1,1 +1,1 @@
-"""Dataset stages: demo photos, crawl, align, filter, pack, and the shard reader."""
+"""Dataset stages: demo photos, crawl, align, filter and its review page, pack, and the shard reader."""
