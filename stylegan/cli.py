@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_review, _add_dataset, _add_train, _add_summary,
-                _add_metrics, _add_figures, _add_report, _add_config):
+    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_review, _add_dataset, _add_train, _add_import,
+                _add_summary, _add_metrics, _add_figures, _add_report, _add_config):
         add(groups)
     return parser
 
@@ -279,7 +279,11 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, help="final generator file (G_ema + network settings)")
     generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
     generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
-    generate.add_argument("--seeds", default="0-7", help="latent seeds, e.g. 0-7,10 (default 0-7)")
+    generate.add_argument("--seeds", default=None, help="latent seeds, e.g. 0-7,10 (default 0-7)")
+    generate.add_argument("--latents", default=None, help="z from this .npy file [N, latent_size] instead of seeds")
+    generate.add_argument("--noise", choices=("random", "const"), default="random",
+                          help="random: noise maps drawn from --seed; const: the generator's stored maps")
+    generate.add_argument("--npy", default=None, help="write the raw float32 NCHW images to this .npy file")
     generate.add_argument("--psi", type=float, default=None,
                           help="truncation psi (1: none; default: the generator's train.network.truncation_psi)")
     generate.add_argument("--cutoff", type=int, default=None,
@@ -310,14 +314,19 @@ def _generate(args: argparse.Namespace) -> None:
 
     from stylegan.model import generate
 
-    if not (args.outdir or args.grid or args.mixing_grid):
-        raise StageError("generate: give at least one of --outdir, --grid, --mixing-grid")
+    if not (args.outdir or args.grid or args.mixing_grid or args.npy):
+        raise StageError("generate: give at least one of --outdir, --grid, --mixing-grid, --npy")
+    if args.latents and args.seeds:
+        raise StageError("generate: give --seeds or --latents, not both")
     first, _, last = args.mix_layers.partition("-")
     if not (first.isdigit() and (last or first).isdigit()):
         raise StageError(f"--mix-layers {args.mix_layers!r}: expected a layer range such as 0-3")
-    generate.generate(Path(args.checkpoint), generate.parse_seeds(args.seeds), args.psi, args.cutoff, args.seed,
+    seeds = None if args.latents else generate.parse_seeds(args.seeds or "0-7")
+    generate.generate(Path(args.checkpoint), seeds, args.psi, args.cutoff, args.seed,
                       args.outdir and Path(args.outdir), args.grid and Path(args.grid),
-                      args.mixing_grid and Path(args.mixing_grid), (int(first), int(last or first)))
+                      args.mixing_grid and Path(args.mixing_grid), (int(first), int(last or first)),
+                      latents_file=args.latents and Path(args.latents), noise=args.noise,
+                      npy=args.npy and Path(args.npy))
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -326,6 +335,37 @@ def _export(args: argparse.Namespace) -> None:
     from stylegan.model import generate
 
     generate.export(Path(args.checkpoint), Path(args.out))
+
+
+# --- import (networks published by others) -------------------------------------
+
+
+def _add_import(groups: argparse._SubParsersAction) -> None:
+    """`import nvidia`: NVIDIA's StyleGAN (v1) pickles as our files, without TensorFlow or their code."""
+    sources = groups.add_parser("import", help="networks published by others as our files").add_subparsers(
+        dest="command", required=True)
+    nvidia = _command(sources, "nvidia", _import_nvidia,
+                      "a StyleGAN (v1) pickle of NVlabs/stylegan: a (G, D, Gs) snapshot, a generator or an "
+                      "attribute classifier (celebahq-classifier-NN-name.pkl)")
+    nvidia.add_argument("pickle", help="the .pkl file (read as data: none of its code runs)")
+    nvidia.add_argument("--out", required=True, help="folder for generator.pt (Gs), generator-training.pt (G), "
+                        "discriminator.pt (D) or classifier.pt, and nvidia.json (source, kind, arguments)")
+
+
+def _import_nvidia(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import fileio
+    from stylegan.metrics import classifier
+    from stylegan.model import nvidia
+
+    source, out = Path(args.pickle), Path(args.out)
+    imported = nvidia.import_networks(nvidia.read(source))
+    if nvidia.kind(imported) == "classifier":
+        written = {"classifier": classifier.save_nvidia(imported[0], source, out / nvidia.FILES["classifier"])}
+    else:
+        written = nvidia.write_networks(imported, out)
+    fileio.write_json(out / nvidia.RECORD, nvidia.record(source, imported, written))
 
 
 # --- summary (network parameter tables) ---------------------------------------

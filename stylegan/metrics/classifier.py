@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from stylegan.errors import StageError
 from stylegan.metrics.config import LsSettings
 from stylegan.metrics.images import box_downsample
 from stylegan.model.networks import Discriminator, NetworkSettings
+from stylegan.model.nvidia import Imported
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,28 @@ def evaluate(net: Discriminator, faces: LabelledFaces, indices: np.ndarray, reso
     loader = torch.utils.data.DataLoader(FaceImages(faces, indices, resolution), batch_size=64)
     right = sum(int(((net(x.to(device), res=resolution).cpu() > 0) == (y > 0)).sum()) for x, y in loader)
     return right / len(indices)
+
+
+def nvidia_attribute(source: Path) -> str:
+    """The attribute of NVIDIA's `celebahq-classifier-NN-name.pkl` (NVlabs/stylegan
+    `metrics/linear_separability.py`), else the file's stem."""
+    match = re.fullmatch(r"celebahq-classifier-\d+-(.+)\.pkl", source.name)
+    return match.group(1) if match else source.stem
+
+
+def save_nvidia(imported: Imported, source: Path, out: Path) -> Path:
+    """An imported D_basic attribute classifier as our classifier file (no training record: NVIDIA's)."""
+    if imported.resolution != imported.settings.resolution or imported.alpha != 1.0:
+        raise StageError(f"{source}: a classifier pickled below its top level ({imported.resolution}², alpha "
+                         f"{imported.alpha}); linear separability runs classifiers at their full resolution")
+    record = {"format": FORMAT, "attribute": nvidia_attribute(source), "network": as_dict(imported.settings),
+              "state": {k: v.detach().cpu() for k, v in imported.module.state_dict().items()},
+              "resolution": imported.settings.resolution,
+              "source": {"file": source.name, "sha256": fileio.sha256_file(source)}}
+    with fileio.atomic_path(out) as tmp:
+        torch.save(record, tmp)
+    log.info("classifier %s: imported from %s", record["attribute"], source)
+    return out
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> Classifier:

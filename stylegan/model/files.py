@@ -5,6 +5,7 @@ file from anywhere cannot run code. Two formats share the loader: the generator
 file (G_ema, its settings and the level it was trained to) and the training
 checkpoint (both networks, optimizers, progress and random states), from which a
 generator can be read too. Kept snapshots of the generator are named by images seen.
+A third, the discriminator file, holds a D alone (one imported from NVIDIA's pickles).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import torch
 
 from stylegan import fileio, settings
 from stylegan.errors import StageError
-from stylegan.model.networks import Generator, NetworkSettings
+from stylegan.model.networks import Discriminator, Generator, NetworkSettings
 from stylegan.model.schedule import ScheduleSettings, level_at
 from stylegan.settings import as_dict
 
 TRAINING_FORMAT = "stylegan-train-checkpoint/1"
 GENERATOR_FORMAT = "stylegan-generator/1"
+DISCRIMINATOR_FORMAT = "stylegan-discriminator/1"
 _SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
 
 
@@ -33,13 +35,14 @@ def save(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint or generator file safely; a foreign or damaged file is a StageError."""
+def load(path: Path, map_location: str | torch.device = "cpu",
+         formats: tuple[str, ...] = (TRAINING_FORMAT, GENERATOR_FORMAT)) -> dict[str, Any]:
+    """Load a file of one of `formats` safely; a foreign or damaged file is a StageError."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise StageError(f"{path}: cannot load the checkpoint: {err}") from None
-    if not isinstance(state, dict) or state.get("format") not in (TRAINING_FORMAT, GENERATOR_FORMAT):
+    if not isinstance(state, dict) or state.get("format") not in formats:
         raise StageError(f"{path}: not a StyleGAN checkpoint of this project (no known 'format' key)")
     return state
 
@@ -78,6 +81,24 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator,
     except (KeyError, TypeError, RuntimeError) as err:
         raise StageError(f"{path}: not a generator this version can load ({type(err).__name__}: {err})") from None
     return G.to(device).eval().requires_grad_(False), meta
+
+
+def discriminator_file(D: Discriminator, network: NetworkSettings, resolution: int, alpha: float) -> dict[str, Any]:
+    """A discriminator alone, with its settings and the level it runs at."""
+    return {"format": DISCRIMINATOR_FORMAT, "network": as_dict(network), "D": state_dict(D),
+            "resolution": resolution, "alpha": alpha}
+
+
+def load_discriminator(path, device: str | torch.device = "cpu") -> tuple[Discriminator, dict[str, Any]]:
+    """D from a discriminator file, with `meta` holding its `resolution` and `alpha`."""
+    state = load(path, formats=(DISCRIMINATOR_FORMAT,))
+    try:
+        D = Discriminator(settings.load(NetworkSettings, state["network"], "network"))
+        D.load_state_dict(state["D"])
+        meta = {k: state[k] for k in ("resolution", "alpha")}
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise StageError(f"{path}: not a discriminator this version can load ({type(err).__name__}: {err})") from None
+    return D.to(device).eval().requires_grad_(False), meta
 
 
 def snapshot_path(run_dir: Path, nimg: int) -> Path:

@@ -1,4 +1,4 @@
-"""Images from a trained generator: per-seed PNGs, a grid, a style-mixing grid; and export.
+"""Images from a trained generator: per-seed PNGs, a grid, a style-mixing grid, raw arrays; and export.
 
 z for seed n is torch's normal draw from a generator seeded n, so a seed names
 the same face in every tool. Truncation defaults to the generator's configured ψ
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from stylegan import fileio
@@ -38,26 +39,50 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def generate(checkpoint_path: Path, seeds: list[int], psi: float | None, cutoff: int | None, seed: int,
-             outdir: Path | None, grid: Path | None, mixing_grid: Path | None, mix_layers: tuple[int, int]) -> None:
+def read_latents(path: Path, size: int) -> torch.Tensor:
+    """z [N, size] from a .npy file (no pickles), e.g. the inputs another implementation was given."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise StageError(f"--latents {path}: not a readable .npy file ({err})") from None
+    if z.ndim != 2 or z.shape[1] != size or not np.issubdtype(z.dtype, np.floating):
+        raise StageError(f"--latents {path}: {z.dtype} array of shape {list(z.shape)}; "
+                         f"this generator needs float z of shape [N, {size}]")
+    return torch.from_numpy(z.astype(np.float32))
+
+
+def generate(checkpoint_path: Path, seeds: list[int] | None, psi: float | None, cutoff: int | None, seed: int,
+             outdir: Path | None, grid: Path | None, mixing_grid: Path | None, mix_layers: tuple[int, int], *,
+             latents_file: Path | None = None, noise: str = "random", npy: Path | None = None) -> None:
     """Write what was asked for; noise maps are drawn from `seed`, so reruns are identical.
 
-    psi and cutoff default to the generator's own `train.network.truncation_psi` and
-    `truncation_cutoff`, the values it was configured with.
+    z comes from `seeds` or, for comparisons with other implementations, from
+    `latents_file`; noise "const" uses the stored maps instead of drawn ones. psi and
+    cutoff default to the generator's own `train.network.truncation_psi` and
+    `truncation_cutoff`, the values it was configured with. `npy` gets the raw float32
+    NCHW images at the generator's level.
     """
     G, meta = load_generator(checkpoint_path)
     res, alpha = meta["resolution"], meta["alpha"]
     psi = G.settings.truncation_psi if psi is None else psi
     cutoff = G.settings.truncation_cutoff if cutoff is None else cutoff
     torch.manual_seed(seed)
-    z = latents(seeds, G.settings.latent_size)
-    images = render(G, z, res, alpha, psi=psi, cutoff=cutoff, noise="random")
+    if latents_file is None:
+        z, names = latents(seeds, G.settings.latent_size), [f"seed{n:04d}" for n in seeds]
+    else:
+        z = read_latents(latents_file, G.settings.latent_size)
+        names = [f"latent{n:04d}" for n in range(len(z))]
+    images = render(G, z, res, alpha, psi=psi, cutoff=cutoff, noise=noise)
+    if npy is not None:
+        with fileio.atomic_path(npy) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, images.numpy())
+        log.info("wrote %s (%d images, %d², float32 NCHW)", npy, len(images), res)
     if outdir is not None:
-        for n, image in zip(seeds, images):
-            fileio.write_bytes(outdir / f"seed{n:04d}.png", grid_png(image[None], 1, res))
-        log.info("wrote %d images to %s", len(seeds), outdir)
+        for name, image in zip(names, images):
+            fileio.write_bytes(outdir / f"{name}.png", grid_png(image[None], 1, res))
+        log.info("wrote %d images to %s", len(images), outdir)
     if grid is not None:
-        fileio.write_bytes(grid, grid_png(images, min(len(seeds), 8), res))
+        fileio.write_bytes(grid, grid_png(images, min(len(images), 8), res))
         log.info("wrote %s (%d² images, %.1f kimg)", grid, res, meta["nimg"] / 1000)
     if mixing_grid is not None:
         rows = [mixing_layers(G, mix_layers)] * len(z)  # the paper's Fig. 3 layout, one layer range for every row
