@@ -61,21 +61,22 @@ EDITS = [
 # The two networks: a 32² one (separate up/down-sampling) and a 128² one (fused at 128²,
 # fused_scale='auto'), with small, non-default sizes so that the importer must read them.
 CASES = {
-    "stylegan-32": dict(
-        resolution=32, batch=4,
-        G=dict(fmap_base=128, fmap_max=32, latent_size=24, dlatent_size=20, mapping_layers=3, mapping_fmaps=28,
-               truncation_psi=0.6, truncation_cutoff=6),
-        D=dict(fmap_base=128, fmap_max=32),
-        pickled_lod=1.5,
-        gs=[(0.0, 1.0, 8), (0.0, 0.7, 4), (0.4, 0.5, 8), (1.0, 0.7, 4), (1.75, 1.0, 8), (3.0, 0.7, 2)],
-        g=[0.0, 1.5], d=[0.0, 0.6, 1.0, 2.25, 3.0]),
-    "stylegan-128": dict(
-        resolution=128, batch=2,
-        G=dict(fmap_base=256, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16),
-        D=dict(fmap_base=256, fmap_max=16, mbstd_group_size=2),
-        pickled_lod=0.0,
-        gs=[(0.0, 1.0, 12), (0.0, 0.7, 8), (0.25, 0.6, 4), (1.0, 0.7, 8), (2.75, 1.0, 12), (5.0, 0.7, 8)],
-        g=[0.0], d=[0.0, 0.75, 1.0, 3.25]),
+    "stylegan-32": {
+        "resolution": 32, "batch": 4,
+        "G": {"fmap_base": 128, "fmap_max": 32, "latent_size": 24, "dlatent_size": 20, "mapping_layers": 3,
+              "mapping_fmaps": 28, "truncation_psi": 0.6, "truncation_cutoff": 6},
+        "D": {"fmap_base": 128, "fmap_max": 32},
+        "pickled_lod": 1.5,
+        "gs": [(0.0, 1.0, 8), (0.0, 0.7, 4), (0.4, 0.5, 8), (1.0, 0.7, 4), (1.75, 1.0, 8), (3.0, 0.7, 2)],
+        "g": [0.0, 1.5], "d": [0.0, 0.6, 1.0, 2.25, 3.0]},
+    "stylegan-128": {
+        "resolution": 128, "batch": 2,
+        "G": {"fmap_base": 256, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16, "mapping_layers": 2,
+              "mapping_fmaps": 16},
+        "D": {"fmap_base": 256, "fmap_max": 16, "mbstd_group_size": 2},
+        "pickled_lod": 0.0,
+        "gs": [(0.0, 1.0, 12), (0.0, 0.7, 8), (0.25, 0.6, 4), (1.0, 0.7, 8), (2.75, 1.0, 12), (5.0, 0.7, 8)],
+        "g": [0.0], "d": [0.0, 0.75, 1.0, 3.25]},
 }
 
 
@@ -95,7 +96,7 @@ def patched_copy(checkout: Path, scratch: Path) -> None:
 
 def randomise(net, rng: np.random.Generator, pickled_lod: float) -> None:
     """Seeded values for every variable; mapping weights and biases at 1/lrmul, as their initialiser."""
-    import dnnlib.tflib as tflib
+    from dnnlib import tflib
 
     values = {}
     for name, var in net.vars.items():
@@ -106,7 +107,7 @@ def randomise(net, rng: np.random.Generator, pickled_lod: float) -> None:
         scale = 1.0
         if name.startswith("G_mapping/"):
             scale = 100.0  # mapping_lrmul 0.01: stored values are scaled by it at run time
-        elif name.endswith("bias") or name.endswith("Noise/weight"):
+        elif name.endswith(("bias", "Noise/weight")):
             scale = 0.3
         elif name == "dlatent_avg":
             scale = 0.5
@@ -129,12 +130,12 @@ def native(images: np.ndarray, lod: float) -> np.ndarray:
 
 
 def run_case(name: str, case: dict, out: Path, seed: int) -> None:
-    import dnnlib.tflib as tflib
     import tensorflow.compat.v1 as tf
+    from dnnlib import tflib
 
     rng = np.random.default_rng(seed)
     R, N = case["resolution"], case["batch"]
-    common = dict(num_channels=3, resolution=R, label_size=0)
+    common = {"num_channels": 3, "resolution": R, "label_size": 0}
     G = tflib.Network("G", func_name="training.networks_stylegan.G_style", **common, **case["G"])
     D = tflib.Network("D", func_name="training.networks_stylegan.D_basic", **common, **case["D"])
     Gs = G.clone("Gs")
@@ -180,8 +181,8 @@ def run_case(name: str, case: dict, out: Path, seed: int) -> None:
 
 def run_classifier(out: Path, seed: int) -> None:
     """A D_basic alone, as NVIDIA's attribute classifiers (minibatch stddev off): its scores at lod 0."""
-    import dnnlib.tflib as tflib
     import tensorflow.compat.v1 as tf
+    from dnnlib import tflib
 
     rng = np.random.default_rng(seed)
     D = tflib.Network("D", func_name="training.networks_stylegan.D_basic", num_channels=3, resolution=32,

@@ -17,9 +17,9 @@ import torch
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.model import files
-from stylegan.model.networks import Generator
 from stylegan.model.files import generator_file, load_generator
 from stylegan.model.grids import grid_png, style_mixing_grid
+from stylegan.model.networks import Generator
 from stylegan.model.sampling import latents, render
 
 log = logging.getLogger(__name__)

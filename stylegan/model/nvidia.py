@@ -142,16 +142,18 @@ def _check_state(net: PickledNetwork, path: Path) -> None:
 # readable only at these values. `_IRRELEVANT`: arguments that change how or when NVIDIA's
 # graph is built or what training does, never what a trained network computes.
 
-_G_DEFAULTS = dict(resolution=1024, fmap_base=8192, fmap_decay=1.0, fmap_max=512, latent_size=512,
-                   dlatent_size=512, mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, use_styles=True,
-                   const_input_layer=True, use_noise=True, use_pixel_norm=False, use_instance_norm=True,
-                   truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, fused_scale="auto")
-_D_DEFAULTS = dict(resolution=32, fmap_base=8192, fmap_decay=1.0, fmap_max=512, mbstd_group_size=4,
-                   fused_scale="auto")
-_G_FIXED = dict(num_channels=3, label_size=0, nonlinearity="lrelu", mapping_nonlinearity="lrelu", use_wscale=True,
-                normalize_latents=True, dtype="float32", blur_filter=[1, 2, 1])
-_D_FIXED = dict(num_channels=(1, 3), label_size=0, nonlinearity="lrelu", use_wscale=True, mbstd_num_features=1,
-                dtype="float32", blur_filter=[1, 2, 1])  # D_basic's default num_channels is 1: (default, needed)
+_G_DEFAULTS = {"resolution": 1024, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "latent_size": 512,
+               "dlatent_size": 512, "mapping_layers": 8, "mapping_fmaps": 512, "mapping_lrmul": 0.01,
+               "use_styles": True, "const_input_layer": True, "use_noise": True, "use_pixel_norm": False,
+               "use_instance_norm": True, "truncation_psi": 0.7, "truncation_cutoff": 8, "dlatent_avg_beta": 0.995,
+               "fused_scale": "auto"}
+_D_DEFAULTS = {"resolution": 32, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "mbstd_group_size": 4,
+               "fused_scale": "auto"}
+_G_FIXED = {"num_channels": 3, "label_size": 0, "nonlinearity": "lrelu", "mapping_nonlinearity": "lrelu",
+            "use_wscale": True, "normalize_latents": True, "dtype": "float32", "blur_filter": [1, 2, 1]}
+_D_FIXED = {"num_channels": (1, 3), "label_size": 0, "nonlinearity": "lrelu", "use_wscale": True,
+            "mbstd_num_features": 1, "dtype": "float32",
+            "blur_filter": [1, 2, 1]}  # D_basic's default num_channels is 1: (default, needed)
 _IRRELEVANT = {"structure", "randomize_noise", "force_clean_graph", "truncation_psi_val", "truncation_cutoff_val",
                "style_mixing_prob", "dlatent_broadcast"}
 
@@ -355,7 +357,7 @@ def level(lod: float, resolution: int) -> tuple[int, float]:
     top = int(math.log2(resolution)) - 2
     if not 0.0 <= lod <= top:
         raise StageError(f"lod {lod} is outside [0, {top}] for a {resolution}² network")
-    k = int(math.floor(lod))
+    k = math.floor(lod)
     return resolution >> k, 1.0 - (lod - k)
 
 
