@@ -35,10 +35,19 @@ TOLERANCE = 1e-4
 
 
 @cache
-def snapshot(name: str) -> tuple[dict[str, nvidia.Imported], dict[str, np.ndarray]]:
-    """The imported (Gs, G, D) by role, and NVIDIA's recorded inputs and outputs."""
-    imported = nvidia.import_networks(nvidia.read(DATA / f"{name}.pkl"))
-    return {i.key: i for i in imported}, dict(np.load(DATA / f"{name}.npz"))
+def records(name: str) -> dict[str, np.ndarray]:
+    """NVIDIA's recorded inputs and outputs."""
+    return dict(np.load(DATA / f"{name}.npz"))
+
+
+def import_pickle(name: str) -> dict[str, nvidia.Imported]:
+    """The pickle's networks as ours, by role; uncached, for the tests that change the mapping."""
+    return {i.key: i for i in nvidia.import_networks(nvidia.read(DATA / f"{name}.pkl"))}
+
+
+@cache
+def imported(name: str) -> dict[str, nvidia.Imported]:
+    return import_pickle(name)
 
 
 def relative_error(ours: torch.Tensor, theirs: np.ndarray) -> float:
@@ -46,10 +55,9 @@ def relative_error(ours: torch.Tensor, theirs: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def gs_errors(name: str, networks: dict[str, nvidia.Imported] | None = None) -> list[float]:
+def gs_errors(name: str, Gs: nvidia.Imported) -> list[float]:
     """Gs's relative error at every recorded (lod, psi, cutoff), with the stored noise as NVIDIA's run."""
-    imported, rec = snapshot(name)
-    Gs = (networks or imported)["Gs"]
+    rec = records(name)
     z = torch.from_numpy(rec["latents"])
     errors = []
     for i, (lod, psi, cutoff) in enumerate(zip(rec["gs_lod"], rec["gs_psi"], rec["gs_cutoff"])):
@@ -63,7 +71,7 @@ def gs_errors(name: str, networks: dict[str, nvidia.Imported] | None = None) -> 
 def d_errors(name: str, D: nvidia.Imported) -> list[float]:
     """D's relative error at every recorded lod, on Gs's first images (a classifier's own inputs);
     NVIDIA's D box-downscales its R² input to the level."""
-    rec = snapshot(name)[1] if name in SNAPSHOTS else dict(np.load(DATA / f"{name}.npz"))
+    rec = records(name)
     reals = torch.from_numpy(rec["gs_images_0"] if name in SNAPSHOTS else rec["d_images"])
     errors = []
     for i, lod in enumerate(rec["d_lod"]):
@@ -75,13 +83,13 @@ def d_errors(name: str, D: nvidia.Imported) -> list[float]:
 
 @pytest.mark.parametrize("name", SNAPSHOTS)
 def test_gs_renders_nvidias_images_at_every_lod_and_truncation(name):
-    assert max(gs_errors(name)) < TOLERANCE
+    assert max(gs_errors(name, imported(name)["Gs"])) < TOLERANCE
 
 
 @pytest.mark.parametrize("name", SNAPSHOTS)
 def test_training_copy_g_renders_nvidias_images(name):
-    imported, rec = snapshot(name)
-    G, z = imported["G"], torch.from_numpy(rec["latents"])
+    rec, G = records(name), imported(name)["G"]
+    z = torch.from_numpy(rec["latents"])
     for i, lod in enumerate(rec["g_lod"]):
         res, alpha = nvidia.level(float(lod), G.settings.resolution)
         with torch.no_grad():
@@ -91,17 +99,17 @@ def test_training_copy_g_renders_nvidias_images(name):
 
 @pytest.mark.parametrize("name", SNAPSHOTS)
 def test_d_gives_nvidias_scores_at_every_lod(name):
-    assert max(d_errors(name, snapshot(name)[0]["D"])) < TOLERANCE
+    assert max(d_errors(name, imported(name)["D"])) < TOLERANCE
 
 
 def test_settings_and_level_come_from_the_pickle():
-    imported, rec = snapshot("stylegan-32")
-    s = imported["Gs"].settings
+    Gs = imported("stylegan-32")["Gs"]
+    s = Gs.settings
     assert (s.resolution, s.fmap_base, s.fmap_max, s.latent_size, s.dlatent_size, s.mapping_layers,
             s.mapping_fmaps) == (32, 128, 32, 24, 20, 3, 28)
     assert (s.truncation_psi, s.truncation_cutoff, s.fused_scale) == (0.6, 6, None)
-    assert float(rec["pickled_lod"]) == 1.5 and (imported["Gs"].resolution, imported["Gs"].alpha) == (16, 0.5)
-    assert snapshot("stylegan-128")[0]["D"].settings.mbstd_group_size == 2
+    assert float(records("stylegan-32")["pickled_lod"]) == 1.5 and (Gs.resolution, Gs.alpha) == (16, 0.5)
+    assert imported("stylegan-128")["D"].settings.mbstd_group_size == 2
 
 
 # --- a mapping error fails the comparison --------------------------------------
@@ -109,8 +117,7 @@ def test_settings_and_level_come_from_the_pickle():
 
 def test_unflipped_fused_up_kernel_fails(monkeypatch):
     monkeypatch.setattr(nvidia, "_fused_up_conv", nvidia._conv)
-    nets = nvidia.import_networks(nvidia.read(DATA / "stylegan-128.pkl"))
-    errors = gs_errors("stylegan-128", {i.key: i for i in nets})
+    errors = gs_errors("stylegan-128", import_pickle("stylegan-128")["Gs"])
     assert min(errors[:3]) > 1e-2  # lod 0 and 0.5 run the fused 128² layer
     assert max(errors[3:]) < TOLERANCE  # lod >= 1 does not
 
@@ -123,8 +130,7 @@ def test_flipping_the_fused_down_kernel_fails(monkeypatch):
                 for k, n, c in flipped(s)]
 
     monkeypatch.setattr(nvidia, "discriminator_table", table)
-    D = nvidia.import_networks(nvidia.read(DATA / "stylegan-128.pkl"))[2]
-    errors = d_errors("stylegan-128", D)
+    errors = d_errors("stylegan-128", import_pickle("stylegan-128")["D"])
     assert min(errors[:2]) > 1e-3 and max(errors[2:]) < TOLERANCE  # only lod < 1 reads 128² images
 
 
@@ -137,16 +143,16 @@ def test_swapped_blend_factor_fails(name, monkeypatch):
         res, alpha = level(lod, resolution)
         return res, alpha if alpha == 1.0 else 1.0 - alpha
 
+    networks, rec = imported(name), records(name)
     monkeypatch.setattr(nvidia, "level", swapped)
-    imported, rec = snapshot(name)
-    for errors, lods in ((gs_errors(name), rec["gs_lod"]), (d_errors(name, imported["D"]), rec["d_lod"])):
+    for errors, lods in ((gs_errors(name, networks["Gs"]), rec["gs_lod"]), (d_errors(name, networks["D"]), rec["d_lod"])):
         assert all((e > 1e-2) == bool(lod % 1) for e, lod in zip(errors, lods))
 
 
 def test_missing_noise_fails():
-    imported, rec = snapshot("stylegan-32")
+    rec = records("stylegan-32")
     with torch.no_grad():
-        out = imported["Gs"].module(torch.from_numpy(rec["latents"]), res=32, alpha=1.0, psi=1.0, noise="none")
+        out = imported("stylegan-32")["Gs"].module(torch.from_numpy(rec["latents"]), res=32, alpha=1.0, psi=1.0, noise="none")
     assert relative_error(out, rec["gs_images_0"]) > 1e-2
 
 
@@ -259,7 +265,7 @@ def test_import_writes_our_files_and_generate_reproduces_nvidia(tmp_path):
     assert record["networks"]["Gs"]["static_kwargs"]["fmap_base"] == 256
     assert {v["file"] for v in record["networks"].values()} == {"generator.pt", "generator-training.pt",
                                                                 "discriminator.pt"}
-    _, rec = snapshot("stylegan-128")
+    rec = records("stylegan-128")
     np.save(tmp_path / "z.npy", rec["latents"])
     assert cli.main(["generate", "--checkpoint", str(out / "generator.pt"), "--latents", str(tmp_path / "z.npy"),
                      "--noise", "const", "--psi", "1", "--npy", str(tmp_path / "images.npy")]) == 0
@@ -287,6 +293,6 @@ def test_classifier_pickle_becomes_a_linear_separability_classifier(tmp_path):
     assert cli.main(["import", "nvidia", str(source), "--out", str(tmp_path / "out")]) == 0
     loaded = classifier.load(tmp_path / "out" / "classifier.pt")
     assert (loaded.attribute, loaded.resolution, loaded.net.settings.mbstd_group_size) == ("bags-under-eyes", 32, 1)
-    rec = dict(np.load(DATA / "classifier-32.npz"))
+    rec = records("classifier-32")
     assert relative_error(loaded(torch.from_numpy(rec["d_images"])), rec["d_scores_0"]) < TOLERANCE
     assert json.loads((tmp_path / "out" / "nvidia.json").read_text())["kind"] == "classifier"
