@@ -296,3 +296,27 @@ def test_classifier_pickle_becomes_a_linear_separability_classifier(tmp_path):
     rec = records("classifier-32")
     assert relative_error(loaded(torch.from_numpy(rec["d_images"])), rec["d_scores_0"]) < TOLERANCE
     assert json.loads((tmp_path / "out" / "nvidia.json").read_text())["kind"] == "classifier"
+
+
+def test_a_discriminator_without_num_channels_is_d_basics_default_one_channel():
+    D = nvidia.read(DATA / "stylegan-32.pkl")[1]
+    del D.state["static_kwargs"]["num_channels"]
+    with pytest.raises(StageError, match="num_channels=1 cannot be represented"):
+        nvidia.import_discriminator(D, "D")
+
+
+def as_network(net: nvidia.PickledNetwork) -> Network:
+    return Network({**net.state, "components": {k: as_network(sub) for k, sub in net.components.items()}})
+
+
+def test_a_single_generator_pickle_gives_generator_pt(tmp_path, monkeypatch):
+    Gs = nvidia.read(DATA / "stylegan-32.pkl")[2]
+    (tmp_path / "gs.pkl").write_bytes(nvidia_pickle(as_network(Gs), monkeypatch))
+    assert cli.main(["import", "nvidia", str(tmp_path / "gs.pkl"), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["generator.pt", "nvidia.json"]
+    G, meta = files.load_generator(tmp_path / "out" / "generator.pt")
+    assert (meta["resolution"], meta["alpha"]) == (16, 0.5)  # pickled at lod 1.5
+    rec = records("stylegan-32")
+    with torch.no_grad():
+        out = G(torch.from_numpy(rec["latents"]), res=32, psi=1.0, noise="const")
+    assert relative_error(out, rec["gs_images_0"]) < TOLERANCE

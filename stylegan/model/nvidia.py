@@ -142,18 +142,19 @@ def _check_state(net: PickledNetwork, path: Path) -> None:
 # readable only at these values. `_IRRELEVANT`: arguments that change how or when NVIDIA's
 # graph is built or what training does, never what a trained network computes.
 
-_G_DEFAULTS = {"resolution": 1024, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "latent_size": 512,
-               "dlatent_size": 512, "mapping_layers": 8, "mapping_fmaps": 512, "mapping_lrmul": 0.01,
-               "use_styles": True, "const_input_layer": True, "use_noise": True, "use_pixel_norm": False,
-               "use_instance_norm": True, "truncation_psi": 0.7, "truncation_cutoff": 8, "dlatent_avg_beta": 0.995,
-               "fused_scale": "auto"}
-_D_DEFAULTS = {"resolution": 32, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "mbstd_group_size": 4,
-               "fused_scale": "auto"}
-_G_FIXED = {"num_channels": 3, "label_size": 0, "nonlinearity": "lrelu", "mapping_nonlinearity": "lrelu",
-            "use_wscale": True, "normalize_latents": True, "dtype": "float32", "blur_filter": [1, 2, 1]}
-_D_FIXED = {"num_channels": (1, 3), "label_size": 0, "nonlinearity": "lrelu", "use_wscale": True,
-            "mbstd_num_features": 1, "dtype": "float32",
-            "blur_filter": [1, 2, 1]}  # D_basic's default num_channels is 1: (default, needed)
+_COMMON_DEFAULTS = {"label_size": 0, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "nonlinearity": "lrelu",
+                    "use_wscale": True, "dtype": "float32", "fused_scale": "auto", "blur_filter": [1, 2, 1]}
+_G_DEFAULTS = {**_COMMON_DEFAULTS, "num_channels": 3, "resolution": 1024, "latent_size": 512, "dlatent_size": 512,
+               "mapping_layers": 8, "mapping_fmaps": 512, "mapping_lrmul": 0.01, "mapping_nonlinearity": "lrelu",
+               "normalize_latents": True, "use_styles": True, "const_input_layer": True, "use_noise": True,
+               "use_pixel_norm": False, "use_instance_norm": True, "truncation_psi": 0.7, "truncation_cutoff": 8,
+               "dlatent_avg_beta": 0.995}
+_D_DEFAULTS = {**_COMMON_DEFAULTS, "num_channels": 1, "resolution": 32, "mbstd_group_size": 4,
+               "mbstd_num_features": 1}
+_COMMON_FIXED = {"num_channels": 3, "label_size": 0, "nonlinearity": "lrelu", "use_wscale": True, "dtype": "float32",
+                 "blur_filter": [1, 2, 1]}
+_G_FIXED = {**_COMMON_FIXED, "mapping_nonlinearity": "lrelu", "normalize_latents": True}
+_D_FIXED = {**_COMMON_FIXED, "mbstd_num_features": 1}
 _IRRELEVANT = {"structure", "randomize_noise", "force_clean_graph", "truncation_psi_val", "truncation_cutoff_val",
                "style_mixing_prob", "dlatent_broadcast"}
 
@@ -162,27 +163,20 @@ def _arguments(net: PickledNetwork, defaults: dict[str, Any], fixed: dict[str, A
     """The network's static arguments over the defaults; refused by name if ours cannot represent one.
 
     G_style hands its own arguments to its components at every run (networks_stylegan.py
-    `get_output_for(..., **kwargs)`), so they win over the components' and every copy is checked.
+    `get_output_for(..., **kwargs)`), so they win over the components'; every copy is checked.
     """
-    merged: dict[str, Any] = {}
-    for sub in [*net.components.values(), net]:
-        for key, value in sub.static_kwargs.items():
-            _check_argument(net, key, _plain(value), defaults, fixed)
-            merged[key] = _plain(value)
+    copies = [{k: _plain(v) for k, v in sub.static_kwargs.items()} for sub in [*net.components.values(), net]]
+    for key, value in ((k, v) for kwargs in copies for k, v in kwargs.items()):
+        if key not in defaults and key not in _IRRELEVANT:
+            raise StageError(f"network {net.name!r}: static argument {key}={value!r} is not one of "
+                             f"networks_stylegan.py's {net.build_func} that this importer knows")
+    merged = {**defaults, **{k: v for kwargs in copies for k, v in kwargs.items() if k in defaults}}
     for key, needed in fixed.items():
-        if key not in merged:
-            _check_argument(net, key, needed[0] if isinstance(needed, tuple) else needed, defaults, fixed)
-    return {**defaults, **{k: v for k, v in merged.items() if k in defaults}}
-
-
-def _check_argument(net: PickledNetwork, key: str, value: Any, defaults: dict[str, Any], fixed: dict[str, Any]) -> None:
-    if key not in defaults and key not in fixed and key not in _IRRELEVANT:
-        raise StageError(f"network {net.name!r}: static argument {key}={value!r} is not one of "
-                         f"networks_stylegan.py's {net.build_func} that this importer knows")
-    needed = fixed[key][1] if isinstance(fixed.get(key), tuple) else fixed.get(key, value)
-    if value != needed:
-        raise StageError(f"network {net.name!r}: {key}={value!r} cannot be represented; "
-                         f"our networks have only {key}={needed!r}")
+        for value in [merged[key], *(kwargs[key] for kwargs in copies if key in kwargs)]:
+            if value != needed:
+                raise StageError(f"network {net.name!r}: {key}={value!r} cannot be represented; "
+                                 f"our networks have only {key}={needed!r}")
+    return merged
 
 
 def _plain(value: Any) -> Any:
