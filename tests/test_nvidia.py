@@ -173,6 +173,7 @@ def test_a_variable_left_over_on_either_side_is_an_error():
     ("use_instance_norm", False, "use_instance_norm=False"),
     ("blur_filter", [1, 3, 3, 1], "blur_filter=.* cannot be represented"),
     ("mystery", 1, "static argument mystery=1 is not one"),
+    ("mapping_layers", 9, "cannot represent it.*mapping_layers"),
 ])
 def test_arguments_our_networks_cannot_represent_are_refused_by_name(key, value, message):
     Gs = nvidia.read(DATA / "stylegan-32.pkl")[2]

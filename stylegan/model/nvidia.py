@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy._core.multiarray import _reconstruct, scalar
+from numpy._core.multiarray import _reconstruct, scalar  # what pickled arrays and scalars call
 from torch import nn
 
-from stylegan import fileio
+from stylegan import fileio, settings
 from stylegan.errors import StageError
 from stylegan.model import files
 from stylegan.model.networks import Discriminator, Generator, NetworkSettings
-from stylegan.settings import as_dict
+from stylegan.settings import SettingsError, as_dict
 
 FORMAT = "stylegan-nvidia-import/1"
 # What `stylegan import nvidia PICKLE --out DIR` writes in DIR: Gs as the generator every command
@@ -204,22 +204,31 @@ def generator_settings(net: PickledNetwork) -> NetworkSettings:
                          "networks use instance norm with styles and pixel norm without")
     psi, cutoff = a["truncation_psi"], a["truncation_cutoff"]
     off = psi is None or cutoff is None or cutoff <= 0  # G_style: either None disables truncation
-    return NetworkSettings(
-        resolution=a["resolution"], fmap_base=a["fmap_base"], fmap_decay=a["fmap_decay"], fmap_max=a["fmap_max"],
-        latent_size=a["latent_size"], dlatent_size=a["dlatent_size"], mapping_layers=a["mapping_layers"],
-        mapping_lrmul=a["mapping_lrmul"], mapping_fmaps=a["mapping_fmaps"], const_input=a["const_input_layer"],
-        use_styles=a["use_styles"], use_noise=bool(a["use_noise"]), truncation_psi=1.0 if off else psi,
-        truncation_cutoff=_G_DEFAULTS["truncation_cutoff"] if off else cutoff,
-        w_avg_beta=1.0 if a["dlatent_avg_beta"] is None else a["dlatent_avg_beta"], fused_scale=_fused(a["fused_scale"]))
+    return _settings(net, {
+        "resolution": a["resolution"], "fmap_base": a["fmap_base"], "fmap_decay": a["fmap_decay"],
+        "fmap_max": a["fmap_max"], "latent_size": a["latent_size"], "dlatent_size": a["dlatent_size"],
+        "mapping_layers": a["mapping_layers"], "mapping_lrmul": a["mapping_lrmul"], "mapping_fmaps": a["mapping_fmaps"],
+        "const_input": a["const_input_layer"], "use_styles": a["use_styles"], "use_noise": bool(a["use_noise"]),
+        "truncation_psi": 1.0 if off else psi, "truncation_cutoff": _G_DEFAULTS["truncation_cutoff"] if off else cutoff,
+        "w_avg_beta": 1.0 if a["dlatent_avg_beta"] is None else a["dlatent_avg_beta"],
+        "fused_scale": _fused(a["fused_scale"])})
 
 
 def discriminator_settings(net: PickledNetwork) -> NetworkSettings:
     """Our settings for a D_basic network; a group size of 0 or 1 both mean no minibatch stddev layer."""
     _expect(net, "D_basic", {})
     a = _arguments(net, _D_DEFAULTS, _D_FIXED)
-    return NetworkSettings(resolution=a["resolution"], fmap_base=a["fmap_base"], fmap_decay=a["fmap_decay"],
-                           fmap_max=a["fmap_max"], mbstd_group_size=max(1, a["mbstd_group_size"]),
-                           fused_scale=_fused(a["fused_scale"]))
+    return _settings(net, {"resolution": a["resolution"], "fmap_base": a["fmap_base"], "fmap_decay": a["fmap_decay"],
+                           "fmap_max": a["fmap_max"], "mbstd_group_size": max(1, a["mbstd_group_size"]),
+                           "fused_scale": _fused(a["fused_scale"])})
+
+
+def _settings(net: PickledNetwork, fields: dict[str, Any]) -> NetworkSettings:
+    """Our settings, checked as a config's are (bounds included), so a file we write is one we can load."""
+    try:
+        return settings.load(NetworkSettings, fields, "network")
+    except (SettingsError, StageError) as err:
+        raise StageError(f"network {net.name!r}: our networks cannot represent it: {err}") from None
 
 
 def _expect(net: PickledNetwork, build_func: str, components: dict[str, str]) -> None:
