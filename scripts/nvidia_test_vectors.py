@@ -58,8 +58,8 @@ EDITS = [
     ("dnnlib/tflib/__init__.py", "from .optimizer import Optimizer\n", ""),
 ]
 
-# The two networks: a 32² one (separate up/down-sampling) and a 128² one (fused at 128²,
-# fused_scale='auto'), with small, non-default sizes so that the importer must read them.
+# The snapshots: a 32² one (separate up/down-sampling), a 128² one (fused at 128², fused_scale='auto')
+# and a traditional 16² one, with small, non-default sizes so that the importer must read them.
 CASES = {
     "stylegan-32": {
         "resolution": 32, "batch": 4,
@@ -77,6 +77,17 @@ CASES = {
         "pickled_lod": 0.0,
         "gs": [(0.0, 1.0, 12), (0.0, 0.7, 8), (0.25, 0.6, 4), (1.0, 0.7, 8), (2.75, 1.0, 12), (5.0, 0.7, 8)],
         "g": [0.0], "d": [0.0, 0.75, 1.0, 3.25]},
+    # Table 1 row B's "traditional" generator: w (= the normalised z) through a dense layer, pixel
+    # norm instead of styles, no noise.
+    "stylegan-16-traditional": {
+        "resolution": 16, "batch": 4,
+        "G": {"fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16, "mapping_layers": 0,
+              "const_input_layer": False, "use_styles": False, "use_noise": False, "use_pixel_norm": True,
+              "use_instance_norm": False},
+        "D": {"fmap_base": 64, "fmap_max": 16},
+        "pickled_lod": 0.0,
+        "gs": [(0.0, 1.0, 8), (0.0, 0.5, 8), (0.3, 0.7, 1), (1.0, 1.0, 8)],
+        "g": [0.0], "d": [0.0, 0.3]},
 }
 
 

@@ -2,8 +2,8 @@
 
 The pickles and outputs in tests/data/nvidia were made by NVIDIA's TensorFlow code
 (`scripts/nvidia_test_vectors.py`, see the folder's README): a 32² snapshot, a 128²
-one (fused up/down convolutions at 128²) and a lone D_basic shaped as NVIDIA's
-attribute classifiers. TF's own rounding is about 1e-5 of the output's range, so
+one (fused up/down convolutions at 128²), a 16² one with Table 1's traditional
+generator, and a lone D_basic shaped as NVIDIA's attribute classifiers. TF's own rounding is about 1e-5 of the output's range, so
 1e-4 relative separates rounding from any mapping error (those measured below are
 all above 1e-3).
 """
@@ -30,7 +30,7 @@ from stylegan.metrics import classifier
 from stylegan.model import files, nvidia
 
 DATA = Path(__file__).parent / "data" / "nvidia"
-SNAPSHOTS = ("stylegan-32", "stylegan-128")
+SNAPSHOTS = ("stylegan-32", "stylegan-128", "stylegan-16-traditional")
 TOLERANCE = 1e-4
 
 
