@@ -277,6 +277,9 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
     train.add_argument("--manifest", required=True, help="dataset manifest JSON (dataset pack output)")
     train.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and snapshot grids (kept across runs)")
     train.add_argument("--out", required=True, help="final generator file (G_ema + network settings)")
+    train.add_argument("--continue-on-new-data", action="store_true",
+                       help="resume even if the manifest differs from the checkpoint's; the switch is recorded "
+                            "(as train.continue_on_new_data: true)")
     generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
     generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
     generate.add_argument("--seeds", default="0-7", help="latent seeds, e.g. 0-7,10 (default 0-7)")
@@ -295,14 +298,17 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import dataclasses
     from pathlib import Path
 
     from stylegan import settings
     from stylegan.train.config import TrainSettings
     from stylegan.train.loop import train
 
-    return train(settings.load(TrainSettings, args.settings, "train"), Path(args.manifest), Path(args.run_dir),
-                 Path(args.out))
+    s = settings.load(TrainSettings, args.settings, "train")
+    if args.continue_on_new_data:
+        s = dataclasses.replace(s, continue_on_new_data=True)
+    return train(s, Path(args.manifest), Path(args.run_dir), Path(args.out))
 
 
 def _generate(args: argparse.Namespace) -> None:

@@ -4,7 +4,9 @@ No pickled classes: everything loads with `torch.load(weights_only=True)`, so a
 file from anywhere cannot run code. Two formats share the loader: the generator
 file (G_ema, its settings and the level it was trained to) and the training
 checkpoint (both networks, optimizers, progress and random states), from which a
-generator can be read too. Kept snapshots of the generator are named by images seen.
+generator can be read too. Both record the dataset they trained on (`dataset`;
+absent in older files, which still load). Kept snapshots of the generator are
+named by images seen.
 """
 
 from __future__ import annotations
@@ -50,17 +52,31 @@ def state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolution: int,
-                   alpha: float) -> dict[str, Any]:
-    """The trained model alone: G_ema's weights, its settings and the level it was trained to."""
+                   alpha: float, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trained model alone: G_ema's weights, its settings, the level it was trained to and the data.
+
+    `dataset` is the run's record of what it trained on (`stylegan.train.lineage`):
+    the manifest's fingerprint, the face count and each switch to other data.
+    """
     return {"format": GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
-            "nimg": nimg, "resolution": resolution, "alpha": alpha}
+            "nimg": nimg, "resolution": resolution, "alpha": alpha, "dataset": dataset}
+
+
+def provenance(path: Path) -> dict[str, Any]:
+    """What a result drawn from the generator file `path` records of it: its sha256 and its dataset.
+
+    `dataset` is None for files written before generators recorded their data.
+    """
+    return {"generator": str(path), "generator_sha256": fileio.sha256_file(path),
+            "dataset": load(path).get("dataset")}
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
     """G_ema from a generator file or a training checkpoint, with the level it was trained to.
 
-    `meta` holds `resolution` and `alpha` (the level the images come out at) and
-    `nimg` (images shown when it was saved). A file that is neither, or whose
+    `meta` holds `resolution` and `alpha` (the level the images come out at),
+    `nimg` (images shown when it was saved) and `dataset` (what it trained on,
+    None in files older than that record). A file that is neither, or whose
     weights do not fit its own settings, is a StageError naming the file.
     """
     state = load(path)
@@ -73,6 +89,7 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator,
         else:
             network = state["network"]
             meta = {k: state[k] for k in ("resolution", "alpha", "nimg")}
+        meta["dataset"] = state.get("dataset")
         G = Generator(settings.load(NetworkSettings, network, "network"))
         G.load_state_dict(state["G_ema"])
     except (KeyError, TypeError, RuntimeError) as err:
