@@ -56,13 +56,14 @@ class Datasets:
                              "re-run `stylegan dataset pack` (it writes one)")
 
     def staleness(self, dataset: dict[str, Any] | None) -> Staleness:
-        """What of a generator's dataset record (`meta['dataset']`) is gone from the current version."""
+        """Which training faces of a generator's dataset record (`meta['dataset']`) the current version lacks,
+        each dated by the first later version without it."""
         trained = fingerprints(dataset)
         known = [self.versions[f] for f in trained if f in self.versions]
-        seen = set().union(*(v.face_ids() for v in known))
+        seen = set().union(*(v.face_ids("train") for v in known))
         removed = seen - self.versions[self.current].face_ids()
         last = max((v.date for v in known), default="")
-        later = [v for v in self.versions.values() if v.date > last]
+        later = [v for v in self.versions.values() if v.date > last]  # oldest first, as all_versions
         dates = {next((v.date[:10] for v in later if face not in v.face_ids()), "unknown") for face in removed}
         return Staleness(tuple(trained), tuple(sorted(removed)), tuple(sorted(dates)),
                          tuple(f for f in trained if f not in self.versions))

@@ -243,8 +243,8 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> M
     document = Manifest(resolution=resolution, levels=tuple(levels(resolution)),
                         settings=settings_mod.as_dict(settings), shards=entries, dropped=tuple(dropped))
     document.write(manifest)
-    versions.publish(manifest, document, [versions.face_row(r, rel) for rel, (_, _, members) in groups.items()
-                                          for r in members])
+    versions.publish(manifest, document, [versions.face_row(r, split, rel)
+                                          for rel, (split, _, members) in groups.items() for r in members])
     _remove_obsolete(shards, {e.path for e in entries}, manifest.parent)
     log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries),
              written, len(dropped))

@@ -4,7 +4,7 @@ A takedown rewrites the shards that held the photo, so the shards alone cannot s
 whether a generator trained before it saw that photo. Pack therefore keeps one
 small file per version, `versions/<fingerprint>.json` beside the manifest (the
 fingerprint is `Manifest.fingerprint`, the one generators record): the date it was
-first packed and each face's face, photo and owner id with its shard. Ids only,
+first packed and each face's face, photo and owner id with its split and shard. Ids only,
 no pixels or names: what an opt-out list holds anyway. `stylegan dataset
 provenance` and the report's staleness notes read them.
 """
@@ -31,11 +31,12 @@ class Version:
     """One published dataset: its fingerprint, when pack first wrote it, and its faces' ids and shards."""
 
     fingerprint: str
-    date: str  # UTC, ISO 8601
-    faces: tuple[dict[str, str], ...]  # {"face_id", "photo_id", "owner_id", "shard"}
+    date: str  # UTC, ISO 8601 to the microsecond: versions sort by it
+    faces: tuple[dict[str, str], ...]  # {"face_id", "photo_id", "owner_id", "split", "shard"}
 
-    def face_ids(self) -> set[str]:
-        return {f["face_id"] for f in self.faces}
+    def face_ids(self, split: str | None = None) -> set[str]:
+        """The version's face ids, of one split or all."""
+        return {f["face_id"] for f in self.faces if split in (None, f["split"])}
 
     def matching(self, any_id: str) -> list[dict[str, str]]:
         """The faces whose face, photo or owner id is `any_id`."""
@@ -46,9 +47,9 @@ def folder_of(manifest: Path) -> Path:
     return Path(manifest).parent / FOLDER
 
 
-def face_row(record: dict[str, Any], shard: str) -> dict[str, str]:
+def face_row(record: dict[str, Any], split: str, shard: str) -> dict[str, str]:
     """A face's ids as a version lists them (missing ids as empty strings)."""
-    return {**{k: str(record.get(k) or "") for k in ID_KEYS}, "shard": shard}
+    return {**{k: str(record.get(k) or "") for k in ID_KEYS}, "split": split, "shard": shard}
 
 
 def publish(manifest_path: Path, manifest: Manifest, faces: list[dict[str, str]]) -> Version:
@@ -56,7 +57,7 @@ def publish(manifest_path: Path, manifest: Manifest, faces: list[dict[str, str]]
     path = folder_of(manifest_path) / f"{manifest.fingerprint}.json"
     if path.is_file():
         return read(path)
-    version = Version(manifest.fingerprint, datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    version = Version(manifest.fingerprint, datetime.now(timezone.utc).isoformat(timespec="microseconds"),
                       tuple(sorted(faces, key=lambda f: f["face_id"])))
     fileio.write_json(path, {"format": FORMAT, "fingerprint": version.fingerprint, "date": version.date,
                              "faces": list(version.faces)})
