@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
-from stylegan import fileio, report
+from stylegan import fileio, report, settings
 from stylegan.cli import main
 from stylegan.data.manifest import Manifest
 from stylegan.data.versions import all_versions
+from stylegan.distributed import Dist
 from stylegan.errors import StageError
 from stylegan.metrics import figures
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import FigureSettings
 from stylegan.model import files
 from stylegan.train import checkpoint, lineage
+from stylegan.train.config import TrainSettings
+from stylegan.train.data import Reals
+from stylegan.train.loop import new_state
 from tests import training
 from tests.faces import make_faces, run_pack
 
@@ -149,7 +157,7 @@ def test_provenance_of_a_generator_counts_faces_since_removed_and_lists_them_onl
 
 def test_the_report_marks_training_and_metrics_stale_after_the_takedown(taken_down: TakenDown,
                                                                         tmp_path: Path) -> None:
-    day = [v for v in all_versions(taken_down.manifest) if v.fingerprint == taken_down.after][0].date[:10]
+    day = next(v for v in all_versions(taken_down.manifest) if v.fingerprint == taken_down.after).date[:10]
     note = (f"Trained on a dataset version that includes {len(taken_down.removed)} face(s) since removed "
             f"(removed on {day})")
     assert all("since removed" not in page for page in taken_down.pages_before)
@@ -162,7 +170,7 @@ def test_the_report_marks_training_and_metrics_stale_after_the_takedown(taken_do
 def train_again(run: Path, manifest: Path, *flags: str, **train: object) -> subprocess.CompletedProcess[str]:
     s = training.tiny(schedule={"total_kimg": 0.2}, **train)
     command = [*training.command(s, manifest, run), *flags]
-    return subprocess.run(command, cwd=training.REPO, capture_output=True, text=True, timeout=180,
+    return subprocess.run(command, cwd=training.REPO, capture_output=True, text=True, timeout=180, check=False,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(training.REPO)})
 
 
@@ -186,6 +194,29 @@ def test_a_resume_on_a_repacked_dataset_stops_naming_both_fingerprints_unless_to
     assert lineage.fingerprints(record) == [taken_down.before, taken_down.after]
 
 
+def test_a_level_change_that_meets_a_repacked_dataset_stops_or_records_the_switch(tmp_path: Path) -> None:
+    """The loop re-opens the shards at each level change; a repack in between is caught there too."""
+    kept = make_faces(tmp_path / "faces", photos=8, seed=5)
+    fileio.write_jsonl(tmp_path / "kept.jsonl", kept)
+    assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 0
+    manifest = tmp_path / "dataset" / "manifest.json"
+    before = Manifest.read(manifest).fingerprint
+    streams = {}
+    for allow in (False, True):
+        s = settings.load(TrainSettings, {**training.tiny(), "continue_on_new_data": allow}, "train")
+        streams[allow] = Reals(manifest, s, new_state(s, Dist(0, 1, torch.device("cpu"))))
+        streams[allow].next(8, 8, 0)  # the 8² level opens the shards
+        assert streams[allow].st.dataset["fingerprint"] == before
+    fileio.write_jsonl(tmp_path / "kept.jsonl", [r for r in kept if r["photo_id"] != kept[0]["photo_id"]])
+    assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 0
+    after = Manifest.read(manifest).fingerprint
+    with pytest.raises(StageError, match=f"at 0.048 kimg: it trained on dataset {before} .* now describes {after}"):
+        streams[False].next(16, 8, 48)
+    streams[True].next(16, 8, 48)
+    assert streams[True].st.dataset["changes"] == [{"kimg": 0.048, "from": before, "to": after,
+                                                    "faces": streams[True].st.dataset["faces"]}]
+
+
 def test_retrain_on_takedown_starts_the_run_over_on_the_new_data(taken_down: TakenDown, tmp_path: Path) -> None:
     run = shutil.copytree(taken_down.generator.parent, tmp_path / "run")
     fresh = train_again(run, taken_down.manifest, retrain_on_takedown=True)
@@ -200,3 +231,52 @@ def test_a_version_record_is_needed_to_judge_staleness(taken_down: TakenDown, tm
     shutil.copytree(taken_down.results / "dataset", tmp_path / "dataset", ignore=shutil.ignore_patterns("versions"))
     with pytest.raises(StageError, match="re-run `stylegan dataset pack`"):
         report.training_data(taken_down.generator, tmp_path / "dataset" / "manifest.json", tmp_path / "t.html")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_takedown_after_training_marks_the_generator_stale_and_the_switch_plans_a_retrain(tmp_path: Path) -> None:
+    """Through the real rules on the shortened demo: train, take a photo down, re-run."""
+    from tests.test_pack_workflow import run_directory
+
+    config, optout = run_directory(tmp_path)
+    tiny = training.tiny(schedule={"total_kimg": 0.1})
+    for section in ("network", "schedule", "speed", "checkpoint"):
+        config["train"][section].update(tiny[section])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    page = tmp_path / "results/report/training_data.html"
+    run = snakemake_in(tmp_path, str(page.relative_to(tmp_path)))
+    assert "(Rule: train)" in run or "rule train:" in run
+    assert "since removed" not in page.read_text()
+
+    manifest = tmp_path / "results/dataset/manifest.json"
+    (version,) = all_versions(manifest)
+    victim = next(f["photo_id"] for f in version.faces if f["split"] == "train")
+    removed = [f for f in version.faces if f["photo_id"] == victim and f["split"] == "train"]
+    optout.write_text(optout.read_text() + f"{victim}\n")
+    generator = tmp_path / "results/train/generator.pt"
+    stamp = generator.stat().st_mtime_ns
+    rerun = snakemake_in(tmp_path, str(page.relative_to(tmp_path)))
+    assert "(Rule: pack)" in rerun or "rule pack:" in rerun
+    assert generator.stat().st_mtime_ns == stamp  # not retrained by default
+    assert f"includes {len(removed)} face(s) since removed (removed on " in page.read_text()
+
+    asked = subprocess.run([sys.executable, "-m", "stylegan.cli", "dataset", "provenance", "--generator",
+                            "results/train/generator.pt"], cwd=tmp_path, capture_output=True, text=True, check=False,
+                           env={**os.environ, "PYTHONPATH": str(training.REPO)})
+    assert f"{len(removed)} of its faces since removed" in asked.stdout, asked.stderr
+
+    config["train"]["retrain_on_takedown"] = True
+    (tmp_path / "retrain.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake_in(tmp_path, "-n", "--configfile", "retrain.yaml", str(page.relative_to(tmp_path)))
+    assert re.search(r"^train\s+1$", plan, re.MULTILINE), plan[-3000:]
+
+
+def snakemake_in(workdir: Path, *args: str) -> str:
+    """The workflow run in `workdir` with its config.yaml; its log (Snakemake writes to stderr)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(training.REPO / "Snakefile"), "--cores", "2",
+                           *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout + done.stderr

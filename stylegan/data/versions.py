@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def publish(manifest_path: Path, manifest: Manifest, faces: list[dict[str, str]]
     path = folder_of(manifest_path) / f"{manifest.fingerprint}.json"
     if path.is_file():
         return read(path)
-    version = Version(manifest.fingerprint, datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+    version = Version(manifest.fingerprint, datetime.now(UTC).isoformat(timespec="microseconds"),
                       tuple(sorted(faces, key=lambda f: f["face_id"])))
     fileio.write_json(path, {"format": FORMAT, "fingerprint": version.fingerprint, "date": version.date,
                              "faces": list(version.faces)})

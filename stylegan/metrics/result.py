@@ -65,7 +65,8 @@ def write(path: Path, result: MetricResult) -> None:
     The generator's sha256 and dataset are added here, once for every metric, so a
     takedown can tell which results came from data it removed.
     """
-    from stylegan.model import files  # here: readers of results (the report) need no torch
+    # Imported here: readers of results (the report) need no torch.
+    from stylegan.model import files
 
     if result.provenance is None and Path(result.snapshot).is_file():
         result = dataclasses.replace(result, provenance=files.provenance(Path(result.snapshot)))
