@@ -51,8 +51,8 @@ def latest(run_dir: Path) -> Path | None:
 
 def start_over_on_new_data(run_dir: Path, manifest: Path, d: Dist) -> None:
     """Retraining after a takedown (`train.retrain_on_takedown`): a run whose newest checkpoint trained on
-    another dataset starts from scratch. Its checkpoints, generator snapshots, grids and log are removed:
-    every one of them learnt from faces the new data no longer holds."""
+    another dataset (or does not say which) starts from scratch. Its checkpoints, generator snapshots, grids
+    and log are removed: every one of them may have learnt from faces the new data no longer holds."""
     newest = latest(run_dir)
     record = files.load(newest).get("dataset") if newest is not None else None
     if newest is None or (record or {}).get("fingerprint") == Manifest.read(manifest).fingerprint:
