@@ -217,8 +217,8 @@ def _review(args: argparse.Namespace) -> None:
 
 
 def _add_dataset(groups: argparse._SubParsersAction) -> None:
-    """`dataset pack|verify|card`: HDF5 shards, their check, and the datasheet."""
-    dataset = groups.add_parser("dataset", help="shards, verification, datasheet").add_subparsers(
+    """`dataset pack|verify|card|provenance`: HDF5 shards, their check, the datasheet, and what holds a photo."""
+    dataset = groups.add_parser("dataset", help="shards, verification, datasheet, provenance").add_subparsers(
         dest="command", required=True)
     pack = _command(dataset, "pack", _dataset_pack, "pack kept faces into multi-resolution HDF5 shards")
     _settings_arg(pack)
@@ -233,6 +233,16 @@ def _add_dataset(groups: argparse._SubParsersAction) -> None:
     card.add_argument("--manifest", required=True, help="manifest JSON")
     card.add_argument("--rejected", required=True, help="filter's rejected records (JSONL)")
     card.add_argument("--out", required=True, help="datasheet markdown to write")
+    where = _command(dataset, "provenance", _dataset_provenance,
+                     "which shards, dataset versions, generators, metric results and figures hold a photo, or "
+                     "what a generator trained on and how much of it has since been removed")
+    asked = where.add_mutually_exclusive_group(required=True)
+    asked.add_argument("--id", help="a photo, owner or face id (as in filter.optout and filter.exclude)")
+    asked.add_argument("--generator", help="a generator file or training checkpoint")
+    where.add_argument("--manifest", default="results/dataset/manifest.json", help="the current dataset's manifest")
+    where.add_argument("--results", default="results", help="searched for generators, metric results and figures")
+    where.add_argument("--removed-out", default=None,
+                       help="with --generator: write the ids of its faces since removed here (never printed)")
 
 
 def _dataset_pack(args: argparse.Namespace) -> None:
@@ -266,6 +276,19 @@ def _dataset_card(args: argparse.Namespace) -> None:
     card.write_card(Path(args.manifest), Path(args.rejected), Path(args.out))
 
 
+def _dataset_provenance(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import provenance
+
+    if args.id is not None:
+        lines = provenance.about_id(args.id, Path(args.manifest), Path(args.results))
+    else:
+        lines = provenance.about_generator(Path(args.generator), Path(args.manifest),
+                                           args.removed_out and Path(args.removed_out))
+    print("\n".join(lines))
+
+
 # --- train (train, generate, export, summary) --------------------------------
 
 
@@ -277,6 +300,9 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
     train.add_argument("--manifest", required=True, help="dataset manifest JSON (dataset pack output)")
     train.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and snapshot grids (kept across runs)")
     train.add_argument("--out", required=True, help="final generator file (G_ema + network settings)")
+    train.add_argument("--continue-on-new-data", action="store_true",
+                       help="resume even if the manifest differs from the checkpoint's; the switch is recorded "
+                            "(as train.continue_on_new_data: true)")
     generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
     generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
     generate.add_argument("--seeds", default=None, help="latent seeds, e.g. 0-7,10 (default 0-7)")
@@ -299,14 +325,17 @@ def _add_train(groups: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import dataclasses
     from pathlib import Path
 
     from stylegan import settings
     from stylegan.train.config import TrainSettings
     from stylegan.train.loop import train
 
-    return train(settings.load(TrainSettings, args.settings, "train"), Path(args.manifest), Path(args.run_dir),
-                 Path(args.out))
+    s = settings.load(TrainSettings, args.settings, "train")
+    if args.continue_on_new_data:
+        s = dataclasses.replace(s, continue_on_new_data=True)
+    return train(s, Path(args.manifest), Path(args.run_dir), Path(args.out))
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -428,7 +457,7 @@ def _figure(args: argparse.Namespace) -> None:
 
 
 def _add_report(groups: argparse._SubParsersAction) -> None:
-    """`report curves|snapshots|metrics|datasheet`: the report's plots and tables."""
+    """`report curves|snapshots|metrics|training-data|datasheet`: the report's plots and tables."""
     report = groups.add_parser("report", help="training curves, snapshot sheet, metrics table, datasheet page"
                                ).add_subparsers(dest="command", required=True)
     curves = _command(report, "curves", _report_curves, "plot losses, R1 and sec/kimg from a training log")
@@ -440,7 +469,14 @@ def _add_report(groups: argparse._SubParsersAction) -> None:
     snapshots.add_argument("--out", required=True, help="PNG to write")
     table = _command(report, "metrics", _report_metrics, "one HTML table of metric result files")
     table.add_argument("--results", nargs="*", default=[], help="metric result JSON files")
+    table.add_argument("--manifest", default=None,
+                       help="the current dataset's manifest: warn when the generators trained on faces since removed")
     table.add_argument("--out", required=True, help="HTML to write")
+    data = _command(report, "training-data", _report_training_data,
+                    "the dataset a generator trained on, and whether faces of it have since been removed")
+    data.add_argument("--generator", required=True, help="generator file")
+    data.add_argument("--manifest", required=True, help="the current dataset's manifest")
+    data.add_argument("--out", required=True, help="HTML to write")
     datasheet = _command(report, "datasheet", _report_datasheet, "the datasheet as an HTML page")
     datasheet.add_argument("--datasheet", required=True, help="datasheet markdown (dataset card output)")
     datasheet.add_argument("--out", required=True, help="HTML to write")
@@ -470,7 +506,15 @@ def _report_metrics(args: argparse.Namespace) -> None:
 
     from stylegan import report
 
-    report.metrics_table([Path(p) for p in args.results], Path(args.out))
+    report.metrics_table([Path(p) for p in args.results], Path(args.out), args.manifest and Path(args.manifest))
+
+
+def _report_training_data(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from stylegan import report
+
+    report.training_data(Path(args.generator), Path(args.manifest), Path(args.out))
 
 
 def _report_datasheet(args: argparse.Namespace) -> None:

@@ -1,9 +1,10 @@
 """The pieces of the workflow's report that are not figures of the paper.
 
 Training curves from the run's `log.jsonl`, a sheet of the snapshot grids written
-during training, the metrics table (one row per MetricResult file) and the
-datasheet as HTML. Snakemake's report shows PNG and HTML inline and offers
-other files only as downloads, hence HTML for the tables.
+during training, the metrics table (one row per MetricResult file), the
+training data's provenance (stale after a takedown) and the datasheet as HTML.
+Snakemake's report shows PNG and HTML inline and offers other files only as
+downloads, hence HTML for the tables.
 """
 
 from __future__ import annotations
@@ -143,15 +144,43 @@ def table_row(r: MetricResult) -> list[str]:
             detector, "—" if r.seconds is None else f"{r.seconds:.1f}", r.device or "—"]
 
 
-def metrics_table(paths: Sequence[Path], out: Path) -> None:
-    """The metrics table as HTML: every result file as one row, computed or not."""
-    rows = [table_row(result.read(p)) for p in paths]
+def stale_banner(datasets: Sequence[dict[str, Any] | None], manifest: Path | None) -> str:
+    """On top of a page: a warning per generator whose training data has since lost faces (a takedown)."""
+    from stylegan import provenance  # here: it reads generator files, which needs torch
+
+    notes = [] if manifest is None else provenance.stale_notes(list(datasets), manifest)
+    return "".join(f'<p style="color:#a00"><strong>{html.escape(n)}</strong></p>\n' for n in notes)
+
+
+def metrics_table(paths: Sequence[Path], out: Path, manifest: Path | None = None) -> None:
+    """The metrics table as HTML: every result file as one row, computed or not; with the current
+    `manifest`, a warning on top when the evaluated generators trained on faces since removed."""
+    results = [result.read(p) for p in paths]
+    rows = [table_row(r) for r in results]
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>\n" for row in rows)
     note = "" if rows else "<p>No metric results.</p>"
-    table = f"<h1>Metrics</h1>\n<table>\n<tr>{head}</tr>\n{body}</table>{note}"
+    banner = stale_banner([r.provenance["dataset"] for r in results if r.provenance], manifest)
+    table = f"<h1>Metrics</h1>\n{banner}<table>\n<tr>{head}</tr>\n{body}</table>{note}"
     fileio.write_text(out, _page("Metrics", table))
     log.info("wrote %s (%d results)", out, len(rows))
+
+
+def training_data(generator: Path, manifest: Path, out: Path) -> None:
+    """The training section's provenance page: the dataset the generator trained on, each switch to
+    other data, and on top a warning when faces it trained on have since been removed."""
+    from stylegan.model import files
+
+    dataset = files.load(generator).get("dataset")
+    if dataset is None:
+        body = "<p>This generator was written before generators recorded their dataset.</p>"
+    else:
+        body = stale_banner([dataset], manifest)
+        body += f"<p>Trained on dataset {dataset['fingerprint']} ({dataset['faces']:,} training faces).</p>\n"
+        body += "".join(f"<p>At {c['kimg']:g} kimg the run switched from {c['from'] or 'unknown data'} to "
+                        f"{c['to']} ({c['faces']:,} faces).</p>\n" for c in dataset["changes"])
+    fileio.write_text(out, _page("Training data", f"<h1>Training data</h1>\n{body}"))
+    log.info("wrote %s", out)
 
 
 def datasheet_html(markdown_path: Path, out: Path) -> None:

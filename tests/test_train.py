@@ -140,7 +140,8 @@ def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: 
     assert [load_generator(p)[1]["nimg"] for p in snapshots] == [40, 56]
     assert cli.main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "g.pt")]) == 0
     exported = torch.load(tmp_path / "g.pt", weights_only=True)
-    assert set(exported) == {"format", "network", "G_ema", "nimg", "resolution", "alpha"}
+    assert set(exported) == {"format", "network", "G_ema", "nimg", "resolution", "alpha", "dataset"}
+    assert exported["dataset"] == files.load(ckpt)["dataset"] is not None  # the export keeps what it trained on
     out = tmp_path / "gen"
     args = ["generate", "--checkpoint", str(tmp_path / "g.pt"), "--seeds", "0-2,5", "--outdir", str(out / "img"),
             "--grid", str(out / "grid.png"), "--mixing-grid", str(out / "mix.png"), "--seed", "1"]

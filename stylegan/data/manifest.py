@@ -11,6 +11,7 @@ folder, so a dataset can move as a whole.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,16 @@ class Manifest:
     def counts(self) -> dict[str, int]:
         """Images per split."""
         return {split: sum(e.count for e in self.shards if e.split == split) for split in SPLITS}
+
+    @property
+    def fingerprint(self) -> str:
+        """The dataset version: sha256 over every shard's path and sha256.
+
+        Generators, checkpoints and metric results record it, so a takedown (which
+        rewrites the shards that held the photo) makes every older artefact identifiable.
+        """
+        shards = sorted((e.path, e.sha256) for e in self.shards)
+        return hashlib.sha256(json.dumps(shards).encode()).hexdigest()
 
     def split(self, name: str) -> list[ShardEntry]:
         """The split's shards that hold images, in manifest order."""

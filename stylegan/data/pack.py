@@ -12,6 +12,8 @@ never depends on which other faces exist: removing one photo changes only the
 shards that held its faces. Each shard carries a fingerprint of what it holds
 (face ids, pixel md5s, metadata, the settings that shape its bytes); a shard
 whose fingerprint is unchanged is not rewritten, which also resumes a killed run.
+Each new dataset version is recorded by its faces' ids (`stylegan.data.versions`), so
+a generator trained on it can still be traced after a takedown.
 
 Licences outside `pack.licenses` are dropped, never packed, and listed in the
 manifest's `dropped` with a warning: the allow-list is the last gate, and one
@@ -39,6 +41,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from stylegan import fileio, settings as settings_mod
+from stylegan.data import versions
 from stylegan.data.manifest import CHANNELS, FORMAT, METADATA, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
 from stylegan.settings import setting
@@ -229,8 +232,10 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> M
         raise StageError(f"{faces}: face ids repeat; each face must appear once")
     resolution = resolution_of(records)
     previous = _previous_entries(manifest)
-    jobs = [(shards, manifest.parent, split, index, members, resolution, settings, previous.get(
-        _relative(shards / shard_name(split, index), manifest.parent))) for (split, index), members in group(records, settings).items()]
+    groups = {_relative(shards / shard_name(split, index), manifest.parent): (split, index, members)
+              for (split, index), members in group(records, settings).items()}
+    jobs = [(shards, manifest.parent, split, index, members, resolution, settings, previous.get(rel))
+            for rel, (split, index, members) in groups.items()]
     with concurrent.futures.ProcessPoolExecutor(min(settings.workers, len(jobs))) as pool:
         results = list(tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None))
     entries = tuple(entry for entry, _ in results)
@@ -238,6 +243,8 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> M
     document = Manifest(resolution=resolution, levels=tuple(levels(resolution)),
                         settings=settings_mod.as_dict(settings), shards=entries, dropped=tuple(dropped))
     document.write(manifest)
+    versions.publish(manifest, document, [versions.face_row(r, split, rel)
+                                          for rel, (split, _, members) in groups.items() for r in members])
     _remove_obsolete(shards, {e.path for e in entries}, manifest.parent)
     log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries),
              written, len(dropped))

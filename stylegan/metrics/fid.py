@@ -266,7 +266,8 @@ def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out
     lowest = min(points, key=lambda p: p["fid"])
     data = {"points": points, "lowest": lowest, "num_fakes": s.curve.num_fakes, "num_reals": reals.count}
     fileio.write_json(out, data)
-    fileio.write_bytes(plot, curve_png(points, lowest, s.curve.num_fakes, reals.count))
+    fileio.write_bytes(plot, files.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count),
+                                              [Path(p["snapshot"]) for p in points]))
     best = mr.read(Path(lowest["result"]))
     mr.write(lowest_out, dataclasses.replace(best, metric="fid_lowest",
                                              settings={**best.settings, "snapshots": len(points)}))

@@ -22,7 +22,7 @@ import torch
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics.config import Band, FigureSettings
-from stylegan.model.files import load_generator
+from stylegan.model.files import load_generator, tagged_png
 from stylegan.model.grids import layers_of, style_mixing_grid, tile
 from stylegan.model.networks import Generator
 from stylegan.model.sampling import inference_device, latents, mapped, render, synthesize, to_uint8
@@ -132,9 +132,10 @@ STEMS = {"uncurated": "fig2_uncurated", "style-mixing": "fig3_style_mixing", "st
 
 
 def write(name: str, generator: Path, s: FigureSettings, out: Path) -> None:
-    """Draw figure `name` from a generator file (or training checkpoint) at the level it was trained to."""
+    """Draw figure `name` from a generator file (or training checkpoint) at the level it was trained to;
+    the PNG records the generator's sha256 and dataset (`tagged_png`)."""
     if name not in FIGURES:
         raise StageError(f"figure {name!r}: expected one of {', '.join(FIGURES)}")
     G, meta = load_generator(generator, inference_device())
-    fileio.write_bytes(out, FIGURES[name](G, s, meta["resolution"], meta["alpha"]))
+    fileio.write_bytes(out, tagged_png(FIGURES[name](G, s, meta["resolution"], meta["alpha"]), [generator]))
     log.info("wrote %s (%s, %d² generator at %.1f kimg)", out, name, meta["resolution"], meta["nimg"] / 1000)

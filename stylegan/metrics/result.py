@@ -39,6 +39,7 @@ class MetricResult:
     seconds: float | None = None
     device: str | None = None
     reason: str | None = None        # why not computed, and how to supply what is missing
+    provenance: dict[str, Any] | None = None  # the generator's sha256 and dataset (stylegan.model.files.provenance)
     format: str = FORMAT
 
     def __post_init__(self) -> None:
@@ -59,7 +60,16 @@ def device_name(device: Any) -> str:
 
 
 def write(path: Path, result: MetricResult) -> None:
-    """Write the record atomically: a killed job leaves no partial JSON behind."""
+    """Write the record atomically: a killed job leaves no partial JSON behind.
+
+    The generator's sha256 and dataset are added here, once for every metric, so a
+    takedown can tell which results came from data it removed.
+    """
+    # Imported here: readers of results (the report) need no torch.
+    from stylegan.model import files
+
+    if result.provenance is None and Path(result.snapshot).is_file():
+        result = dataclasses.replace(result, provenance=files.provenance(Path(result.snapshot)))
     fileio.write_text(path, json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True) + "\n")
 
 

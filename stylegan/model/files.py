@@ -4,14 +4,19 @@ No pickled classes: everything loads with `torch.load(weights_only=True)`, so a
 file from anywhere cannot run code. Two formats share the loader: the generator
 file (G_ema, its settings and the level it was trained to) and the training
 checkpoint (both networks, optimizers, progress and random states), from which a
-generator can be read too. Kept snapshots of the generator are named by images seen.
-A third, the discriminator file, holds a D alone (one imported from NVIDIA's pickles).
+generator can be read too. Both record the dataset they trained on (`dataset`;
+absent in older files, which still load). Kept snapshots of the generator are
+named by images seen. A third, the discriminator file, holds a D alone (one imported
+from NVIDIA's pickles).
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from stylegan.settings import as_dict
 TRAINING_FORMAT = "stylegan-train-checkpoint/1"
 GENERATOR_FORMAT = "stylegan-generator/1"
 DISCRIMINATOR_FORMAT = "stylegan-discriminator/1"
+PNG_KEY = "stylegan-provenance"  # the iTXt keyword figures carry their generators' provenance under
 _SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
 
 
@@ -53,17 +59,54 @@ def state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolution: int,
-                   alpha: float) -> dict[str, Any]:
-    """The trained model alone: G_ema's weights, its settings and the level it was trained to."""
+                   alpha: float, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trained model alone: G_ema's weights, its settings, the level it was trained to and the data.
+
+    `dataset` is the run's record of what it trained on (`stylegan.train.lineage`):
+    the manifest's fingerprint, the face count and each switch to other data.
+    """
     return {"format": GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
-            "nimg": nimg, "resolution": resolution, "alpha": alpha}
+            "nimg": nimg, "resolution": resolution, "alpha": alpha, "dataset": dataset}
+
+
+def provenance(path: Path) -> dict[str, Any]:
+    """What a result drawn from the generator file `path` records of it: its sha256 and its dataset.
+
+    `dataset` is None for files written before generators recorded their data.
+    """
+    return {"generator": str(path), "generator_sha256": fileio.sha256_file(path),
+            "dataset": load(path).get("dataset")}
+
+
+def tagged_png(png: bytes, generators: list[Path]) -> bytes:
+    """A PNG drawn from `generators`, their `provenance` added as JSON in an iTXt chunk keyed PNG_KEY.
+
+    The chunk (PNG spec 11.3.4.5: keyword, no compression, no language) goes just
+    before IEND, so the pixels are not re-encoded; image viewers ignore it, and
+    `png_provenance` (the report, `stylegan dataset provenance`) reads it back.
+    """
+    text = json.dumps([provenance(g) for g in generators], sort_keys=True)
+    data = PNG_KEY.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
+    chunk = struct.pack(">I", len(data)) + b"iTXt" + data + struct.pack(">I", zlib.crc32(b"iTXt" + data))
+    end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
+    return png[:end] + chunk + png[end:]
+
+
+def png_provenance(path: Path) -> list[dict[str, Any]] | None:
+    """The generators' provenance a figure carries (`tagged_png`), or None for an untagged image."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        text = image.text.get(PNG_KEY)
+    return None if text is None else json.loads(text)
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
     """G_ema from a generator file or a training checkpoint, with the level it was trained to.
 
-    `meta` holds `resolution` and `alpha` (the level the images come out at) and
-    `nimg` (images shown when it was saved). A file that is neither, or whose
+    `meta` holds `resolution` and `alpha` (the level the images come out at),
+    `nimg` (images shown when it was saved) and `dataset` (what it trained on,
+    None in files older than that record). A file that is neither, or whose
     weights do not fit its own settings, is a StageError naming the file.
     """
     state = load(path)
@@ -76,6 +119,7 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator,
         else:
             network = state["network"]
             meta = {k: state[k] for k in ("resolution", "alpha", "nimg")}
+        meta["dataset"] = state.get("dataset")
         G = Generator(settings.load(NetworkSettings, network, "network"))
         G.load_state_dict(state["G_ema"])
     except (KeyError, TypeError, RuntimeError) as err:

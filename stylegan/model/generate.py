@@ -101,6 +101,7 @@ def mixing_layers(G: Generator, layers: tuple[int, int]) -> range:
 def export(checkpoint_path: Path, out: Path) -> None:
     """Write G_ema's weights and settings alone (no D, no optimizer state) from any checkpoint."""
     G, meta = load_generator(checkpoint_path)
-    files.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"]))
+    files.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"],
+                                   meta["dataset"]))
     log.info("exported G_ema (%d² level) to %s", meta["resolution"], out)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from stylegan.data.manifest import Manifest
+from stylegan.distributed import Dist, barrier
 from stylegan.errors import StageError
 from stylegan.model import files
 from stylegan.model.files import state_dict
 from stylegan.settings import as_dict
 from stylegan.train.config import TrainSettings
 from stylegan.train.state import Progress, TrainState
+from stylegan.train.ticks import LOG_FILE
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,24 @@ def latest(run_dir: Path) -> Path | None:
     """The newest checkpoint of the run, or None for a fresh run."""
     found = all_checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def start_over_on_new_data(run_dir: Path, manifest: Path, d: Dist) -> None:
+    """Retraining after a takedown (`train.retrain_on_takedown`): a run whose newest checkpoint trained on
+    another dataset (or does not say which) starts from scratch. Its checkpoints, generator snapshots, grids
+    and log are removed: every one of them may have learnt from faces the new data no longer holds."""
+    newest = latest(run_dir)
+    record = files.load(newest).get("dataset") if newest is not None else None
+    if newest is None or (record or {}).get("fingerprint") == Manifest.read(manifest).fingerprint:
+        return
+    barrier(d)  # every rank has read the checkpoint before rank 0 removes it
+    if d.main:
+        log.warning("%s trained on dataset %s, the manifest now describes another: starting over",
+                    run_dir, (record or {}).get("fingerprint", "unknown"))
+        for folder in ("checkpoints", "generators", "snapshots"):
+            shutil.rmtree(run_dir / folder, ignore_errors=True)
+        (run_dir / LOG_FILE).unlink(missing_ok=True)
+    barrier(d)
 
 
 def prune(run_dir: Path, keep: int) -> None:
@@ -91,7 +113,7 @@ def save(run_dir: Path, s: TrainSettings, st: TrainState) -> None:
         "opt_G": st.opt_G.state_dict(), "opt_D": st.opt_D.state_dict(),
         "progress": {"nimg": p.nimg, "step": p.step, "sched_nimg": p.sched_nimg, "tick": p.tick,
                      "tick_start_nimg": p.tick_start_nimg, "skipped": p.skipped},
-        "rng": {"ranks": rngs, "z_stream": st.z_stream.get_state()},
+        "rng": {"ranks": rngs, "z_stream": st.z_stream.get_state()}, "dataset": st.dataset,
     }
     path = path_for(run_dir, p.nimg)
     files.save(path, state)
@@ -120,4 +142,5 @@ def restore(path: Path, st: TrainState) -> None:
         log.warning("checkpoint from %d process(es), now %d: per-rank noise streams are reseeded", len(ranks), d.world)
         torch.manual_seed(state["progress"]["nimg"] * 7919 + d.rank)
     st.progress = Progress(**state["progress"])
+    st.dataset = state.get("dataset")  # None in checkpoints older than the record
     log.info("resumed from %s", path)

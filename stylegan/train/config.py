@@ -80,3 +80,8 @@ class TrainSettings:
     G_smoothing_kimg: float = setting(10.0, "G_ema half-life in kimg (NVlabs/stylegan training_loop.py)", ge=0)
     xflip: bool = setting(True, "mirror augmentation (NVlabs/stylegan train.py mirror_augment)")
     seed: int = setting(1000, "training seed (weights, latents, data order)", ge=0)
+    continue_on_new_data: bool = setting(False, "resume (or change level) on a manifest other than the checkpoint's, "
+                                                "recording the switch; false stops with an error naming both")
+    retrain_on_takedown: bool = setting(False, "the train rule depends on the manifest, so a repack (e.g. after a "
+                                               "takedown) retrains from scratch: a run directory whose checkpoint "
+                                               "trained on other data is cleared first")

@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from stylegan.data.dataset import ShardDataset, to_float
-from stylegan.distributed import Dist
+from stylegan.train import lineage
 from stylegan.train.config import TrainSettings
+from stylegan.train.state import TrainState
 
 
 class RankBatches:
@@ -63,10 +64,14 @@ def reals_loader(manifest: Path, resolution: int, minibatch: int, start: int, se
 
 
 class Reals:
-    """This rank's reals at the schedule's level: a new stream whenever the resolution or minibatch changes."""
+    """This rank's reals at the schedule's level: a new stream whenever the resolution or minibatch changes.
 
-    def __init__(self, manifest: Path, s: TrainSettings, d: Dist) -> None:
-        self.manifest, self.s, self.d = manifest, s, d
+    Each new stream opens the manifest again, so it first checks that the data is
+    still what the run trained on (`lineage.follow`, which updates `st.dataset`).
+    """
+
+    def __init__(self, manifest: Path, s: TrainSettings, st: TrainState) -> None:
+        self.manifest, self.s, self.d, self.st = manifest, s, st.d, st
         self._level: tuple[int, int] | None = None
         self._batches: Iterator[torch.Tensor] | None = None
 
@@ -75,6 +80,7 @@ class Reals:
         if (resolution, minibatch) != self._level:
             self._batches = None  # the old loader's workers go before the new one's start
             s, d = self.s, self.d
+            self.st.dataset = lineage.follow(self.st.dataset, self.manifest, nimg, s.continue_on_new_data)
             self._batches = reals_loader(self.manifest, resolution, minibatch, nimg, s.seed, d.rank, d.world,
                                          s.speed.workers, s.speed.pin_memory and d.device.type == "cuda")
             self._level = (resolution, minibatch)

@@ -99,12 +99,14 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
     if d.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = s.speed.tf32
     st = new_state(s, d)
+    if s.retrain_on_takedown:
+        checkpoint.start_over_on_new_data(run_dir, manifest, d)
     resumed = checkpoint.latest(run_dir)
     if resumed is not None:
         checkpoint.restore(resumed, st)
     p, total_nimg = st.progress, int(s.schedule.total_kimg * 1000)
     loss = new_loss(st, s)
-    reals = Reals(manifest, s, d)
+    reals = Reals(manifest, s, st)
     with TickLog(run_dir, d, total_nimg, p.nimg) as ticks:
         log.info("%s at %d of %d images, %d process(es) on %s", "resuming" if resumed else "starting",
                  p.nimg, total_nimg, d.world, d.device)
@@ -268,7 +270,7 @@ def snapshot(st: TrainState, s: TrainSettings, run_dir: Path, level: Level, done
 def trained_generator(st: TrainState, s: TrainSettings) -> dict[str, Any]:
     """G_ema as a generator file, at the level of the images seen."""
     level = level_of(s, st.progress.nimg)
-    return generator_file(st.G_ema, s.network, st.progress.nimg, level.resolution, level.alpha)
+    return generator_file(st.G_ema, s.network, st.progress.nimg, level.resolution, level.alpha, st.dataset)
 
 
 def write_grid(path: Path, G_ema: Generator, level: Level, s: TrainSettings) -> None:

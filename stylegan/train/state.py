@@ -8,6 +8,7 @@ with each step, and a resume rebuilds it from the newest checkpoint
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -39,3 +40,4 @@ class TrainState:
     z_stream: torch.Generator  # shared by all ranks: z and x-flips, drawn for the global batch
     d: Dist  # this process's rank, the rank count and its device
     progress: Progress = field(default_factory=Progress)
+    dataset: dict[str, Any] | None = None  # what it trained on (stylegan.train.lineage); set when the shards open

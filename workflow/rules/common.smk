@@ -138,6 +138,7 @@ def final_targets():
         rules.datasheet_page.output.page,
         rules.training_curves.output.plot,
         rules.snapshot_sheet.output.sheet,
+        rules.training_data.output.page,
         rules.metrics_table.output.table,
         *metric_result_files(),
         rules.metrics_fid_curve.output.data,

@@ -1,5 +1,5 @@
 # Report: what `snakemake --report report.html` shows besides the figures: the datasheet,
-# the training curves and snapshot grids of the run, and the metrics table. Each is a
+# the training curves, snapshot grids and data of the run, and the metrics table. Each is a
 # small local job; the filter's contact sheets and the sample grid are reported by their
 # own rules.
 
@@ -63,9 +63,30 @@ rule snapshot_sheet:
         "--out {output} > {log} 2>&1"
 
 
+rule training_data:
+    input:
+        generator=rules.train.output.generator,
+        manifest=rules.pack.output.manifest,
+    output:
+        page=report(f"{RESULTS}/report/training_data.html", caption="../report/training_data.rst",
+                    category="Training", subcategory="About the data"),
+    log:
+        f"{LOGS}/training_data.log",
+    conda:
+        "../../envs/torch.yaml"
+    localrule: True
+    message:
+        "Recording which dataset the generator trained on, and what of it has since been removed"
+    shell:
+        "python -m stylegan.cli report training-data --generator {input.generator} --manifest {input.manifest} "
+        "--out {output} > {log} 2>&1"
+
+
+# The manifest is an input so that a takedown re-renders the table with its warning.
 rule metrics_table:
     input:
-        metric_result_files(),
+        results=metric_result_files(),
+        manifest=rules.pack.output.manifest,
     output:
         table=report(f"{RESULTS}/report/metrics.html", caption="../report/metrics.rst", category="Metrics",
                      subcategory="Table"),
@@ -77,4 +98,5 @@ rule metrics_table:
     message:
         "Tabulating the metrics"
     shell:
-        "python -m stylegan.cli report metrics --results {input} --out {output} > {log} 2>&1"
+        "python -m stylegan.cli report metrics --results {input.results} --manifest {input.manifest} "
+        "--out {output} > {log} 2>&1"

@@ -4,19 +4,25 @@
 # outputs so a failed, preempted or requeued job resumes instead of restarting.
 # The manifest is ancient() and the model protected(): neither a code edit nor a
 # repacked dataset retrains a finished model (delete generator.pt to retrain; run
-# with --rerun-triggers mtime so params/code changes do not trigger either).
+# with --rerun-triggers mtime so params/code changes do not trigger either). With
+# train.retrain_on_takedown the manifest is a plain input and the model unprotected,
+# so a repack (a takedown) retrains it from scratch (the loop clears a run directory
+# whose checkpoint trained on other data); the report marks a model left stale.
 # On SIGTERM/SIGUSR1 every rank checkpoints at the end of the same step and exits 75;
 # the profile's retries (or a requeue) start it again and it resumes from
 # results/train/run. USR1 is ignored by the shells and torchrun (torchrun has no
 # handler and would die of it); the training processes install their own.
 
 
+RETRAIN_ON_TAKEDOWN = CONFIG.train.retrain_on_takedown
+
+
 rule train:
     input:
         # a copy: ancient() flags the file it gets, and rules.pack.output's are shared by every rule that names them
-        ancient(str(rules.pack.output.manifest)),
+        str(rules.pack.output.manifest) if RETRAIN_ON_TAKEDOWN else ancient(str(rules.pack.output.manifest)),
     output:
-        generator=protected(f"{RESULTS}/train/generator.pt"),
+        generator=f"{RESULTS}/train/generator.pt" if RETRAIN_ON_TAKEDOWN else protected(f"{RESULTS}/train/generator.pt"),
     log:
         f"{LOGS}/train.log",
     benchmark:
