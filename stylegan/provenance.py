@@ -4,7 +4,7 @@ Answers come from the files alone: the dataset versions pack records beside the
 manifest (`stylegan.data.versions`: each version's faces by id and shard), the
 dataset record in every generator file and checkpoint (`stylegan.train.lineage`),
 and the generator provenance in every metric result and figure
-(`stylegan.model.files.provenance`). A generator is stale when a version it
+(`stylegan.model.provenance.of_generator`). A generator is stale when a version it
 trained on holds faces that the current dataset no longer does.
 """
 
@@ -22,6 +22,7 @@ from stylegan.data.manifest import Manifest
 from stylegan.errors import StageError
 from stylegan.metrics import result
 from stylegan.model import files
+from stylegan.model import provenance as model_provenance
 from stylegan.train.lineage import fingerprints
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def metric_results(results: Path) -> Iterator[tuple[Path, result.MetricResult]]:
 def figures(results: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     """Every PNG under `results` that carries its generators' provenance."""
     for path in sorted(results.rglob("*.png")):
-        found = files.png_provenance(path)
+        found = model_provenance.png_provenance(path)
         if found is not None:
             yield path, found
 

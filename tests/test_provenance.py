@@ -32,6 +32,7 @@ from stylegan.metrics import figures
 from stylegan.metrics import result as mr
 from stylegan.metrics.config import FigureSettings
 from stylegan.model import files
+from stylegan.model.provenance import png_provenance
 from stylegan.train import checkpoint, lineage
 from stylegan.train.config import TrainSettings
 from stylegan.train.data import Reals
@@ -116,7 +117,7 @@ def test_metric_results_and_figures_record_the_generator_and_its_dataset(taken_d
     expected = {"generator": str(taken_down.generator), "generator_sha256": fileio.sha256_file(taken_down.generator),
                 "dataset": files.load(taken_down.generator)["dataset"]}
     assert mr.read(taken_down.results / "metrics" / "fid.json").provenance == expected
-    assert files.png_provenance(taken_down.results / "figures" / "fig2_uncurated.png") == [expected]
+    assert png_provenance(taken_down.results / "figures" / "fig2_uncurated.png") == [expected]
 
 
 def provenance(*args: str, capsys: pytest.CaptureFixture[str]) -> str:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylegan import settings
+from stylegan import fileio, settings
 from stylegan.data.dataset import ShardDataset
 from stylegan.model import files
 from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.model.files import load_generator
+from stylegan.model.provenance import png_provenance
 from stylegan.train.loop import build_networks
 from stylegan.train.preemption import EXIT_PREEMPTED
 from tests.training import assert_same_networks, dense, final_state, start, tiny, train
@@ -150,6 +151,8 @@ def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: 
                                                                "seed0005.png"]
     first = (out / "grid.png").read_bytes()
     assert cli.main(args) == 0 and (out / "grid.png").read_bytes() == first  # same seeds, same noise seed
+    (tagged,) = png_provenance(out / "grid.png")  # the sample grid names the file it was drawn from
+    assert tagged["generator_sha256"] == fileio.sha256_file(tmp_path / "g.pt") and tagged["dataset"] == exported["dataset"]
     from PIL import Image
 
     assert Image.open(out / "mix.png").size == (5 * 16, 5 * 16)

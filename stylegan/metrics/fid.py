@@ -32,7 +32,7 @@ from stylegan.metrics.config import MetricsSettings, mixing_stream
 from stylegan.metrics.inception import FEATURES, Inception
 from stylegan.metrics.shards import Block, partial_meta, shard_blocks
 from stylegan.metrics.stats import FeatureStats, merge_partials
-from stylegan.model import files
+from stylegan.model import files, provenance
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator, layers_at
 from stylegan.model.sampling import at_final_resolution, to_uint8
@@ -266,7 +266,7 @@ def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out
     lowest = min(points, key=lambda p: p["fid"])
     data = {"points": points, "lowest": lowest, "num_fakes": s.curve.num_fakes, "num_reals": reals.count}
     fileio.write_json(out, data)
-    fileio.write_bytes(plot, files.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count),
+    fileio.write_bytes(plot, provenance.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count),
                                               [Path(p["snapshot"]) for p in points]))
     best = mr.read(Path(lowest["result"]))
     mr.write(lowest_out, dataclasses.replace(best, metric="fid_lowest",

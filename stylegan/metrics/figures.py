@@ -22,7 +22,8 @@ import torch
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics.config import Band, FigureSettings
-from stylegan.model.files import load_generator, tagged_png
+from stylegan.model.files import load_generator
+from stylegan.model.provenance import tagged_png
 from stylegan.model.grids import layers_of, style_mixing_grid, tile
 from stylegan.model.networks import Generator
 from stylegan.model.sampling import inference_device, latents, mapped, render, synthesize, to_uint8

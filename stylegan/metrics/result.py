@@ -39,7 +39,7 @@ class MetricResult:
     seconds: float | None = None
     device: str | None = None
     reason: str | None = None        # why not computed, and how to supply what is missing
-    provenance: dict[str, Any] | None = None  # the generator's sha256 and dataset (stylegan.model.files.provenance)
+    provenance: dict[str, Any] | None = None  # the generator's sha256 and dataset (stylegan.model.provenance.of_generator)
     format: str = FORMAT
 
     def __post_init__(self) -> None:
@@ -66,10 +66,10 @@ def write(path: Path, result: MetricResult) -> None:
     takedown can tell which results came from data it removed.
     """
     # Imported here: readers of results (the report) need no torch.
-    from stylegan.model import files
+    from stylegan.model import provenance
 
     if result.provenance is None and Path(result.snapshot).is_file():
-        result = dataclasses.replace(result, provenance=files.provenance(Path(result.snapshot)))
+        result = dataclasses.replace(result, provenance=provenance.of_generator(Path(result.snapshot)))
     fileio.write_text(path, json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True) + "\n")
 
 

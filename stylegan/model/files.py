@@ -12,11 +12,8 @@ from NVIDIA's pickles).
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,6 @@ from stylegan.settings import as_dict
 TRAINING_FORMAT = "stylegan-train-checkpoint/1"
 GENERATOR_FORMAT = "stylegan-generator/1"
 DISCRIMINATOR_FORMAT = "stylegan-discriminator/1"
-PNG_KEY = "stylegan-provenance"  # the iTXt keyword figures carry their generators' provenance under
 _SNAPSHOT = re.compile(r"^generator-(\d{9})\.pt$")
 
 
@@ -67,38 +63,6 @@ def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolu
     """
     return {"format": GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
             "nimg": nimg, "resolution": resolution, "alpha": alpha, "dataset": dataset}
-
-
-def provenance(path: Path) -> dict[str, Any]:
-    """What a result drawn from the generator file `path` records of it: its sha256 and its dataset.
-
-    `dataset` is None for files written before generators recorded their data.
-    """
-    return {"generator": str(path), "generator_sha256": fileio.sha256_file(path),
-            "dataset": load(path).get("dataset")}
-
-
-def tagged_png(png: bytes, generators: list[Path]) -> bytes:
-    """A PNG drawn from `generators`, their `provenance` added as JSON in an iTXt chunk keyed PNG_KEY.
-
-    The chunk (PNG spec 11.3.4.5: keyword, no compression, no language) goes just
-    before IEND, so the pixels are not re-encoded; image viewers ignore it, and
-    `png_provenance` (the report, `stylegan dataset provenance`) reads it back.
-    """
-    text = json.dumps([provenance(g) for g in generators], sort_keys=True)
-    data = PNG_KEY.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8")
-    chunk = struct.pack(">I", len(data)) + b"iTXt" + data + struct.pack(">I", zlib.crc32(b"iTXt" + data))
-    end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
-    return png[:end] + chunk + png[end:]
-
-
-def png_provenance(path: Path) -> list[dict[str, Any]] | None:
-    """The generators' provenance a figure carries (`tagged_png`), or None for an untagged image."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        text = image.text.get(PNG_KEY)
-    return None if text is None else json.loads(text)
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:

@@ -19,6 +19,7 @@ from stylegan.errors import StageError
 from stylegan.model import files
 from stylegan.model.files import generator_file, load_generator
 from stylegan.model.grids import grid_png, style_mixing_grid
+from stylegan.model.provenance import tagged_png
 from stylegan.model.networks import Generator
 from stylegan.model.sampling import latents, render
 
@@ -82,7 +83,7 @@ def generate(checkpoint_path: Path, seeds: list[int] | None, psi: float | None, 
             fileio.write_bytes(outdir / f"{name}.png", grid_png(image[None], 1, res))
         log.info("wrote %d images to %s", len(images), outdir)
     if grid is not None:
-        fileio.write_bytes(grid, grid_png(images, min(len(images), 8), res))
+        fileio.write_bytes(grid, tagged_png(grid_png(images, min(len(images), 8), res), [checkpoint_path]))
         log.info("wrote %s (%d² images, %.1f kimg)", grid, res, meta["nimg"] / 1000)
     if mixing_grid is not None:
         rows = [mixing_layers(G, mix_layers)] * len(z)  # the paper's Fig. 3 layout, one layer range for every row
