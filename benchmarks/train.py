@@ -215,7 +215,7 @@ def sweep(args: argparse.Namespace) -> None:
                 cmd = [sys.executable, __file__, "--one", f"{res},{batch},{flag}", "--device", args.device,
                        "--iters", str(args.iters), "--warmup", str(args.warmup), "--widths", args.widths[0]]
                 try:
-                    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
                     r = json.loads(done.stdout.strip().splitlines()[-1])
                     print(f"{res:>5} {batch:>5} {flag:<14} {r['sec_per_step']:>9.3f} {r['sec_per_kimg']:>10.1f} "
                           f"{r['peak_mb']:>9.0f}", flush=True)
