@@ -13,9 +13,8 @@ the same layers with its old formulations: the blur as a grouped convolution
 `apply_gradients` flattening every gradient, reading a Python bool (a host-device
 sync) and copying them back, and the EMA one parameter at a time.
 
-Sweep (the default on CUDA): each configuration in a fresh subprocess, so on CPU
-the process's peak RSS is that configuration's alone; on CUDA the allocator peak
-is reported. Without --batch, CUDA runs the per-GPU minibatch of the reference's
+Sweep (the default on CUDA): one row per flag, batch and level, in one process;
+on CUDA the allocator's peak per row. Without --batch, CUDA runs the per-GPU minibatch of the reference's
 8-GPU table (NVlabs/stylegan `train.py`, here `MINIBATCH_PRESETS[8]` / 8) and 2x
 and 4x it. Compare sec/kimg with the references (NVlabs/stylegan README.md,
 6 days 14 hours for 25,000 kimg on 8 V100s at 1024², derived: 568,800 s / 25,000
@@ -25,15 +24,14 @@ kimg ~ 23 s/kimg; NVlabs/stylegan2-ada-pytorch README.md, its PyTorch successor:
     .venv/bin/python benchmarks/train.py                    # CPU: ours vs reference, config F widths, 8²-32², batch 4 16
     .venv/bin/python benchmarks/train.py --widths demo --resolutions 8 16 32 64
     .venv/bin/python benchmarks/train.py --device cuda      # every level 8²-1024², every flag, 1x 2x 4x the 8-GPU batch
+    .venv/bin/python benchmarks/train.py --no-compare --resolutions 8 --batch 4 --iters 1   # the sweep's path on CPU
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -55,7 +53,7 @@ from stylegan.train.config import SpeedSettings, TrainSettings  # noqa: E402
 from stylegan.train.loop import Batch, build_networks, new_loss, new_state, step  # noqa: E402
 from stylegan.train.loss import StyleGANLoss, r1_gamma  # noqa: E402
 
-FLAGS = ("reference", "default", "channels_last", "bf16", "compile")
+FLAGS = ("default", "reference", "bf16", "channels_last", "compile")  # the order of the sweep: the most needed first
 CUDA_RESOLUTIONS = [8, 16, 32, 64, 128, 256, 512, 1024]
 
 
@@ -181,7 +179,7 @@ def compare(net: NetworkSettings, batch: int, threads: list[int], reps: int) -> 
 
 
 def measure(net: NetworkSettings, batch: int, flag: str, device: torch.device, iters: int, warmup: int) -> dict:
-    """`warmup` + `iters` steps of one flag: seconds per step, sec/kimg and peak memory (MiB)."""
+    """`warmup` + `iters` steps of one flag: seconds per step (median), sec/kimg and peak memory (MiB)."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # train.speed.tf32's default
     run = trainer(net, batch, flag, device)
     for _ in range(warmup):
@@ -194,35 +192,38 @@ def measure(net: NetworkSettings, batch: int, flag: str, device: torch.device, i
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"res": net.resolution, "batch": batch, "flag": flag, "sec_per_step": seconds,
-            "sec_per_kimg": seconds * 1000 / batch, "peak_mb": peak}
+    return {"sec_per_step": seconds, "sec_per_kimg": seconds * 1000 / batch, "peak_mb": peak}
 
 
-def batches(res: int, given: list[int] | None) -> list[int]:
-    """The batches to run at `res`: as given, else 1x, 2x and 4x the reference's per-GPU batch on 8 GPUs."""
+def batches(res: int, given: list[int] | None, scales: list[int]) -> list[int]:
+    """The batches to run at `res`: as given, else `scales` times the reference's per-GPU batch on 8 GPUs."""
     if given:
         return given
     base, table = MINIBATCH_PRESETS[8]
-    return [table.get(res, base) // 8 * k for k in (1, 2, 4)]
+    return [table.get(res, base) // 8 * k for k in scales]
 
 
 def sweep(args: argparse.Namespace) -> None:
-    """One subprocess per (resolution, batch, flag); one table row each."""
-    print(f"{'res':>5} {'batch':>5} {'flag':<14} {'s/step':>9} {'sec/kimg':>10} {'peak MB':>9}")
-    for res in args.resolutions:
-        for batch in batches(res, args.batch):
-            for flag in args.flags:
-                cmd = [sys.executable, __file__, "--one", f"{res},{batch},{flag}", "--device", args.device,
-                       "--iters", str(args.iters), "--warmup", str(args.warmup), "--widths", args.widths[0]]
+    """One row per (flag, batch, resolution), flags outermost, so a run cut short has the first flags whole.
+
+    In one process: on CUDA the allocator's peak is reset per row; on CPU the
+    column is the process's peak RSS so far.
+    """
+    device = torch.device(args.device)
+    print(f"{'flag':<14} {'res':>5} {'batch':>5} {'s/step':>9} {'sec/kimg':>10} {'peak MB':>9}", flush=True)
+    for flag in args.flags:
+        for scale in range(len(args.batch or args.scales)):
+            for res in args.resolutions:
+                batch = batches(res, args.batch, args.scales)[scale]
+                row = f"{flag:<14} {res:>5} {batch:>5}"
                 try:
-                    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
-                    r = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(f"{res:>5} {batch:>5} {flag:<14} {r['sec_per_step']:>9.3f} {r['sec_per_kimg']:>10.1f} "
-                          f"{r['peak_mb']:>9.0f}", flush=True)
-                except subprocess.TimeoutExpired:
-                    print(f"{res:>5} {batch:>5} {flag:<14} failed: timeout after {args.timeout} s", flush=True)
-                except (IndexError, json.JSONDecodeError):
-                    print(f"{res:>5} {batch:>5} {flag:<14} failed: {done.stderr.strip()[-300:]}", flush=True)
+                    r = measure(widths(args.widths[0], res), batch, flag, device, args.iters, args.warmup)
+                    print(f"{row} {r['sec_per_step']:>9.3f} {r['sec_per_kimg']:>10.1f} {r['peak_mb']:>9.0f}",
+                          flush=True)
+                except Exception as err:  # noqa: BLE001 - out of memory or a compile failure: the row says which
+                    print(f"{row} failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}", flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
 
 
 def comparison(args: argparse.Namespace) -> None:
@@ -242,22 +243,17 @@ def main() -> None:
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=None,
                         help="ours vs the reference step, interleaved (default: on CPU only)")
     parser.add_argument("--resolutions", type=int, nargs="+", help="default: 8 16 32 (CPU), 8-1024 (CUDA)")
-    parser.add_argument("--batch", type=int, nargs="+", help="default: 4 16 (compare), the 8-GPU table x1 x2 x4")
+    parser.add_argument("--batch", type=int, nargs="+", help="default: 4 16 (compare), else see --scales")
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4],
+                        help="sweep without --batch: multiples of the 8-GPU table's per-GPU minibatch")
     parser.add_argument("--widths", nargs="+", default=["F"], choices=["F", "demo"],
                         help="F: config F (fmap_base 8192); demo: config.yaml train.network")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="compare: CPU thread counts")
     parser.add_argument("--flags", nargs="+", default=list(FLAGS), choices=FLAGS, help="sweep: speed flags")
     parser.add_argument("--iters", type=int, default=3, help="timed steps (medians)")
     parser.add_argument("--warmup", type=int, default=1, help="sweep: untimed steps first")
-    parser.add_argument("--timeout", type=int, default=900, help="sweep: seconds per configuration")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one sweep configuration, print JSON
     args = parser.parse_args()
     device = torch.device(args.device)
-    if args.one:
-        res, batch, flag = args.one.split(",")
-        print(json.dumps(measure(widths(args.widths[0], int(res)), int(batch), flag, device, args.iters,
-                                 args.warmup)))
-        return
     args.resolutions = args.resolutions or (CUDA_RESOLUTIONS if device.type == "cuda" else [8, 16, 32])
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, widths {' '.join(args.widths)}, medians of {args.iters}")
