@@ -1,6 +1,6 @@
 """Where a process sits in a torchrun job, and the few collectives that training and metrics share.
 
-One process per GPU under torchrun (WORLD_SIZE > 1: NCCL on GPUs, gloo on CPU),
+One process per GPU under torchrun (WORLD_SIZE > 1: NCCL on GPUs, gloo for CPU tensors),
 or one plain process. Nothing here is specific to training: the metric jobs use the
 same set-up to spread their samples over GPUs.
 """
@@ -35,8 +35,8 @@ def init_distributed() -> Dist:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if world > 1:  # CPU tensors go over gloo on GPUs too, so `agree` never waits for the device
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return Dist(rank, world, device)
 
 
@@ -72,6 +72,6 @@ def agree(flag: bool, d: Dist) -> bool:
     """True on every rank when any rank has the flag: a signal may reach only some of them."""
     if d.world == 1:
         return flag
-    t = torch.tensor([float(flag)], device=d.device)
+    t = torch.tensor([float(flag)])  # on the CPU: asked every step, it must not wait for the device's queue
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())

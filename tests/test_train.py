@@ -175,19 +175,30 @@ def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: P
 
 
 def test_non_finite_gradients_are_never_applied() -> None:
+    """A non-finite gradient leaves the weights and Adam's moments and step count as they were, decided on the device."""
     from stylegan.train.loop import apply_gradients
 
     model = torch.nn.Linear(3, 2)
-    opt = torch.optim.Adam(model.parameters(), lr=0.1)
-    before = [q.detach().clone() for q in model.parameters()]
+    opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+
+    def state() -> list[torch.Tensor]:
+        return [t.clone() for q in model.parameters() for t in (q.detach(), *opt.state[q].values())]
+
     model(torch.ones(1, 3)).sum().backward()
     model.bias.grad[0] = float("nan")
-    assert apply_gradients(model, opt, world=1) is False
-    assert all(torch.equal(a, q) for a, q in zip(before, model.parameters())) and not opt.state
+    assert apply_gradients(model, opt, world=1).item() == 1.0
+    before = state()
+    assert [t.abs().sum().item() for t in before[1:4]] == [0.0, 0.0, 0.0]  # Adam as fresh: step 0, zero moments
+    for value in (float("inf"), float("nan")):
+        opt.zero_grad()
+        model(torch.ones(1, 3)).sum().backward()
+        model.weight.grad[1, 2] = value
+        assert apply_gradients(model, opt, world=1).item() == 1.0
+        assert all(torch.equal(a, b) for a, b in zip(before, state()))
     opt.zero_grad()
     model(torch.ones(1, 3)).sum().backward()
-    assert apply_gradients(model, opt, world=1) is True
-    assert not torch.equal(before[0], model.weight)
+    assert apply_gradients(model, opt, world=1).item() == 0.0
+    assert not torch.equal(before[0], model.weight) and opt.state[model.weight]["step"].item() == 1
 
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path: Path) -> None:
@@ -211,8 +222,8 @@ def _reduce_on_rank(rank: int, world: int, init_file: str, results: str) -> None
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     for q in model.parameters():  # rank r's gradient: (r + 1) * base, base filled with tiny and large values
         q.grad = (rank + 1) * torch.linspace(-1e-6, 3.0, q.numel()).reshape(q.shape)
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    applied = apply_gradients(model, opt, world)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, fused=True)
+    applied = apply_gradients(model, opt, world).item() == 0.0
     torch.save({"applied": applied, "grads": [q.grad.clone() for q in model.parameters()]}, f"{results}/{rank}.pt")
     dist.destroy_process_group()
 

@@ -148,6 +148,26 @@ def downscale2d(x: Tensor) -> Tensor:
     return F.avg_pool2d(x, 2)
 
 
+class _DepthwiseFilter(torch.autograd.Function):
+    """A depthwise 'same' filter whose gradient is the same filter flipped, and so on to any order.
+
+    SG networks_stylegan.py `blur2d` gives its blur this custom gradient so that R1's
+    double backward is one more blur. Autograd's own double backward of a grouped
+    conv runs one small convolution per channel group plus a weight-gradient
+    convolution nobody needs; here every order is one depthwise conv.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor, kernel: Tensor, flipped: Tensor) -> Tensor:
+        ctx.save_for_backward(kernel, flipped)
+        return F.conv2d(x, kernel, padding=kernel.shape[-1] // 2, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None, None]:
+        kernel, flipped = (k.to(grad.dtype) for k in ctx.saved_tensors)  # bf16 autocast: grads may be bf16
+        return _DepthwiseFilter.apply(grad, flipped, kernel), None, None
+
+
 class Blur(nn.Module):
     """Depthwise [1,2,1]x[1,2,1]/16 binomial filter, 'same' padding (SG networks_stylegan.py `blur2d`)."""
 
@@ -158,9 +178,8 @@ class Blur(nn.Module):
         self.register_buffer("kernel", (kernel / kernel.sum())[None, None], persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
-        kernel = self.kernel.to(x.dtype).expand(channels, 1, 3, 3)
-        return F.conv2d(x, kernel, padding=1, groups=channels)
+        kernel = self.kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
+        return _DepthwiseFilter.apply(x, kernel, kernel.flip(2, 3))
 
     def extra_repr(self) -> str:
         return "taps=[1,2,1]"

@@ -113,13 +113,14 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
         while p.nimg < total_nimg:
             level = schedule(st, s)
             batch = next_batch(st, s, reals, level)
-            ticks.add(step(st, s, loss, batch), level.minibatch)
+            ticks.add(*step(st, s, loss, batch), level.minibatch)
             done = p.nimg >= total_nimg
             preempted = agree(stop.raised, d)  # every rank, every step: a signal may reach only some
             if done or p.nimg >= p.tick_start_nimg + level.tick_kimg * 1000:
                 ticks.end(p, level)
                 snapshot(st, s, run_dir, level, done)
             if preempted and not done:
+                ticks.settle(p)
                 return preempt(st, s, run_dir)
 
     # --- final: G_ema and its settings, loadable safely -----------------------------------------
@@ -150,9 +151,14 @@ def build_networks(s: TrainSettings, device: torch.device) -> tuple[Generator, D
 
 
 def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
-    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (NVlabs/stylegan `train.py`); lr set each step."""
+    """Adam as the reference: beta1 0, beta2 0.99, eps 1e-8 (NVlabs/stylegan `train.py`); lr set each step.
+
+    Fused: one kernel for all parameters, and it can skip a non-finite update on the
+    device (`apply_gradients`).
+    """
     o = s.optimizer
-    return torch.optim.Adam(model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps)
+    return torch.optim.Adam(model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps,
+                            fused=True)
 
 
 def new_loss(st: TrainState, s: TrainSettings) -> StyleGANLoss:
@@ -198,8 +204,12 @@ def next_batch(st: TrainState, s: TrainSettings, reals: Reals, level: Level) -> 
     return Batch(level, images, z_d, z_g)
 
 
-def step(st: TrainState, s: TrainSettings, loss: StyleGANLoss, batch: Batch) -> dict[str, torch.Tensor]:
-    """D main + R1, then G main, each reduced over ranks and applied; then w_avg and the EMA of G."""
+def step(st: TrainState, s: TrainSettings, loss: StyleGANLoss,
+         batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """D main + R1, then G main, each reduced over ranks and applied; then w_avg and the EMA of G.
+
+    Returns the losses and the number of updates skipped, as tensors on the device: nothing here waits for it.
+    """
     p, (G, D), level = st.progress, (st.G, st.D), batch.level
     res, alpha = level.resolution, level.alpha
     gamma = r1_gamma(s.loss.r1_gamma, s.loss.r1_match_reference, res, s.network.resolution)
@@ -207,48 +217,51 @@ def step(st: TrainState, s: TrainSettings, loss: StyleGANLoss, batch: Batch) -> 
     st.opt_D.zero_grad(set_to_none=True)
     loss_d, stats = loss.d_main_and_r1(batch.reals, batch.z_d, res, alpha, gamma)
     loss_d.backward()
-    p.skipped += not apply_gradients(D, st.opt_D, st.d.world)
+    skipped = apply_gradients(D, st.opt_D, st.d.world)
     p.nimg += level.minibatch
     G.requires_grad_(True), D.requires_grad_(False)
     st.opt_G.zero_grad(set_to_none=True)
     loss_g = loss.g_main(batch.z_g, res, alpha)
     loss_g.backward()
-    p.skipped += not apply_gradients(G, st.opt_G, st.d.world)
+    skipped = skipped + apply_gradients(G, st.opt_G, st.d.world)
     average_over_ranks(G.w_avg, st.d)
     update_ema(st.G_ema, G, ema_beta(level.minibatch, s.G_smoothing_kimg))
     p.step += 1
-    return {"loss_g": loss_g, **stats}
+    return {"loss_g": loss_g, **stats}, skipped
 
 
-def apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer, world: int) -> bool:
-    """Average gradients over ranks, then step unless any is non-finite (all ranks decide alike).
+def apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer, world: int) -> torch.Tensor:
+    """Average gradients over ranks, then step unless any is non-finite; returns 1.0 if skipped, else 0.0.
 
     Only parameters that received a gradient take part: at a given level every
-    rank runs the same blocks, so the set is the same everywhere.
+    rank runs the same blocks, so the set is the same everywhere. The check comes
+    after the reduction, so all ranks decide alike, and it never leaves the device:
+    the fused optimizer takes the flag and skips its whole update there, as it does
+    for a gradient scaler (torch `amp/grad_scaler.py`, GradScaler._maybe_opt_step),
+    so no step waits for the device.
     """
-    params = [q for q in model.parameters() if q.grad is not None]
-    flat = torch.cat([q.grad.reshape(-1) for q in params])
+    grads = [q.grad for q in model.parameters() if q.grad is not None]
     if world > 1:
+        flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat /= world
-    if not bool(torch.isfinite(flat).all()):
-        log.warning("non-finite gradient: update skipped")
-        return False
-    offset = 0
-    for q in params:
-        q.grad.copy_(flat[offset:offset + q.numel()].view_as(q.grad))
-        offset += q.numel()
-    opt.step()
-    return True
+        parts = flat.split([g.numel() for g in grads])
+        torch._foreach_copy_(grads, [part.view_as(g) for part, g in zip(parts, grads)])
+    found_inf = torch.zeros((), device=grads[0].device)
+    torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones((), device=found_inf.device))
+    opt.found_inf = found_inf  # read by the fused step; only a fused optimizer accepts it
+    try:
+        opt.step()
+    finally:
+        del opt.found_inf
+    return found_inf
 
 
 @torch.no_grad()
 def update_ema(ema: Generator, G: Generator, beta: float) -> None:
     """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (SG training_loop.py Gs_beta; SG dnnlib/tflib/network.py setup_as_moving_average_of)."""
-    for q_ema, q in zip(ema.parameters(), G.parameters()):
-        q_ema.lerp_(q, 1.0 - beta)
-    for b_ema, b in zip(ema.buffers(), G.buffers()):
-        b_ema.copy_(b)
+    torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - beta)
+    torch._foreach_copy_(list(ema.buffers()), list(G.buffers()))
 
 
 def snapshot(st: TrainState, s: TrainSettings, run_dir: Path, level: Level, done: bool) -> None:

@@ -7,6 +7,7 @@ from rank 0 only; a resumed run appends to the same file.
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
@@ -21,13 +22,20 @@ from stylegan.distributed import Dist, sum_over_ranks
 from stylegan.model.schedule import Level
 from stylegan.train.state import Progress
 
+log = logging.getLogger(__name__)
+
 LOSSES = ("loss_g", "loss_d", "r1", "real_score", "fake_score")  # averaged over each tick's steps and all ranks
+SKIPPED, STEPS = len(LOSSES), len(LOSSES) + 1  # the sums' last two columns: updates skipped, steps
 
 LOG_FILE = "log.jsonl"  # in the run directory: one record per tick, which `stylegan report curves` plots
 
 
 class TickLog:
-    """The bar, the tick's running sums and clock, and the run's log file; a context manager that closes them."""
+    """The bar, the tick's running sums and clock, and the run's log file; a context manager that closes them.
+
+    The sums stay on the device until the tick ends: reading a loss every step
+    would make each step wait for the device (at most one sync per tick).
+    """
 
     def __init__(self, run_dir: Path, d: Dist, total_nimg: int, nimg: int) -> None:
         self.d = d
@@ -35,7 +43,7 @@ class TickLog:
         self.bar = tqdm(total=total_nimg, initial=nimg, unit="img", unit_scale=True, dynamic_ncols=True,
                         disable=not d.main, file=sys.stderr, desc="train",
                         mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s, not per step
-        self.started, self.sums = time.time(), torch.zeros(len(LOSSES) + 1, dtype=torch.float64)
+        self.started, self.sums = time.time(), torch.zeros(STEPS + 1, dtype=torch.float64, device=d.device)
 
     def __enter__(self) -> TickLog:
         return self
@@ -45,13 +53,23 @@ class TickLog:
         if self.journal is not None:
             self.journal.close()
 
-    def add(self, losses: dict[str, torch.Tensor], images: int) -> None:
-        """One step's losses into the tick's sums (the last column counts the steps); the bar moves on."""
-        self.sums += torch.tensor([losses[k].item() for k in LOSSES] + [1.0], dtype=torch.float64)
+    def add(self, losses: dict[str, torch.Tensor], skipped: torch.Tensor, images: int) -> None:
+        """One step's losses and skipped updates into the tick's sums, on the device; the bar moves on."""
+        step = [losses[k].detach().reshape(1) for k in LOSSES] + [skipped.reshape(1), self.sums.new_ones(1)]
+        self.sums += torch.cat(step).to(torch.float64)
         self.bar.update(images)
+
+    def settle(self, p: Progress) -> None:
+        """Move the skipped updates counted so far into the progress a checkpoint saves (one sync)."""
+        skipped = round(self.sums[SKIPPED].item())
+        if skipped:
+            log.warning("%d update(s) skipped for non-finite gradients since the last count", skipped)
+        p.skipped += skipped
+        self.sums[SKIPPED] = 0.0
 
     def end(self, p: Progress, level: Level) -> None:
         """Close the tick: count it, write its record, and start the next one's sums and clock."""
+        self.settle(p)
         p.tick += 1
         record = tick_record(p, level, self.sums, time.time() - self.started, self.d)
         self.started, self.sums, p.tick_start_nimg = time.time(), torch.zeros_like(self.sums), p.nimg
@@ -62,8 +80,8 @@ class TickLog:
 
 def tick_record(p: Progress, level: Level, sums: torch.Tensor, seconds: float, d: Dist) -> dict[str, Any]:
     """The tick's log record; losses are means over the tick's steps and all ranks."""
-    sums = sum_over_ranks(sums, d)
-    n = max(sums[-1].item(), 1.0)
+    sums = sum_over_ranks(sums, d).tolist()
+    n = max(sums[STEPS], 1.0)
     tick_kimg = (p.nimg - p.tick_start_nimg) / 1000
     if d.device.type == "cuda":
         memory = torch.cuda.max_memory_allocated(d.device) / 2**20
@@ -72,7 +90,7 @@ def tick_record(p: Progress, level: Level, sums: torch.Tensor, seconds: float, d
     return {
         "tick": p.tick, "kimg": p.nimg / 1000, "step": p.step, "resolution": level.resolution,
         "lod": level.lod, "alpha": level.alpha, "minibatch": level.minibatch, "lrate": level.lrate,
-        **{key: sums[i].item() / n for i, key in enumerate(LOSSES)}, "skipped": p.skipped,
+        **{key: sums[i] / n for i, key in enumerate(LOSSES)}, "skipped": p.skipped,
         "sec_per_tick": seconds, "sec_per_kimg": seconds / max(tick_kimg, 1e-9), "memory_mb": memory,
         "time": time.time(),
     }
