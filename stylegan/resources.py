@@ -39,6 +39,16 @@ class TrainResources(JobResources):
     nodes: int = setting(1, "nodes of the one train job; above 1 the job runs one `torchrun` per node through "
                             "`srun` (SLURM only, `--profile slurm`)", ge=1)
 
+    @property
+    def processes_per_node(self) -> int:
+        """Training processes (torchrun ranks) per node: one per GPU, or one CPU process."""
+        return max(1, self.gpu)
+
+    @property
+    def processes(self) -> int:
+        """Ranks over all nodes: the run's world size."""
+        return self.processes_per_node * self.nodes
+
     def slurm(self) -> dict[str, Any]:
         """One node: as any job; the executor runs the rule inside an `srun -n1` step of its own.
 
@@ -51,7 +61,7 @@ class TrainResources(JobResources):
         if self.nodes == 1:
             return super().slurm()
         job = {"mem_mb": self.mem_mb, "runtime": self.runtime, "nodes": self.nodes, "tasks": self.nodes,
-               "mpi": "srun", "cpus_per_task": max(1, self.gpu) * self.cpus_per_gpu}
+               "mpi": "srun", "cpus_per_task": self.processes_per_node * self.cpus_per_gpu}
         if self.gpu:
             job.update(gres=f"gpu:{self.gpu}", tasks_per_gpu=0)
         return job

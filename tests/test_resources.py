@@ -24,3 +24,10 @@ def test_several_nodes_use_the_mpi_form_with_gres() -> None:
     assert job == {"mem_mb": 480000, "runtime": "7d", "nodes": 2, "tasks": 2, "mpi": "srun", "cpus_per_task": 64,
                    "gres": "gpu:8", "tasks_per_gpu": 0}
     assert "gres" not in TrainResources(nodes=2, cpus_per_gpu=4).slurm()
+
+
+def test_the_world_size_counts_one_process_per_gpu_or_one_cpu_process_per_node() -> None:
+    assert TrainResources(gpu=0, nodes=1).processes == 1
+    assert TrainResources(gpu=8, nodes=2).processes_per_node == 8
+    assert TrainResources(gpu=8, nodes=2).processes == 16
+    assert TrainResources(gpu=0, nodes=3).processes == 3

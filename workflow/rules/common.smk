@@ -4,11 +4,10 @@ import os
 from pathlib import Path
 
 from stylegan import configcheck
-from stylegan import settings as stylegan_settings
 from stylegan.data import attributes as stylegan_attributes
 from stylegan.data import demo as stylegan_demo
 from stylegan.metrics import figures as stylegan_figures
-from stylegan.metrics.config import MIXING_LATENTS, PPL_VARIANTS, LsSettings, mixing_stream
+from stylegan.metrics.config import MIXING_LATENTS, PPL_VARIANTS, mixing_stream
 from stylegan.metrics.lpips_vgg import VGG16_FILE
 from stylegan.train.ticks import LOG_FILE
 
@@ -36,7 +35,7 @@ METRIC_RESOURCES = CONFIG.metrics.resources.slurm()
 PPL = config["metrics"]["ppl"]
 VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/{VGG16_FILE}"
 LS = config["metrics"]["ls"]
-LS_MISSING = stylegan_settings.load(LsSettings, LS, "metrics.ls").missing_labels()
+LS_MISSING = CONFIG.metrics.ls.missing_labels()
 SVM_WORKERS = config["metrics"]["resources"]["cpus_per_gpu"]
 
 
@@ -153,15 +152,15 @@ def train_launcher():
     inherit --cpus-per-task from the job. Outside a SLURM job srun would make a new
     allocation behind Snakemake's back, so that stops with the fix instead.
     """
-    r = config["train"]["resources"]
+    r = CONFIG.train.resources
     script = Path(workflow.basedir, "workflow/scripts/launch_torchrun.sh")
-    env = f"NPROC_PER_NODE={max(1, r['gpu'])} OMP_NUM_THREADS={r['cpus_per_gpu']}"
-    if r["nodes"] == 1:
+    env = f"NPROC_PER_NODE={r.processes_per_node} OMP_NUM_THREADS={r.cpus_per_gpu}"
+    if r.nodes == 1:
         return f"{env} bash {script}"
-    job = CONFIG.train.resources.slurm()
+    job = r.slurm()
     gres = f" --gres={job['gres']}" if "gres" in job else ""
-    outside = (f"train.resources.nodes is {r['nodes']}: run the train job through SLURM (--profile slurm),"
+    outside = (f"train.resources.nodes is {r.nodes}: run the train job through SLURM (--profile slurm),"
                " or set nodes: 1")
     return (f"if [ -z \"${{SLURM_JOB_ID:-}}\" ]; then echo '{outside}' >&2; exit 2; fi; "
-            f"{env} {job['mpi']} --nodes={r['nodes']} --ntasks-per-node=1 --cpus-per-task={job['cpus_per_task']}{gres}"
+            f"{env} {job['mpi']} --nodes={r.nodes} --ntasks-per-node=1 --cpus-per-task={job['cpus_per_task']}{gres}"
             f" bash {script}")

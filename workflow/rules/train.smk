@@ -32,7 +32,7 @@ rule train:
     params:
         settings=lambda wc: settings("train"),
         run=f"{RESULTS}/train/run",
-        nproc=max(1, config["train"]["resources"]["gpu"]) * config["train"]["resources"]["nodes"],
+        nproc=CONFIG.train.resources.processes,
         launch=train_launcher(),
     resources:
         **CONFIG.train.resources.slurm(),
