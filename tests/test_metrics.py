@@ -47,10 +47,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("metrics")
     manifest = packed_lzf_manifest(tmp / "pack", seed=4)
     generator = make_generator(tmp / "g.pt")
-    reals = tmp / "reals.json"
+    reals, kid_reals = tmp / "reals.json", tmp / "kid_reals.json"
     assert cli.main(["metrics", "reals", "--settings", json.dumps(SMALL), "--manifest", str(manifest),
-                     "--resolution", "16", "--cache", str(tmp / "cache"), "--out", str(reals)]) == 0
-    return {"tmp": tmp, "manifest": manifest, "generator": generator, "reals": reals}
+                     "--resolution", "16", "--cache", str(tmp / "cache"), "--out", str(reals),
+                     "--kid-out", str(kid_reals), "--train-xflip", "true"]) == 0
+    return {"tmp": tmp, "manifest": manifest, "generator": generator, "reals": reals, "kid_reals": kid_reals}
 
 
 # --- the distances -------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_split_and_merge_equals_unsplit(data: dict) -> None:
         out = tmp / f"split{shards}"
         assert cli.main(["metrics", "fid", "--settings", s, "--generator", str(generator), "--reals",
                          str(data["reals"]), "--partials", *map(str, partials), "--out", str(out / "fid.json"),
-                         "--kid-out", str(out / "kid.json")]) == 0
+                         "--kid-reals", str(data["kid_reals"]), "--kid-out", str(out / "kid.json")]) == 0
         outputs[shards] = (merge_partials(partials)[0], mr.read(out / "fid.json"), mr.read(out / "kid.json"))
     (one, fid1, kid1), (three, fid3, kid3) = outputs[1], outputs[3]
     np.testing.assert_array_equal(three.kept, one.kept)  # the same images, whatever the split
@@ -314,11 +315,11 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
     s = settings.load(MetricsSettings, SMALL)
     folder, out, plot, lowest = tmp_path / "curve", tmp_path / "curve.json", tmp_path / "fig7.png", tmp_path / "low.json"
     device = torch.device("cpu")
-    fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
+    fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device, tmp_path / "no-vgg16.pth")
     first = folder / "generator-000000040.json"
     stamp = first.stat().st_mtime_ns
     make_generator(files.snapshot_path(run, 80), nimg=80, seed=2)
-    curve = fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
+    curve = fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device, tmp_path / "no-vgg16.pth")
     assert first.stat().st_mtime_ns == stamp  # done before: not recomputed
     assert [p["kimg"] for p in curve["points"]] == [0.04, 0.08]
     assert mr.read(first).settings["generated_resolution"] == 8  # upscaled to 16² like SG1's lower levels
@@ -326,7 +327,7 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
     assert curve["lowest"] == best and mr.read(lowest).value == best["fid"] and mr.read(lowest).metric == "fid_lowest"
     assert plot.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(StageError, match="no generator snapshots"):
-        fid_mod.curve(s, data["reals"], tmp_path / "empty", folder, out, plot, lowest, device)
+        fid_mod.curve(s, data["reals"], tmp_path / "empty", folder, out, plot, lowest, device, tmp_path / "x.pth")
 
 
 def test_default_settings_are_the_papers() -> None:

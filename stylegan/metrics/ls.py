@@ -43,7 +43,7 @@ from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator
-from stylegan.model.sampling import at_final_resolution
+from stylegan.model.sampling import at_final_resolution, full_float32
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: l
 
 
 @torch.no_grad()
+@full_float32()
 def block_rows(G: Generator, meta: dict[str, Any], classifiers: list[clf.Classifier], block: Block
                ) -> tuple[np.ndarray, ...]:
     """z, w, the classifiers' logits [count, attributes] of the block's generated images, and each image's
