@@ -567,7 +567,10 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     reals.add_argument("--manifest", required=True, help="dataset manifest JSON")
     reals.add_argument("--resolution", required=True, type=int, help="image level: the model's final resolution")
     reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
-    reals.add_argument("--out", required=True, help="record JSON naming the statistics file")
+    reals.add_argument("--out", required=True, help="record JSON naming FID's statistics file")
+    reals.add_argument("--kid-out", required=True, help="record JSON naming KID's statistics file")
+    reals.add_argument("--train-xflip", required=True, choices=("true", "false"),
+                       help="train.xflip: FID's reals are mirrored as training was unless metrics.reals.xflip says")
     shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
     _shard_args(shard, "partial statistics (.npz)")
     shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
@@ -577,7 +580,8 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     fid.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
     fid.add_argument("--partials", required=True, nargs="+", help="every shard's partial statistics")
     fid.add_argument("--out", required=True, help="FID result JSON")
-    fid.add_argument("--kid-out", default=None, help="also write KID from the same features to this JSON")
+    fid.add_argument("--kid-reals", default=None, help="KID's record JSON from `metrics reals` (with --kid-out)")
+    fid.add_argument("--kid-out", default=None, help="also write KID of the same generated features to this JSON")
     curve = _command(metrics, "curve", _metrics_curve, "FID of every kept training snapshot, plotted")
     _settings_arg(curve)
     curve.add_argument("--reals", required=True, help="record JSON from `metrics reals`")
@@ -586,6 +590,8 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     curve.add_argument("--out", required=True, help="curve data JSON (points and the lowest FID)")
     curve.add_argument("--plot", required=True, help="curve PNG")
     curve.add_argument("--lowest", required=True, help="result JSON of the lowest FID over training")
+    curve.add_argument("--vgg16", required=True, help="torchvision's vgg16-397923af.pth: PPL beside FID when "
+                                                      "it is there, 'not computed' in the plot otherwise")
     _add_ppl_ls(metrics)
 
 
@@ -645,7 +651,7 @@ def _metrics_reals(args: argparse.Namespace) -> None:
     from stylegan.model.sampling import inference_device
 
     fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
-              inference_device())
+              Path(args.kid_out), args.train_xflip == "true", inference_device())
 
 
 def _metrics_shard(args: argparse.Namespace) -> None:
@@ -664,7 +670,7 @@ def _metrics_fid(args: argparse.Namespace) -> None:
     from stylegan.metrics import fid
 
     fid.result(_metrics_settings(args), Path(args.generator), Path(args.reals), [Path(p) for p in args.partials],
-               Path(args.out), args.kid_out and Path(args.kid_out))
+               Path(args.out), args.kid_out and (Path(args.kid_reals), Path(args.kid_out)))
 
 
 def _metrics_curve(args: argparse.Namespace) -> None:
@@ -674,7 +680,7 @@ def _metrics_curve(args: argparse.Namespace) -> None:
     from stylegan.model.sampling import inference_device
 
     fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
-              Path(args.plot), Path(args.lowest), inference_device())
+              Path(args.plot), Path(args.lowest), inference_device(), Path(args.vgg16))
 
 
 def _metrics_vgg16(args: argparse.Namespace) -> None:

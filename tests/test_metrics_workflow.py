@@ -83,7 +83,7 @@ def test_demo_dag_computes_the_metrics_and_the_report_shows_everything(tmp_path:
              *sheets, *figures]
     for path in shown:
         assert base64.b64encode(path.read_bytes()).decode() in page, f"{path} is not in the report"
-    for text in ("Figures", "Dataset", "Training", "Metrics", "Paper Fig. 3, style mixing", "Filter contact sheets"):
+    for text in ("Figures", "Dataset", "Training", "Metrics", "Fig. 3 of the CVPR 2019 paper, style mixing", "Filter contact sheets"):
         assert text in page
     datasheet = (results / "report/datasheet.html").read_text()
     assert "<h2>Attribution</h2>" in datasheet and "<table>" in datasheet

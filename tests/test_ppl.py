@@ -209,3 +209,74 @@ def test_without_the_backbone_the_result_says_not_computed_and_how_to_fix(tmp_pa
     assert record["status"] == mr.NOT_COMPUTED and record["value"] is None
     assert str(backbone) in record["reason"] and lpips_vgg.VGG16_URL in record["reason"]
     assert lpips_vgg.VGG16_SHA256 in record["reason"] and "metrics.ppl.vgg16" in record["reason"]
+
+
+# --- the protocol, pinned with a generator linear in w (issue 18) -------------------------------
+
+
+class LinearInW(torch.nn.Module):
+    """A 32² 'generator' with w = M z and image = A w (no noise inputs): path lengths have closed forms.
+    It records the TF32 switches it sees while rendering."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.settings = types.SimpleNamespace(latent_size=4, resolution=32)
+        self.num_layers = 2
+        self.M = torch.nn.Parameter(torch.randn(4, 4, generator=gen), requires_grad=False)
+        self.A = torch.randn(3 * 32 * 32, 4, generator=gen, dtype=torch.float64) / 4
+        self.tf32: list[tuple[bool, bool]] = []
+
+    def map(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.M.T
+
+    def synthesize(self, ws: torch.Tensor, res: int, alpha: float, noise: str) -> torch.Tensor:
+        self.tf32.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        assert torch.equal(ws[:, 0], ws[:, 1])  # one w on every layer
+        return (ws[:, 0].double() @ self.A.T).reshape(-1, 3, 32, 32)
+
+    def face(self, direction: torch.Tensor) -> torch.Tensor:
+        """The face crop (rows 12:28, columns 8:24 of 32², written out) of the image change along w."""
+        return (direction.double() @ self.A.T).reshape(-1, 3, 32, 32)[:, :, 12:28, 8:24]
+
+
+def square_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).square().sum(dim=(1, 2, 3))
+
+
+def test_path_lengths_of_a_generator_linear_in_w_have_their_closed_forms() -> None:
+    """W: lerp, so the image moves by A M (z1 - z0) per unit t whatever t: d/ε² = (127.5)² |crop A M (z1-z0)|²
+    (pixels in [0, 255]). Z: slerp of the directions, so at t the point moves by θ (c cos tθ - a sin tθ),
+    a = z0/|z0|, c the unit part of z1 orthogonal to a, θ their angle; end points take t = 0."""
+    G = LinearInW()
+    block = Block(0, 0, 5, 77)
+    gen = torch.Generator().manual_seed(block.seed)  # the block's draws: 2N latents, then N values of t
+    z = torch.randn(10, 4, generator=gen)
+    t = torch.rand(5, 1, generator=gen).double()
+    z0, z1 = z[0::2].double(), z[1::2].double()
+    a = z0 / z0.norm(dim=1, keepdim=True)
+    b = z1 / z1.norm(dim=1, keepdim=True)
+    theta = torch.acos((a * b).sum(1, keepdim=True))
+    c = b - (a * b).sum(1, keepdim=True) * a
+    c = c / c.norm(dim=1, keepdim=True)
+    M = G.M.double()
+    scale = 127.5**2
+
+    def length(direction: torch.Tensor) -> np.ndarray:
+        return (scale * G.face(direction @ M.T).square().sum(dim=(1, 2, 3))).numpy()
+
+    expected = {"w_full": length(z1 - z0), "w_end": length(z1 - z0),
+                "z_full": length(theta * (c * torch.cos(t * theta) - a * torch.sin(t * theta))),
+                "z_end": length(theta * c)}
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        for variant in ppl.VARIANTS:
+            got = ppl.block_distances(G, {"resolution": 32, "alpha": 1.0}, square_distance, variant, block, 1e-4)
+            np.testing.assert_allclose(got, expected[variant], rtol=1e-2, err_msg=variant)  # float32 at ε = 1e-4
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)  # restored
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    assert set(G.tf32) == {(False, False)}  # TF32 off inside, although the caller had it on
+    assert not np.allclose(expected["z_full"], expected["z_end"], rtol=0.05)  # t matters in Z
+    assert not np.allclose(expected["z_end"], length(z1 - z0), rtol=0.05)  # slerp is not lerp

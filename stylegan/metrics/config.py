@@ -41,7 +41,13 @@ class RealSettings:
 
     num: int = setting(50000, "real images drawn at random (all when the split is smaller; the count is recorded)",
                        ge=2)
-    xflip: bool = setting(True, "mirror each real with probability 0.5 (SG1's fid50k on FFHQ)")
+    xflip: bool | None = setting(None, "mirror each real with probability 0.5; null: as train.xflip (SG1 takes "
+                                       "mirror_augment from the run's config)")
+
+    def mirrored(self, train_xflip: bool) -> bool:
+        """Whether FID's reals are mirrored: the explicit setting, else the training run's (NVlabs/stylegan
+        `metrics/metric_base.py` reads mirror_augment from the run's config)."""
+        return train_xflip if self.xflip is None else self.xflip
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,15 @@ class FidSettings:
 
 @dataclass(frozen=True)
 class KidSettings:
-    """`metrics.kid`: KID from the FID's features, as NVlabs/stylegan2-ada-pytorch `kid50k_full`."""
+    """`metrics.kid`: KID as NVlabs/stylegan2-ada-pytorch `kid50k_full` (`metrics/metric_main.py`): its own
+    reals (all up to the cap, no x-flip), FID's generated images, 100 subsets of 1000."""
 
     subsets: int = setting(100, "KID subsets averaged", ge=1)
     subset_size: int = setting(1000, "samples per KID subset (fewer when a side has fewer)", ge=2)
-    max_samples: int = setting(50000, "features kept per side for KID (float32, 8 KiB each): its memory cap", ge=2)
+    max_samples: int = setting(50000, "generated images' features kept for KID (float32, 8 KiB each): all of "
+                                      "metrics.fid.num_fakes at the default", ge=2)
+    max_reals: int = setting(1000000, "KID's reals: every training image up to this cap, never mirrored "
+                                      "(kid50k_full's max_real)", ge=2)
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,12 @@ def mixing_stream(latents: int) -> str:
 
 @dataclass(frozen=True)
 class CurveSettings:
-    """`metrics.curve`: FID of the snapshots kept during training (Fig. 7)."""
+    """`metrics.curve`: FID and perceptual path length of the snapshots kept during training (Fig. 7)."""
 
     num_fakes: int = setting(50000, "generated images per training snapshot", ge=2)
     every: int = setting(1, "evaluate every n-th kept snapshot, and the last", ge=1)
+    ppl_samples: int = setting(100000, "path-length pairs per snapshot for W full and W end, plotted beside FID "
+                                       "when the VGG16 file is there (SG1's PPL count)", ge=2)
 
 
 @dataclass(frozen=True)
@@ -203,8 +215,8 @@ class MetricsSettings:
     reals: RealSettings = setting(factory=RealSettings, doc="the real images FID and KID compare against: the "
                                   "training split at train.network.resolution")
     fid: FidSettings = setting(factory=FidSettings, doc="FID and KID of the final generator (Table 1)")
-    kid: KidSettings = setting(factory=KidSettings, doc="kernel inception distance from the FID's features "
-                               "(stylegan2-ada-pytorch kid50k_full)")
+    kid: KidSettings = setting(factory=KidSettings, doc="kernel inception distance, as stylegan2-ada-pytorch "
+                               "kid50k_full: its own reals, FID's generated images")
     mixing: MixingSettings = setting(factory=MixingSettings, doc="FID with several latents mixed at test time, "
                                      "random crossover points (Table 2)")
     curve: CurveSettings = setting(factory=CurveSettings, doc="FID of the generator snapshots kept during training "

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import json
 import logging
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from stylegan.metrics.stats import FeatureStats, merge_partials
 from stylegan.model import files, provenance
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator, layers_at
-from stylegan.model.sampling import at_final_resolution, to_uint8
+from stylegan.model.sampling import at_final_resolution, full_float32, to_uint8
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,35 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """
     if samples2 is not None and len(samples2) <= len(mu2):
         b = (samples2.astype(np.float64) - mu2) / np.sqrt(len(samples2) - 1)
-        trace = np.trace(scipy.linalg.sqrtm(b @ sigma1 @ b.T))
+        trace = checked_root_trace(b @ sigma1 @ b.T)
     else:
-        trace = np.trace(scipy.linalg.sqrtm(sigma1 @ sigma2))
-    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace))
+        trace = checked_root_trace(sigma1 @ sigma2)
+    value = float(np.square(mu1 - mu2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace)
+    if not np.isfinite(value):
+        raise FidError(f"the distance is {value} (non-finite feature statistics)")
+    return value
+
+
+class FidError(StageError):
+    """A Fréchet distance that cannot be trusted, and why: a curve records it, a final FID stops on it."""
+
+
+SQRTM_IMAG_TOL = 1e-3  # |imaginary part| of sqrtm's diagonal, relative to its trace's real part
+
+
+def checked_root_trace(product: np.ndarray) -> float:
+    """Tr sqrtm(product), after checking the root: finite, and its diagonal's imaginary part (which SG1 drops
+    with np.real) small beside the trace; a root that fails is a FidError saying how, never a NaN."""
+    root = scipy.linalg.sqrtm(product)
+    if not np.isfinite(root).all():
+        raise FidError(f"sqrtm(Σ1 Σ2) has {int((~np.isfinite(root)).sum())} non-finite entries "
+                       "(degenerate features, e.g. a collapsed generator)")
+    trace = np.trace(root)
+    imaginary = float(np.abs(np.diagonal(root).imag).sum())
+    if imaginary > SQRTM_IMAG_TOL * max(abs(trace.real), 1.0):
+        raise FidError(f"sqrtm(Σ1 Σ2) has a diagonal imaginary part {imaginary:.3g} against a trace of "
+                       f"{trace.real:.6g} (beyond {SQRTM_IMAG_TOL:g} of it): the product is far from PSD")
+    return float(trace.real)
 
 
 def fid_of(fakes: FeatureStats, reals: FeatureStats) -> float:
@@ -141,6 +167,7 @@ def fake_images(G: Generator, meta: dict[str, Any], block: Block, latents: int) 
     return at_final_resolution(images, G)
 
 
+@full_float32()
 def fake_stats(G: Generator, meta: dict[str, Any], detector: Inception, blocks: list[Block], latents: int,
                keep: int) -> FeatureStats:
     """Feature statistics of the blocks' generated images, in sample order."""
@@ -208,8 +235,9 @@ def record(metric: str, value: float, generator: Path, meta: dict[str, Any], rea
 
 
 def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list[Path], fid_out: Path,
-           kid_out: Path | None) -> float:
-    """Merge a stream's shards into its FID result (and KID, from the same features). Returns the FID."""
+           kid: tuple[Path, Path] | None = None) -> float:
+    """Merge a stream's shards into its FID result, and with `kid` (KID's reals record, its output) KID of
+    the same generated features against KID's own reals. Returns the FID."""
     start = time.time()
     reals, reals_meta = load_reals(reals_json)
     fakes, info = merge_partials(partials)
@@ -220,17 +248,21 @@ def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list
     if info["detector"]["sha256"] != reals_meta["detector"]["sha256"]:
         raise StageError(f"{partials[0]} and {reals_json} used different Inception files; rerun both")
     device, seconds = info["device"], info["seconds"]
-    fid = fid_of(fakes, reals)
+    try:
+        fid = fid_of(fakes, reals)
+    except FidError as err:
+        raise StageError(f"{generator}: FID not computed: {err}") from None
     name = "fid" if info["settings"]["latents"] == 1 else f"fid_{mixing_stream(info['settings']['latents'])}"
     mr.write(fid_out, record(name, fid, generator, meta, reals, reals_meta, fakes, info,
                              seconds + time.time() - start, device))
     log.info("%s %s: %.4f (%d fakes, %d reals)", generator, name, fid, fakes.count, reals.count)
-    if kid_out is not None:
-        kid = kernel_inception_distance(reals.kept, fakes.kept, s.kid.subsets, s.kid.subset_size, s.seed)
-        mr.write(kid_out, record("kid", kid, generator, meta, reals, reals_meta, fakes, info,
-                                 seconds + time.time() - start, device,
-                                 {"kid": as_dict(s.kid), "kid_samples": [len(reals.kept), len(fakes.kept)]}))
-        log.info("%s kid: %.6f", generator, kid)
+    if kid is not None:
+        kid_reals, kid_meta = load_reals(kid[0])
+        value = kernel_inception_distance(kid_reals.kept, fakes.kept, s.kid.subsets, s.kid.subset_size, s.seed)
+        mr.write(kid[1], record("kid", value, generator, meta, kid_reals, kid_meta, fakes, info,
+                                seconds + time.time() - start, device,
+                                {"kid": as_dict(s.kid), "kid_samples": [len(kid_reals.kept), len(fakes.kept)]}))
+        log.info("%s kid: %.6f", generator, value)
     return fid
 
 
@@ -248,26 +280,47 @@ def chosen_snapshots(run_dir: Path, every: int) -> list[Path]:
 
 
 def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out: Path, plot: Path,
-          lowest_out: Path, device: torch.device) -> dict[str, Any]:
-    """FID of each kept snapshot (one result file each, reused when its settings match), the curve
-    data with the lowest FID (the paper reports the lowest over training, Table 1's caption), and a plot."""
+          lowest_out: Path, device: torch.device, backbone: Path) -> dict[str, Any]:
+    """FID of each kept snapshot (one result file each, reused when its settings match), and PPL in W
+    beside it when the VGG16 file `backbone` is there; the curve data with the lowest FID (the paper
+    reports the lowest over training, Table 1's caption), and a plot. A snapshot whose FID cannot be
+    computed is recorded as not computed, with why, and is never the lowest."""
+    from stylegan.metrics import ppl
+
     reals, reals_meta = load_reals(reals_json)
-    detector = None
+    detector = distance = None
     points = []
     for snapshot in chosen_snapshots(run_dir, s.curve.every):
         path = folder / f"{snapshot.stem}.json"
         wanted = stream_settings(s, "curve", snapshot)
-        done = mr.read(path) if path.is_file() else None
-        if done is None or {k: done.settings.get(k) for k in wanted} != wanted:
+        done = reusable(path, wanted)
+        if done is None:
             detector = detector or Inception(s.inception, device)
             done = snapshot_fid(s, snapshot, detector, reals, reals_meta, wanted, device)
             mr.write(path, done)
-        points.append({"snapshot": str(snapshot), "kimg": done.kimg, "fid": done.value, "result": str(path)})
-    lowest = min(points, key=lambda p: p["fid"])
-    data = {"points": points, "lowest": lowest, "num_fakes": s.curve.num_fakes, "num_reals": reals.count}
+        point = {"snapshot": str(snapshot), "kimg": done.kimg, "fid": done.value, "result": str(path)}
+        if done.reason:
+            point["reason"] = done.reason
+        if backbone.is_file():
+            ppl_path = folder / f"{snapshot.stem}-ppl.json"
+            path_length = reusable(ppl_path, ppl.curve_settings(s, snapshot))
+            if path_length is None:
+                distance = distance or ppl.lpips_vgg.load(backbone, device)
+                path_length = ppl.curve_point(s, snapshot, distance, device)
+                mr.write(ppl_path, path_length)
+            point["ppl"] = path_length.value
+        points.append(point)
+    computed = [p for p in points if p["fid"] is not None]
+    if not computed:
+        raise StageError(f"{run_dir}: no snapshot's FID could be computed: {points[-1]['reason']}")
+    lowest = min(computed, key=lambda p: p["fid"])
+    ppl_note = None if backbone.is_file() else ppl.missing_backbone(backbone)
+    data = {"points": points, "lowest": lowest, "num_fakes": s.curve.num_fakes, "num_reals": reals.count,
+            "ppl": {"variants": list(ppl.CURVE_VARIANTS), "num_samples": s.curve.ppl_samples,
+                    "not_computed": ppl_note}}
     fileio.write_json(out, data)
-    fileio.write_bytes(plot, provenance.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count),
-                                              [Path(p["snapshot"]) for p in points]))
+    fileio.write_bytes(plot, provenance.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count, ppl_note),
+                                                  [Path(p["snapshot"]) for p in points]))
     best = mr.read(Path(lowest["result"]))
     mr.write(lowest_out, dataclasses.replace(best, metric="fid_lowest",
                                              settings={**best.settings, "snapshots": len(points)}))
@@ -275,35 +328,66 @@ def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out
     return data
 
 
+def reusable(path: Path, wanted: dict[str, Any]) -> mr.MetricResult | None:
+    """The result at `path` when it was computed with the `wanted` settings, else None."""
+    done = mr.read(path) if path.is_file() else None
+    return done if done is not None and {k: done.settings.get(k) for k in wanted} == wanted else None
+
+
 def snapshot_fid(s: MetricsSettings, snapshot: Path, detector: Inception, reals: FeatureStats,
                  reals_meta: dict[str, Any], wanted: dict[str, Any], device: torch.device) -> mr.MetricResult:
-    """FID of one snapshot, all of its samples in this job."""
+    """FID of one snapshot, all of its samples in this job; "not computed" and why when the distance fails."""
     start = time.time()
     G, meta = load_generator(snapshot, device)
     check_resolution(G, snapshot, reals_meta)
     blocks = shard_blocks(s.curve.num_fakes, s.batch, 0, 1, s.seed, "curve")
     fakes = fake_stats(G, meta, detector, blocks, 1, s.kid.max_samples)
-    fid = fid_of(fakes, reals)
+    try:
+        fid = fid_of(fakes, reals)
+    except FidError as err:
+        log.warning("%s (%.1f kimg): FID not computed: %s", snapshot.name, meta["nimg"] / 1000, err)
+        return mr.MetricResult(metric="fid", status=mr.NOT_COMPUTED, value=None, snapshot=str(snapshot),
+                               kimg=meta["nimg"] / 1000, reason=f"{snapshot}: {err}", settings=wanted,
+                               num_reals=reals.count, num_fakes=fakes.count, seconds=time.time() - start,
+                               device=mr.device_name(device))
     log.info("%s (%.1f kimg): FID %.4f", snapshot.name, meta["nimg"] / 1000, fid)
     return record("fid", fid, snapshot, meta, reals, reals_meta, fakes, {"settings": wanted}, time.time() - start,
                   mr.device_name(device))
 
 
-def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, reals: int) -> bytes:
-    """FID against training progress, the lowest point marked."""
+def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, reals: int,
+              ppl_note: str | None) -> bytes:
+    """The paper's Fig. 7 panels: FID (the lowest starred, snapshots without one crossed at the axis) and
+    PPL in W against training progress, or why PPL was not computed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot([p["kimg"] for p in points], [p["fid"] for p in points], marker="o")
+    from stylegan.metrics.ppl import CURVE_VARIANTS
+
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    ok = [p for p in points if p["fid"] is not None]
+    ax.plot([p["kimg"] for p in ok], [p["fid"] for p in ok], marker="o")
     ax.plot([lowest["kimg"]], [lowest["fid"]], marker="*", markersize=14, linestyle="none",
             label=f"lowest {lowest['fid']:.2f} at {lowest['kimg']:.0f} kimg")
-    ax.set_xlabel("training progress (kimg: thousands of real images shown)")
+    failed = [p["kimg"] for p in points if p["fid"] is None]
+    if failed:
+        ax.plot(failed, [0] * len(failed), marker="x", color="red", linestyle="none", label="FID not computed")
     ax.set_ylabel(f"FID ({fakes} generated vs {reals} real)")
     ax.set_title("FID over training")
-    ax.grid(alpha=0.3)
+    for variant in CURVE_VARIANTS if ppl_note is None else ():
+        right.plot([p["kimg"] for p in points], [p["ppl"][variant] for p in points], marker="o", label=variant)
+    if ppl_note is None:
+        right.set_ylabel("perceptual path length (LPIPS / ε²)")
+        right.legend()
+    else:
+        right.text(0.5, 0.5, "PPL not computed:\n" + textwrap.fill(ppl_note, 60), ha="center", va="center",
+                   fontsize=7, transform=right.transAxes)
+    right.set_title("perceptual path length in W over training")
+    for a in (ax, right):
+        a.set_xlabel("training progress (kimg: thousands of real images shown)")
+        a.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -315,17 +399,27 @@ def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, 
 # --- the real statistics job -------------------------------------------------------
 
 
-def reals(s: MetricsSettings, manifest: Path, resolution: int, cache: Path, out: Path,
-          device: torch.device) -> dict[str, Any]:
-    """Compute (or find in `cache`) the real statistics and write the record metric jobs read."""
+def reals(s: MetricsSettings, manifest: Path, resolution: int, cache: Path, out: Path, kid_out: Path,
+          train_xflip: bool, device: torch.device) -> dict[str, dict[str, Any]]:
+    """Compute (or find in `cache`) both real statistics and write the records metric jobs read.
+
+    FID's: `metrics.reals.num` images drawn at random, mirrored as the training run was
+    (SG1's fid50k), only the covariance's few kept features. KID's: every image up to
+    `metrics.kid.max_reals`, never mirrored, all features kept (stylegan2-ada-pytorch
+    `kid50k_full`, `metrics/metric_main.py`).
+    """
     from stylegan.metrics.reals import real_stats
 
-    start = time.time()
     detector = Inception(s.inception, device)
-    stats, meta = real_stats(manifest, resolution, detector, s.reals.num, s.reals.xflip, s.kid.max_samples,
-                             s.batch, s.seed, cache, s.workers)
-    pointer = {"key": meta["key"], "path": meta["path"], "num_reals": stats.count, "available": meta["available"],
-               "settings": meta["settings"], "detector": meta["detector"], "seconds": time.time() - start,
-               "device": mr.device_name(device)}
-    fileio.write_json(out, pointer)
-    return pointer
+    plans = {out: (s.reals.num, s.reals.mirrored(train_xflip), FEATURES),
+             kid_out: (s.kid.max_reals, False, s.kid.max_reals)}
+    written = {}
+    for path, (num, xflip, keep) in plans.items():
+        start = time.time()
+        stats, meta = real_stats(manifest, resolution, detector, num, xflip, keep, s.batch, s.seed, cache, s.workers)
+        written[str(path)] = {"key": meta["key"], "path": meta["path"], "num_reals": stats.count,
+                              "available": meta["available"], "settings": meta["settings"],
+                              "detector": meta["detector"], "seconds": time.time() - start,
+                              "device": mr.device_name(device)}
+        fileio.write_json(path, written[str(path)])
+    return written

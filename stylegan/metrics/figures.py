@@ -1,12 +1,14 @@
 """The paper's figures from a trained generator, each a PNG grid of images.
 
-Layouts follow the paper and NVlabs/stylegan `generate_figures.py`: Fig. 2 an
-uncurated grid; Fig. 3 style mixing by bands of resolutions (paper §3.1); Fig. 4
-noise realisations of one latent and the per-pixel standard deviation over many
-(§3.2); Fig. 5 noise in all, no, fine only and coarse only layers; Fig. 8
-truncation in W over a sweep of ψ (Appendix B). Figs. 2 and 3 are truncated as
-the generator was configured (`truncation_psi` on the layers below
-`truncation_cutoff`); Figs. 4 and 5 are not (the upstream figure code passes
+Figures are numbered as in the CVPR 2019 paper (the TPAMI text renumbers the
+truncation figure). Layouts follow the paper and NVlabs/stylegan
+`generate_figures.py`: Fig. 2 an uncurated grid; Fig. 3 style mixing by bands of
+resolutions (paper §3.1); Fig. 4 noise realisations of one latent and the
+per-pixel standard deviation over many (§3.2); Fig. 5 noise in all, no, fine only
+and coarse only layers; Fig. 8 truncation in W over a sweep of ψ (Appendix B).
+Only Fig. 2 is truncated as the generator was configured (`truncation_psi` on the
+layers below `truncation_cutoff`), as the upstream code runs Gs with its default ψ;
+Figs. 3, 4 and 5 are not (the upstream code maps w without truncation or passes
 ψ=1), and Fig. 8 scales every layer by its own ψ. Figs. 3, 5 and 8 use the stored
 noise maps; Figs. 2 and 4 draw fresh noise, seeded from `seed`.
 """
@@ -26,7 +28,7 @@ from stylegan.model.files import load_generator
 from stylegan.model.provenance import tagged_png
 from stylegan.model.grids import layers_of, style_mixing_grid, tile
 from stylegan.model.networks import Generator
-from stylegan.model.sampling import inference_device, latents, mapped, render, synthesize, to_uint8
+from stylegan.model.sampling import full_float32, inference_device, latents, mapped, render, synthesize, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
 
 
 def style_mixing(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
-    """Fig. 3 with the configured rows: each copies the coarse, middle or fine styles from the column source."""
+    """Fig. 3 with the configured rows: each copies the coarse, middle or fine styles from the column source.
+    Untruncated, as NVlabs/stylegan `generate_figures.py` draws it (the mapping's w straight to synthesis)."""
     bands = style_bands(s, res)
     for band in dict.fromkeys(s.mixing_rows):
         if not bands[band]:
@@ -61,7 +64,7 @@ def style_mixing(G: Generator, s: FigureSettings, res: int, alpha: float) -> byt
     columns_z = latents(list(range(s.seed, s.seed + n)), size)
     rows_z = latents(list(range(s.seed + n, s.seed + n + len(s.mixing_rows))), size)
     return style_mixing_grid(G, columns_z, rows_z, [bands[band] for band in s.mixing_rows], res, alpha,
-                             G.settings.truncation_psi, G.settings.truncation_cutoff, s.cell)
+                             1.0, None, s.cell)
 
 
 @torch.no_grad()
@@ -132,6 +135,7 @@ STEMS = {"uncurated": "fig2_uncurated", "style-mixing": "fig3_style_mixing", "st
          "noise": "fig5_noise_layers", "truncation": "fig8_truncation"}  # file names: the paper's figure, its subject
 
 
+@full_float32()
 def write(name: str, generator: Path, s: FigureSettings, out: Path) -> None:
     """Draw figure `name` from a generator file (or training checkpoint) at the level it was trained to;
     the PNG records the generator's sha256 and dataset (`tagged_png`)."""

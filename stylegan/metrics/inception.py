@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,6 +24,9 @@ from stylegan.metrics.config import SHIPPED_FILE, SHIPPED_PACKAGE, SHIPPED_SHA25
 
 FEATURES = 2048  # Inception-v3 pool3
 INCEPTION_SIZE = 299
+# What is done to images before the network: part of the real statistics' cache key, so a fix to the
+# resize or the normalisation never reuses old statistics. Bump the version with any change to them.
+PREPROCESSING = {"version": 1, "resize": f"tf1-bilinear-{INCEPTION_SIZE}", "normalise": "(x-128)/128"}
 
 
 def shipped_inception() -> Path | None:
@@ -64,9 +68,15 @@ class Inception:
                              f"see metrics.inception in README") from None
 
     @property
-    def record(self) -> dict[str, str]:
-        """What a result names as its detector."""
-        return {"path": str(self.path), "sha256": self.sha256, "kind": self.kind}
+    def record(self) -> dict[str, Any]:
+        """What a result names as its detector, and what is done to images before it."""
+        return {"path": str(self.path), "sha256": self.sha256, "kind": self.kind, "preprocessing": self.preprocessing}
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """The resize and normalisation applied here; NVIDIA's file does its own (its sha256 names them)."""
+        return PREPROCESSING if self.kind == "fid_helper" else {"version": PREPROCESSING["version"],
+                                                                 "inside": "the network"}
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -5,12 +5,17 @@ NVlabs/stylegan `metrics/linear_separability.py`:
 - z ~ N(0, I), w = mapping(z) (no truncation, so every layer's w is the last
   layer's), images with fresh noise, box-downsampled to the classifiers'
   resolution and given to them in [-1, 1]; each classifier gives one logit and
-  SG1's probabilities softmax([logit, -logit]), so confidence grows with |logit|
-  and the class is its sign;
-- per attribute, the most confident half of the samples is kept, and
-  `LinearSVC(dual=True)` with the 2019 defaults is fitted on z and, separately, on
-  w, then predicts the same samples; a fit that fails (one class left) counts as a
-  perfect prediction, as SG1's `except: predictions = targets`;
+  SG1's probabilities are the float32 softmax([logit, -logit]), the class its argmax
+  (0: the attribute is present);
+- per attribute, the most confident half of the samples is kept as SG1's code
+  keeps it: a stable sort on the float32 probability of the predicted class, so
+  samples whose probability saturates at 1.0 tie and the lowest indices win (the
+  paper's "half with the highest confidence" would rank them by |logit|);
+- `LinearSVC(dual=True)` with the 2019 defaults and a fixed `random_state` (SG1
+  leaves it unseeded) is fitted on z and, separately, on w, then predicts the same
+  samples; an attribute left with one class counts as a perfect prediction, as
+  SG1's `except: predictions = targets`; non-finite z, w, logits or images are an
+  error, never a fit that "fails" into a perfect score;
 - the 2x2 joint p[svm][classifier], H(Y|X) = max(0, H(Y) - I(X;Y)) in bits, and the
   score 2 ** sum over attributes (the paper's exp of the sum in nats).
 
@@ -38,13 +43,14 @@ from stylegan.metrics.config import MetricsSettings
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator
-from stylegan.model.sampling import at_final_resolution
+from stylegan.model.sampling import at_final_resolution, full_float32
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 
 SPACES = ("z", "w")
 PARTIAL_FORMAT = "stylegan-ls-partial/1"
+SVM_SEED = 0  # LinearSVC's random_state, so a rerun gives the same LS
 
 
 # --- the maths -----------------------------------------------------------------
@@ -68,10 +74,29 @@ def joint_table(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([[np.mean((predicted == r) & (target == c)) for c in (0, 1)] for r in (0, 1)])
 
 
+def class_probabilities(logits: np.ndarray) -> np.ndarray:
+    """SG1's float32 softmax([logit, -logit]) [N, 2] (NVlabs/stylegan `metrics/linear_separability.py`)."""
+    pair = np.stack([logits, -logits], axis=1).astype(np.float32)
+    e = np.exp(pair - pair.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def keep_confident(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the most confident half (by |logit|, ties in sample order) and their classes (logit > 0)."""
-    order = np.argsort(-np.abs(logits), kind="stable")[:len(logits) // 2]
-    return order, (logits[order] > 0).astype(np.int64)
+    """SG1's most confident half: indices by the predicted class's float32 probability, a stable sort (ties,
+    e.g. probabilities saturated at 1.0, keep the lowest indices), and the classes (argmax; 0: present)."""
+    p = class_probabilities(logits)
+    order = np.argsort(-p.max(axis=1), kind="stable")[:len(logits) // 2]
+    return order, p[order].argmax(axis=1)
+
+
+def check_finite(generator: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse samples with a non-finite value: a diverged generator must not score as perfectly separable."""
+    bad = np.zeros(len(next(iter(arrays.values()))), dtype=bool)
+    for a in arrays.values():
+        bad |= ~np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
+    if bad.any():
+        raise StageError(f"{generator}: {int(bad.sum())} of {len(bad)} samples have non-finite "
+                         f"{', '.join(arrays)} (a diverged generator?); linear separability is undefined for them")
 
 
 def svm_entropy(x: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
@@ -79,14 +104,12 @@ def svm_entropy(x: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # expected at 100k x 512 with max_iter 1000
-            predicted = LinearSVC(dual=True).fit(x, target).predict(x)
-        fitted = True
-    except ValueError:  # one class: SG1 sets the predictions to the targets
-        predicted, fitted = target, False
-    return conditional_entropy(joint_table(predicted, target)), fitted
+    if len(np.unique(target)) < 2:  # SG1's fit fails on one class and it sets the predictions to the targets
+        return conditional_entropy(joint_table(target, target)), False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # expected at 100k x 512 with max_iter 1000
+        predicted = LinearSVC(dual=True, random_state=SVM_SEED).fit(x, target).predict(x)
+    return conditional_entropy(joint_table(predicted, target)), True
 
 
 def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: list[str], workers: int
@@ -97,7 +120,7 @@ def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: l
     tasks, kept = [], {}
     for a, name in enumerate(attributes):
         order, target = keep_confident(logits[:, a])
-        kept[name] = {"samples": int(len(order)), "positive": int(target.sum())}
+        kept[name] = {"samples": int(len(order)), "positive": int((target == 0).sum())}
         tasks += [(name, space, order, target) for space in SPACES]
     features = {"z": z, "w": w}
     out = Parallel(n_jobs=max(1, workers))(delayed(svm_entropy)(features[space][order], target)
@@ -116,9 +139,11 @@ def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: l
 
 
 @torch.no_grad()
+@full_float32()
 def block_rows(G: Generator, meta: dict[str, Any], classifiers: list[clf.Classifier], block: Block
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """z, w and the classifiers' logits [count, attributes] of the block's generated images."""
+               ) -> tuple[np.ndarray, ...]:
+    """z, w, the classifiers' logits [count, attributes] of the block's generated images, and each image's
+    mean pixel (non-finite exactly when one of its pixels is, checked by the shard, never saved)."""
     device = next(G.parameters()).device
     z = torch.randn(block.count, G.settings.latent_size, generator=torch.Generator().manual_seed(block.seed))
     w = G.map(z.to(device))
@@ -128,7 +153,8 @@ def block_rows(G: Generator, meta: dict[str, Any], classifiers: list[clf.Classif
     images = at_final_resolution(images, G)
     x = clf.to_classifier(images, classifiers[0].resolution, "the generated images")
     logits = torch.stack([c(x) for c in classifiers], dim=1)
-    return z.numpy(), w.float().cpu().numpy(), logits.float().cpu().numpy()
+    return (z.numpy(), w.float().cpu().numpy(), logits.float().cpu().numpy(),
+            images.mean(dim=(1, 2, 3)).cpu().numpy())
 
 
 def load_classifiers(paths: list[Path], device: torch.device | str) -> list[clf.Classifier]:
@@ -156,7 +182,9 @@ def shard(s: MetricsSettings, generator: Path, classifier_files: list[Path], ind
     classifiers = load_classifiers(classifier_files, device)
     blocks = shard_blocks(s.ls.num_samples, s.batch, index, s.shards, s.seed, "ls")
     rows = [block_rows(G, meta, classifiers, b) for b in blocks]
-    z, w, logits = (np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32) for k in range(3))
+    z, w, logits, images = (np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32)
+                            for k in range(4))
+    check_finite(generator, {"z": z, "w": w, "logits": logits, "images": images})
     info = {**partial_meta(s.ls.num_samples, s.batch, index, s.shards, ls_settings(s, generator, classifiers)),
             "attributes": [c.attribute for c in classifiers],
             "seconds": time.time() - start, "device": mr.device_name(device), "generated_resolution": meta["resolution"]}
@@ -188,6 +216,7 @@ def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path,
     if info["settings"]["generator_sha256"] != fileio.sha256_file(generator):
         raise StageError(f"{partials[0]}: computed from another {generator}; rerun the ls shards")
     z, w, logits = (np.concatenate([rows[k] for rows, _, _ in loaded if len(rows[k])]) for k in ("z", "w", "logits"))
+    check_finite(generator, {"z": z, "w": w, "logits": logits})
     fit_start = time.time()
     sep = separability(z, w, logits, info["attributes"], workers)
     _, meta = load_generator(generator)
@@ -196,7 +225,7 @@ def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path,
         metric="ls", status=mr.COMPUTED, value=sep["value"], snapshot=str(generator), kimg=meta["nimg"] / 1000,
         num_fakes=int(len(z)), settings={**info["settings"], "attributes": info["attributes"],
                                          "entropy_bits": sep["entropy_bits"], "kept": sep["kept"],
-                                         "failed_fits": sep["failed_fits"], "svm": "LinearSVC(dual=True)",
+                                         "failed_fits": sep["failed_fits"], "svm": f"LinearSVC(dual=True, random_state={SVM_SEED})",
                                          "svm_seconds": time.time() - fit_start, "svm_workers": workers,
                                          "shards": info["shards"], "ls": as_dict(s.ls)},
         seconds=seconds, device=info["device"]))

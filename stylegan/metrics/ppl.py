@@ -20,6 +20,7 @@ seed, so split-and-merged equals unsplit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -40,11 +41,17 @@ from stylegan.metrics.images import box_downsample
 from stylegan.metrics.shards import Block, check_tiling, partial_meta, shard_blocks
 from stylegan.model.files import load_generator
 from stylegan.model.networks import Generator
-from stylegan.model.sampling import at_final_resolution, draw_noise, fixed_noise
+from stylegan.model.sampling import (
+    at_final_resolution,
+    draw_noise,
+    fixed_noise,
+    full_float32,
+)
 from stylegan.settings import as_dict
 
 log = logging.getLogger(__name__)
 
+CURVE_VARIANTS = ("w_full", "w_end")  # Fig. 7's path lengths: W, full paths and end points, as the paper plots
 CROP_TARGET = 256  # SG1 box-downsamples the crop while it is larger than this
 PARTIAL_FORMAT = "stylegan-ppl-partial/1"
 MIN_RESOLUTION = 32
@@ -99,9 +106,10 @@ def segment_ws(G: Generator, variant: str, z0: Tensor, z1: Tensor, t: Tensor, ep
 
 
 @torch.no_grad()
+@full_float32()
 def block_distances(G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16, variant: str,
                     block: Block, epsilon: float) -> np.ndarray:
-    """d(segment ends) / ε² for the block's pairs, float64 [count]."""
+    """d(segment ends) / ε² for the block's pairs, float64 [count], in full float32 (TF32 off)."""
     device = next(G.parameters()).device
     gen = torch.Generator().manual_seed(block.seed)
     z = torch.randn(2 * block.count, G.settings.latent_size, generator=gen).to(device)
@@ -177,15 +185,41 @@ def merged_variant(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
     return np.concatenate([d for d, _, _ in loaded]), info
 
 
+def missing_backbone(backbone: Path) -> str:
+    """Why PPL is not computed without the VGG16 file, and how to supply it."""
+    return (f"the VGG16 ImageNet weights ({lpips_vgg.VGG16_FILE}, sha256 {lpips_vgg.VGG16_SHA256}) are not at "
+            f"{backbone}: download {lpips_vgg.VGG16_URL} to that path, or set metrics.ppl.vgg16 to the "
+            "file, or set metrics.ppl.download true on a machine with a network, then rerun")
+
+
+def curve_settings(s: MetricsSettings, snapshot: Path) -> dict[str, Any]:
+    """What a snapshot's Fig. 7 path lengths depend on."""
+    return {**variant_settings(s, "curve", snapshot), "variant": list(CURVE_VARIANTS),
+            "num_samples": s.curve.ppl_samples}
+
+
+def curve_point(s: MetricsSettings, snapshot: Path, distance: lpips_vgg.LpipsVgg16,
+                device: torch.device) -> mr.MetricResult:
+    """Fig. 7's path lengths of one training snapshot: W full and end, `metrics.curve.ppl_samples` pairs
+    each, the protocol of `result`, all in this job."""
+    start = time.time()
+    G, meta = load_generator(snapshot, device)
+    one = dataclasses.replace(s, shards=1, ppl=dataclasses.replace(s.ppl, num_samples=s.curve.ppl_samples))
+    values = {v: filtered_mean(shard_distances(one, G, meta, distance, v, 0)[0])[0] for v in CURVE_VARIANTS}
+    log.info("%s (%.1f kimg): PPL %s", snapshot.name, meta["nimg"] / 1000, values)
+    return mr.MetricResult(metric="ppl_curve", status=mr.COMPUTED, value=values, snapshot=str(snapshot),
+                           kimg=meta["nimg"] / 1000, num_fakes=s.curve.ppl_samples,
+                           settings=curve_settings(s, snapshot), seconds=time.time() - start,
+                           device=mr.device_name(device))
+
+
 def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[Path], out: Path) -> None:
     """The PPL record: four filtered means, or "not computed" when the VGG16 file is absent."""
     start = time.time()
     _, meta = load_generator(generator)
     common = {"snapshot": str(generator), "kimg": meta["nimg"] / 1000}
     if not partials:
-        reason = (f"the VGG16 ImageNet weights ({lpips_vgg.VGG16_FILE}, sha256 {lpips_vgg.VGG16_SHA256}) are not at "
-                  f"{backbone}: download {lpips_vgg.VGG16_URL} to that path, or set metrics.ppl.vgg16 to the "
-                  "file, or set metrics.ppl.download true on a machine with a network, then rerun")
+        reason = missing_backbone(backbone)
         mr.write(out, mr.MetricResult(metric="ppl", status=mr.NOT_COMPUTED, value=None, reason=reason,
                                       settings={"num_samples": s.ppl.num_samples}, **common))
         return

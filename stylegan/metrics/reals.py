@@ -16,6 +16,7 @@ from stylegan.data.manifest import Manifest
 from stylegan.metrics.inception import Inception
 from stylegan.metrics.shards import block_seed
 from stylegan.metrics.stats import STATS_FORMAT, FeatureStats
+from stylegan.model.sampling import full_float32
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,12 @@ def real_choice(size: int, num: int, seed: int) -> np.ndarray:
 
 
 def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> str:
-    """The cache key: the training shards' sha256s (from the manifest), the detector's, and the settings."""
+    """The cache key: the training shards' sha256s (from the manifest), the detector's file, kind and
+    preprocessing (resize, normalisation, their version), and the settings."""
     shards = sorted((e.path, e.sha256, e.count) for e in Manifest.read(manifest).split("train"))
     blob = json.dumps({"format": STATS_FORMAT, "shards": shards, "detector": detector.sha256,
-                       "kind": detector.kind, "settings": settings}, sort_keys=True)
+                       "kind": detector.kind, "preprocessing": detector.preprocessing,
+                       "settings": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -52,6 +55,7 @@ def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, xflip: boo
     yield from loader
 
 
+@full_float32()
 def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, xflip: bool, keep: int,
                batch: int, seed: int, cache: Path, workers: int = 0) -> tuple[FeatureStats, dict[str, Any]]:
     """Statistics of up to `num` training images, computed once per dataset and detector.

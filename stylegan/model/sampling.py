@@ -30,6 +30,22 @@ def inference_device() -> torch.device:
     return torch.device("cuda")
 
 
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions inside, whatever the caller set, restored after.
+
+    A metric's images and distances need full float32 (PPL divides by ε² = 1e-8), as
+    NVlabs/stylegan2-ada-pytorch `calc_metrics.py` computes them; training may leave TF32
+    on (train.speed.tf32). Usable as a decorator: each metric's computation wears it.
+    """
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def _in_chunks(G: Generator, batch: torch.Tensor, chunk: int, draw: Callable[[torch.Tensor], torch.Tensor]
                ) -> torch.Tensor:
     """draw(part) over `batch` in parts of `chunk` on G's device, joined as float32 on the CPU."""

@@ -88,9 +88,14 @@ def metric_partials(stream):
 FIGURES = {stem: command for command, stem in stylegan_figures.STEMS.items()}
 
 
+def ppl_backbone(wildcards=None):
+    """The VGG16 file as an input when it is there or will be downloaded; nothing otherwise (PPL "not computed")."""
+    return [VGG16] if PPL["download"] or Path(VGG16).is_file() else []
+
+
 def ppl_partials(wildcards):
     """Every variant's shards when the VGG16 file is there or will be downloaded; none otherwise."""
-    if not (PPL["download"] or Path(VGG16).is_file()):
+    if not ppl_backbone():
         return []
     return expand(rules.metrics_ppl_shard.output.partial, variant=PPL_VARIANTS, shard=METRIC_SHARDS)
 

@@ -16,6 +16,7 @@ rule metrics_reals:
         rules.pack.output.manifest,
     output:
         reals=f"{METRICS}/reals.json",
+        kid=f"{METRICS}/kid_reals.json",
     log:
         f"{LOGS}/metrics_reals.log",
     benchmark:
@@ -26,13 +27,15 @@ rule metrics_reals:
         settings=lambda wc: settings("metrics"),
         resolution=config["train"]["network"]["resolution"],
         cache=f"{METRICS}/cache",
+        train_xflip=str(config["train"]["xflip"]).lower(),
     resources:
         **METRIC_RESOURCES,
     message:
-        "Inception statistics of the training images (cached by content)"
+        "Inception statistics of the training images for FID and for KID (cached by content)"
     shell:
         "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics reals --settings {params.settings:q} "
-        "--manifest {input} --resolution {params.resolution} --cache {params.cache} --out {output} > {log} 2>&1"
+        "--manifest {input} --resolution {params.resolution} --cache {params.cache} --out {output.reals} "
+        "--kid-out {output.kid} --train-xflip {params.train_xflip} > {log} 2>&1"
 
 
 rule metrics_shard:
@@ -62,6 +65,7 @@ rule metrics_fid:
     input:
         generator=rules.train.output.generator,
         reals=rules.metrics_reals.output.reals,
+        kid_reals=rules.metrics_reals.output.kid,
         partials=metric_partials("fid"),
     output:
         fid=f"{METRICS}/fid.json",
@@ -77,7 +81,8 @@ rule metrics_fid:
         "FID and KID of the trained generator (Table 1)"
     shell:
         "python -m stylegan.cli metrics fid --settings {params.settings:q} --generator {input.generator} "
-        "--reals {input.reals} --partials {input.partials} --out {output.fid} --kid-out {output.kid} > {log} 2>&1"
+        "--reals {input.reals} --partials {input.partials} --out {output.fid} --kid-reals {input.kid_reals} "
+        "--kid-out {output.kid} > {log} 2>&1"
 
 
 rule metrics_mixing:
@@ -105,6 +110,7 @@ rule metrics_fid_curve:
     input:
         generator=rules.train.output.generator,
         reals=rules.metrics_reals.output.reals,
+        vgg16=ppl_backbone,
     output:
         data=f"{METRICS}/fid_curve.json",
         lowest=f"{METRICS}/fid_lowest.json",
@@ -123,11 +129,12 @@ rule metrics_fid_curve:
         settings=lambda wc: settings("metrics"),
         run=rules.train.params.run,
         folder=f"{METRICS}/curve",
+        vgg16=VGG16,
     resources:
         **METRIC_RESOURCES,
     message:
-        "FID of every kept training snapshot (Fig. 7)"
+        "FID and perceptual path length of every kept training snapshot (Fig. 7)"
     shell:
         "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics curve --settings {params.settings:q} "
         "--reals {input.reals} --run-dir {params.run} --folder {params.folder} --out {output.data} "
-        "--plot {output.plot} --lowest {output.lowest} > {log} 2>&1"
+        "--plot {output.plot} --lowest {output.lowest} --vgg16 {params.vgg16} > {log} 2>&1"
