@@ -181,6 +181,25 @@ def nvidia_attribute(source: Path) -> str:
     return match.group(1) if match else source.stem
 
 
+def nvidia_pickles(entries: tuple[str, ...]) -> dict[str, Path]:
+    """NVIDIA's classifier pickles by attribute, from files and folders (every `.pkl` in one), in file name order,
+    which is NVIDIA's attribute order (celebahq-classifier-00-male.pkl ... -39-...)."""
+    files = []
+    for entry in map(Path, entries):
+        if not entry.exists():
+            raise StageError(f"metrics.ls.classifiers: {entry} does not exist")
+        files += sorted(entry.glob("*.pkl")) if entry.is_dir() else [entry]
+    if entries and not files:
+        raise StageError(f"metrics.ls.classifiers: no .pkl file in {', '.join(entries)}")
+    pickles: dict[str, Path] = {}
+    for path in sorted(files, key=lambda p: p.name):
+        if nvidia_attribute(path) in pickles:
+            raise StageError(f"metrics.ls.classifiers: {path} and {pickles[nvidia_attribute(path)]} both classify "
+                             f"{nvidia_attribute(path)!r}")
+        pickles[nvidia_attribute(path)] = path
+    return pickles
+
+
 def save_nvidia(imported: Imported, source: Path, out: Path) -> Path:
     """An imported D_basic attribute classifier as our classifier file (no training record: NVIDIA's)."""
     if imported.resolution != imported.settings.resolution or imported.alpha != 1.0:

@@ -13,7 +13,8 @@ wildcard_constraints:
 
 rule metrics_reals:
     input:
-        rules.pack.output.manifest,
+        manifest=rules.pack.output.manifest,
+        generator=[] if TRAINING else generator(),  # the level to compare at is the evaluated network's
     output:
         reals=f"{METRICS}/reals.json",
     log:
@@ -24,7 +25,7 @@ rule metrics_reals:
         "../../envs/torch.yaml"
     params:
         settings=lambda wc: settings("metrics"),
-        resolution=config["train"]["network"]["resolution"],
+        level=f"--resolution {config['train']['network']['resolution']}" if TRAINING else f"--generator {generator()}",
         cache=f"{METRICS}/cache",
     resources:
         **METRIC_RESOURCES,
@@ -32,12 +33,12 @@ rule metrics_reals:
         "Inception statistics of the training images (cached by content)"
     shell:
         "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics reals --settings {params.settings:q} "
-        "--manifest {input} --resolution {params.resolution} --cache {params.cache} --out {output} > {log} 2>&1"
+        "--manifest {input.manifest} {params.level} --cache {params.cache} --out {output} > {log} 2>&1"
 
 
 rule metrics_shard:
     input:
-        rules.train.output.generator,
+        generator(),
     output:
         partial=f"{METRICS}/partial/{{stream}}-{{shard}}.npz",
     log:
@@ -60,7 +61,7 @@ rule metrics_shard:
 
 rule metrics_fid:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         reals=rules.metrics_reals.output.reals,
         partials=metric_partials("fid"),
     output:
@@ -82,7 +83,7 @@ rule metrics_fid:
 
 rule metrics_mixing:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         reals=rules.metrics_reals.output.reals,
         partials=lambda wc: metric_partials(mixing_stream(int(wc.latents))),
     output:
