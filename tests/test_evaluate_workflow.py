@@ -20,6 +20,8 @@ import yaml
 
 from faces import ffhq_folder
 from stylegan import fileio
+from stylegan.errors import StageError
+from stylegan.metrics import classifier as stylegan_classifier
 from stylegan.metrics import result as mr
 from workflow_copy import copy_workflow, snakemake
 
@@ -83,3 +85,28 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
     datasheet = (results / "report/datasheet.html").read_text()
     assert "Author 3" in datasheet and "https://www.flickr.com/photos/owner3@N03/1003/" in datasheet
     assert "<td>ls</td>" in (results / "report/metrics.html").read_text()
+
+
+def test_lint_is_clean_when_evaluating_a_published_network(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "repo")
+    (workdir / "evaluate.yaml").write_text(yaml.safe_dump({
+        "evaluate": {"generator": str(NVIDIA / "stylegan-32.pkl")},
+        "metrics": {"ls": {"classifiers": [str(NVIDIA / "classifier-32.pkl")]}},
+    }))
+    run = snakemake(workdir, "--lint", "--configfile", "evaluate.yaml")
+    assert run.returncode == 0, run.stdout
+
+
+def test_nvidia_classifiers_are_found_by_attribute_in_files_and_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for name in ("celebahq-classifier-01-smiling.pkl", "celebahq-classifier-00-male.pkl", "notes.pkl"):
+        (folder / name).touch()
+    (tmp_path / "mine.pkl").touch()
+    found = stylegan_classifier.nvidia_pickles((str(folder), str(tmp_path / "mine.pkl")))
+    assert list(found) == ["male", "smiling", "mine"]  # NVIDIA's order; a folder's other pickles are not classifiers
+    assert found["mine"] == tmp_path / "mine.pkl"
+    with pytest.raises(StageError, match="both classify 'male'"):
+        stylegan_classifier.nvidia_pickles((str(folder), str(folder / "celebahq-classifier-00-male.pkl")))
+    with pytest.raises(StageError, match="metrics.ls.classifiers: .*absent does not exist"):
+        stylegan_classifier.nvidia_pickles((str(tmp_path / "absent"),))

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from stylegan import fileio
 from stylegan.data import landmarks
 from stylegan.data.align import AlignSettings, align
+from stylegan.data.crawl.aligned import SOURCE as ALIGNED
 from stylegan.data.photo import PhotoError, decode
 from stylegan.data.records import face_record
 from stylegan.errors import StageError
@@ -40,7 +41,6 @@ from stylegan.errors import StageError
 log = logging.getLogger(__name__)
 
 Task = tuple[dict[str, Any], AlignSettings, str]  # photo record, settings, the chunk's image folder
-ALIGNED = "aligned"  # the crawl source whose photos are aligned faces already (stylegan/data/crawl/aligned.py)
 
 
 def wip_path(out: Path) -> Path:

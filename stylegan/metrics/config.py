@@ -176,9 +176,9 @@ class LsSettings:
                                                        "file")
     classifier: ClassifierSettings = setting(factory=ClassifierSettings, doc="the attribute classifiers: the "
                                              "discriminator without minibatch stddev, one logit (paper appendix)")
-    classifiers: tuple[str, ...] = setting((), "NVIDIA's attribute classifier pickles (celebahq-classifier-NN-name.pkl), "
-                                               "files or folders of them, imported and used instead of training "
-                                               "classifiers: SG1's 40 for the paper's numbers; []: train them")
+    classifiers: tuple[str, ...] = setting((), "NVIDIA's attribute classifier pickles: files, or folders of "
+                                               "celebahq-classifier-NN-name.pkl, imported and used instead of training "
+                                               "classifiers (SG1's 40 for the paper's numbers); []: train them")
 
     def missing_labels(self) -> str | None:
         """Why the labelled faces cannot be used (keys unset or files absent), or None when they can or, with

@@ -77,7 +77,7 @@ def filter_list_inputs(wildcards):
 
 
 def generator():
-    """The generator every metric, figure and report rule reads, one source for all: the trained one, or
+    """The one generator that the metrics, figures and report read. It is the trained one, or
     evaluate.generator as given (.pt) or imported from NVIDIA's pickle (.pkl)."""
     if TRAINING:
         return rules.train.output.generator

@@ -18,7 +18,7 @@ if EVALUATE_PICKLE:
         conda:
             "../../envs/torch.yaml"
         params:
-            folder=f"{RESULTS}/evaluate",
+            folder=lambda wc, output: Path(output.generator).parent,
         message:
             "Importing NVIDIA's network {input}"
         shell:
@@ -36,7 +36,7 @@ rule metrics_ls_import:
     conda:
         "../../envs/torch.yaml"
     params:
-        folder=lambda wc: f"{METRICS}/ls/nvidia/{wc.attribute}",
+        folder=lambda wc, output: Path(output.classifier).parent,
     localrule: True
     message:
         "Importing NVIDIA's attribute classifier {wildcards.attribute}"

@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.data.crawl.aligned import SOURCE as ALIGNED
 from stylegan.data.crawl.config import CrawlSettings
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.data.photo import IMAGE_SUFFIXES
@@ -170,7 +171,7 @@ class ChunkDownloader:
         refusal = licence_refusal(record, self.settings)
         if refusal:
             return self._outcome(record, None, None, refusal)
-        if record["source"] == "aligned":
+        if record["source"] == ALIGNED:
             return self._in_place(record)
         final = self.store / store_name(record)
         if final.is_file():  # renamed into place by a run killed before it journalled
