@@ -77,6 +77,7 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
     report = snakemake(workdir, "--cores", "1", "--configfile", "evaluate.yaml", "--report", "report.html", timeout=300)
     assert report.returncode == 0, report.stdout[-3000:]
     page = (workdir / "report.html").read_text()
+    assert "stylegan-32.pkl" in page and "no training in this run" in page  # the description names the network
     figures = sorted((results / "figures").glob("*.png"))
     assert {p.name for p in figures} == {"fig2_uncurated.png", "fig3_style_mixing.png", "fig4_stochastic_variation.png",
                                          "fig5_noise_layers.png", "fig8_truncation.png"}
