@@ -565,7 +565,9 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     reals = _command(metrics, "reals", _metrics_reals, "Inception statistics of the training images (cached)")
     _settings_arg(reals)
     reals.add_argument("--manifest", required=True, help="dataset manifest JSON")
-    reals.add_argument("--resolution", required=True, type=int, help="image level: the model's final resolution")
+    level = reals.add_mutually_exclusive_group(required=True)
+    level.add_argument("--resolution", type=int, help="image level: the model's final resolution")
+    level.add_argument("--generator", help="or the generator file whose final resolution it is (evaluate.generator)")
     reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
     reals.add_argument("--out", required=True, help="record JSON naming FID's statistics file")
     reals.add_argument("--kid-out", required=True, help="record JSON naming KID's statistics file")
@@ -650,7 +652,10 @@ def _metrics_reals(args: argparse.Namespace) -> None:
     from stylegan.metrics import fid
     from stylegan.model.sampling import inference_device
 
-    fid.reals(_metrics_settings(args), Path(args.manifest), args.resolution, Path(args.cache), Path(args.out),
+    from stylegan.model.files import load_generator
+
+    resolution = args.resolution or load_generator(Path(args.generator))[0].settings.resolution
+    fid.reals(_metrics_settings(args), Path(args.manifest), resolution, Path(args.cache), Path(args.out),
               Path(args.kid_out), args.train_xflip == "true", inference_device())
 
 

@@ -41,6 +41,15 @@ class PathSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    """The `evaluate` section: score a network made elsewhere instead of training one."""
+
+    generator: str | None = setting(None, "a generator to evaluate instead of training: NVIDIA's StyleGAN (v1) "
+                                          "pickle (.pkl, imported by the import_generator rule) or our generator "
+                                          "file (.pt); null: train one", pattern=r"\.(pkl|pt)$")
+
+
+@dataclass(frozen=True)
 class WorkflowConfig:
     """The workflow's config. Every section is closed, so a misspelt key fails before any job runs, with the key named."""
 
@@ -52,6 +61,8 @@ class WorkflowConfig:
     filter: FilterSettings = setting(doc="the quality filters and the exclusion and opt-out lists")
     pack: PackSettings = setting(doc="the multi-resolution HDF5 shards")
     train: TrainSettings = setting(doc="StyleGAN and its training")
+    evaluate: EvaluateSettings = setting(factory=EvaluateSettings, doc="a network made elsewhere, evaluated "
+                                         "instead of training one (metrics, figures and report)")
     metrics: MetricsSettings = setting(factory=MetricsSettings, doc="evaluation of the trained generator "
                                        "(stylegan/metrics)")
 

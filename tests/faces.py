@@ -127,3 +127,43 @@ def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
     fileio.write_jsonl(tmp / "kept.jsonl", make_faces(tmp / "faces", photos=8, seed=seed))
     assert run_pack(tmp, tmp / "kept.jsonl", {**PACK, "compression": "lzf"}) == 0
     return tmp / "dataset" / "manifest.json"
+
+
+# --- an FFHQ-style aligned folder, for the aligned source ---
+
+FFHQ_LICENCES = [("Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
+                 ("Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
+                 ("Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/")]
+
+
+def ffhq_folder(root: Path, images: int, size: int = SIZE, described: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """`images` aligned faces laid out as FFHQ's `images1024x1024/00000/00000.png ...` under `root`, and
+    `ffhq-dataset-v2.json` beside them describing the first `described` (all by default) with NVIDIA's fields.
+
+    Every fifth image is greyscale and every fifth (offset 2) blurred: the automatic filters would drop them.
+    Returns the metadata written.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(CROPS)
+    metadata = {}
+    for i in range(images):
+        pixels = np.clip(picture(names[i % len(names)], size).astype(np.int16)
+                         + rng.integers(-12, 13, (size, size, 3)), 0, 255).astype(np.uint8)
+        pixels = greyscale(pixels) if i % 5 == 0 else blurred(pixels) if i % 5 == 2 else pixels
+        file_path = f"images1024x1024/{i // 1000 * 1000:05d}/{i:05d}.png"
+        (root / file_path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / file_path)
+        licence, deed = FFHQ_LICENCES[i % len(FFHQ_LICENCES)]
+        metadata[str(i)] = {
+            "category": "training",
+            "metadata": {"photo_url": f"https://www.flickr.com/photos/owner{i % 4}@N0{i % 4}/{1000 + i}/",
+                         "photo_title": f"Photo {i}", "author": f"Author {i % 4}", "country": "",
+                         "license": licence, "license_url": deed, "date_uploaded": "2012-03-04",
+                         "date_crawled": "2018-10-10"},
+            "image": {"file_path": file_path, "pixel_size": [size, size],
+                      "pixel_md5": hashlib.md5(pixels.tobytes()).hexdigest()},
+            "thumbnail": {"file_path": f"thumbnails128x128/{i // 1000 * 1000:05d}/{i:05d}.png"},
+        }
+    described = images if described is None else described
+    fileio.write_json(root / "ffhq-dataset-v2.json", {k: v for k, v in metadata.items() if int(k) < described})
+    return metadata

@@ -71,3 +71,25 @@ def test_preset_dry_run_plans_every_stage(tmp_path: Path) -> None:
     for rule in ("crawl_catalogue", "crawl_download", "align", "filter", "pack", "train", "sample_grid"):
         assert rule in result.stdout
     assert "results/ffhq/train/generator.pt" in result.stdout
+
+
+def test_the_published_network_preset_plans_imports_and_metrics_without_training(tmp_path: Path) -> None:
+    """configs/ffhq-published.yaml over the FFHQ preset: NVIDIA's network and 40 classifiers are imported by
+    rules, FFHQ's images go through the aligned source, and no job trains (the files are empty stand-ins:
+    a dry run reads none)."""
+    workdir = copy_workflow(tmp_path / "repo")
+    config = configcheck.load_files(REPO / "config.yaml", REPO / "configs/ffhq.yaml", REPO / "configs/ffhq-published.yaml")
+    stand_ins = [config["evaluate"]["generator"], config["crawl"]["aligned"]["metadata"],
+                 *(f"{config['metrics']['ls']['classifiers'][0]}/celebahq-classifier-{i:02d}-attribute{i}.pkl"
+                   for i in range(40))]
+    for path in stand_ins:
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / path).touch()
+    result = snakemake(workdir, "--dry-run", "--printshellcmds", "--configfile", "configs/ffhq.yaml",
+                       "configs/ffhq-published.yaml")
+    assert result.returncode == 0, result.stdout
+    jobs = dict(line.split() for line in result.stdout.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
+                if line.strip())
+    assert jobs["import_generator"] == "1" and jobs["metrics_ls_import"] == "40" and jobs["crawl_download"] == "16"
+    assert not set(jobs) & {"train", "metrics_ls_classifier", "metrics_fid_curve", "training_curves"}
+    assert "--generator results/ffhq-published/evaluate/generator.pt" in result.stdout  # reals at the network's level

@@ -1,7 +1,8 @@
 """The align stage for one crawl chunk: photos in, aligned PNGs and face records out.
 
 Each photo is decoded, searched for faces and every face aligned in a pool of
-worker processes (dlib models loaded once per worker). The main process journals
+worker processes (dlib models loaded once per worker); a photo of the aligned
+source is a face already and is taken as it is. The main process journals
 each finished photo, fsynced, in a work-in-progress file beside the chunk's
 output, never the output itself: Snakemake deletes the declared outputs of a
 failed job, and the journal must survive a kill. A rerun skips journalled photos
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from stylegan import fileio
 from stylegan.data import landmarks
 from stylegan.data.align import AlignSettings, align
+from stylegan.data.crawl.aligned import SOURCE as ALIGNED
 from stylegan.data.photo import PhotoError, decode
 from stylegan.data.records import face_record
 from stylegan.errors import StageError
@@ -74,6 +76,8 @@ def align_photo(task: Task) -> dict[str, Any]:
     `align_failed` record. The run goes on either way.
     """
     photo, settings, folder = task
+    if photo["source"] == ALIGNED:
+        return _entry(photo, [aligned_face(photo)])
     try:
         pixels = decode(photo["path"], settings.max_image_pixels)
     except PhotoError as err:
@@ -82,6 +86,25 @@ def align_photo(task: Task) -> dict[str, Any]:
     if not found:
         return _entry(photo, [face_record(photo, status="no_face", reason="no face detected", output_size=settings.output_size)])
     return _entry(photo, [_align_face(photo, pixels, index, face, settings, Path(folder)) for index, face in enumerate(found)])
+
+
+def aligned_face(photo: dict[str, Any]) -> dict[str, Any]:
+    """A photo of the aligned source as its own face: no detection, and its pixels unchanged.
+
+    The image is the photo file itself; its quad is the whole image, so `qsize` is
+    its side and the filters' size and eye-ratio checks read it as an aligned crop.
+    There are no landmarks: the aligned source does not run dlib.
+    """
+    try:
+        with Image.open(photo["path"]) as image:  # read as pack reads it, so the md5s agree
+            pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except OSError as err:
+        return face_record(photo, status="unreadable", reason=f"{type(err).__name__}: {err}",
+                           output_size=photo["width"])
+    side = pixels.shape[0]
+    return face_record(photo, face_id=f"{photo['photo_id']}#0", face_index=0, image=photo["path"],
+                       md5=hashlib.md5(pixels.tobytes()).hexdigest(), quad=[[0, 0], [0, side], [side, side], [side, 0]],
+                       qsize=float(side), output_size=side, status="ok")
 
 
 def _align_face(
@@ -186,8 +209,10 @@ def _run(tasks: list[Task], settings: AlignSettings) -> Iterator[dict[str, Any]]
     # its models once in the initializer. An executor, not a Pool: a worker that dies
     # (out of memory, a crash in dlib) breaks the run instead of hanging it, and the
     # journal lets the rerun carry on.
+    detect = any(photo["source"] != ALIGNED for photo, _, _ in tasks)
     pool = ProcessPoolExecutor(
-        settings.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load_models, initargs=(settings,)
+        settings.workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_load_models if detect else None, initargs=(settings,) if detect else ()
     )
     try:
         yield from (done.result() for done in as_completed([pool.submit(align_photo, task) for task in tasks]))

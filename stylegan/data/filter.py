@@ -8,7 +8,9 @@ person's exclusion list stands in for the manual review; the opt-out list serves
 takedown requests (NVlabs/ffhq-dataset README, "Privacy"). A face is rejected by the first
 filter it fails, in `FILTERS` order; near-duplicates are judged last, among the
 faces every other filter kept, so a blurry copy can never shadow a good one; but
-a copy of a withdrawn (opted-out or excluded) face is rejected with it.
+a copy of a withdrawn (opted-out or excluded) face is rejected with it. With
+`automatic: false` only the two lists apply: FFHQ's published images passed
+NVIDIA's own filters, and the paper's numbers were measured on all of them.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class FilterSettings:
                                         "comments; null for none")
     optout: str | None = setting(None, "opt-out list: photo or owner ids whose owners opted out, one per line, '#' "
                                        "comments; null for none")
+    automatic: bool = setting(True, "run the automatic filters (too_small to duplicate); false: only the exclusion "
+                                    "and opt-out lists, e.g. for FFHQ's published images (crawl.source aligned), "
+                                    "which NVIDIA filtered already")
     sheet_cell: int = setting(96, "contact sheet cell side in pixels", ge=16, le=1024)
     sheet_max: int = setting(100, "faces per filter on its contact sheet", ge=1)
     workers: int = setting(2, "processes decoding and measuring faces (the filter job's threads and cpus_per_task)",
@@ -151,16 +156,26 @@ def withdrawn(record: dict[str, Any], settings: FilterSettings, optout: set[str]
     return None
 
 
-def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings) -> Rejection | None:
-    """The first automatic filter (before `duplicate`) this face fails, or None if it passes all."""
-    min_qsize = record["output_size"] / settings.max_upscale
-    if record["qsize"] < min_qsize:
-        return Rejection("too_small", round(record["qsize"], 2), round(min_qsize, 2))
+def landmark_rejection(record: dict[str, Any], settings: FilterSettings) -> Rejection | None:
+    """The landmark filter's verdict; none for a face without landmarks (the aligned source runs no detector)."""
+    if record["landmarks"] is None:
+        return None
     eyes, roll = eye_geometry(record["landmarks"])
     if eyes / record["qsize"] < settings.min_eye_ratio:
         return Rejection("landmarks", {"eye_ratio": round(eyes / record["qsize"], 4)}, {"min_eye_ratio": settings.min_eye_ratio})
     if abs(roll) > settings.max_roll:
         return Rejection("landmarks", {"roll": round(roll, 2)}, {"max_roll": settings.max_roll})
+    return None
+
+
+def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings) -> Rejection | None:
+    """The first automatic filter (before `duplicate`) this face fails, or None if it passes all."""
+    min_qsize = record["output_size"] / settings.max_upscale
+    if record["qsize"] < min_qsize:
+        return Rejection("too_small", round(record["qsize"], 2), round(min_qsize, 2))
+    rejection = landmark_rejection(record, settings)
+    if rejection is not None:
+        return rejection
     sharp = sharpness(pixels, settings.sharpness_size)
     if sharp < settings.min_sharpness:
         return Rejection("blurry", round(sharp, 2), settings.min_sharpness)
@@ -179,6 +194,8 @@ def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[s
     Runs in a worker process: decoding and measuring dominate the stage's time.
     """
     rejection = withdrawn(record, settings, optout, exclude)
+    if not settings.automatic:  # no duplicate check either, so no pixels are needed
+        return rejection, None
     if rejection is not None:
         try:
             return rejection, phash(load_face(record))
@@ -242,7 +259,7 @@ def read_faces(chunks: Sequence[Path]) -> list[dict[str, Any]]:
             if "status" not in record:
                 raise StageError(f"{chunk}: a record has no 'status'; is this align output?")
             if record["status"] == "ok":
-                missing = [k for k in ("face_id", "image", "qsize", "landmarks", "output_size") if record.get(k) is None]
+                missing = [k for k in ("face_id", "image", "qsize", "output_size") if record.get(k) is None]
                 if missing:
                     raise StageError(f"{chunk}: face {record.get('face_id')} lacks {', '.join(missing)}")
             records.append(record)
@@ -265,7 +282,8 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     rejections, hashes = measure_all(faces, settings, optout, exclude)
     survivors = [r for r in faces if r["face_id"] not in rejections]
     gone = sorted(i for i, r in rejections.items() if r.filter in WITHDRAWN and i in hashes)
-    for face_id, (kept_id, bits) in near_duplicates(survivors, hashes, settings.max_hamming, gone).items():
+    dupes = near_duplicates(survivors, hashes, settings.max_hamming, gone) if settings.automatic else {}
+    for face_id, (kept_id, bits) in dupes.items():
         rejections[face_id] = Rejection("duplicate", {"bits": bits, "of": kept_id}, settings.max_hamming)
     kept = sorted((r for r in faces if r["face_id"] not in rejections), key=lambda r: r["face_id"])
     rejected = sorted(
@@ -301,6 +319,8 @@ def write_summary(path: Path, counts: Counter, settings: FilterSettings) -> None
         "greyscale": f"chroma >= {settings.min_chroma}",
         "duplicate": f"phash_bits > {settings.max_hamming}",
     }  # fmt: skip
+    if not settings.automatic:
+        thresholds.update(dict.fromkeys(set(FILTERS) - set(WITHDRAWN), "off (filter.automatic: false)"))
     rows = ["outcome\tcount\tthreshold", f"records\t{counts['records']}\t"]
     rows += [f"{key}\t{n}\t" for key, n in sorted(counts.items()) if key.startswith("upstream:")]
     rows += [f"{name}\t{counts[name]}\t{thresholds[name] or ''}" for name in FILTERS]

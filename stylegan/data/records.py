@@ -19,7 +19,7 @@ class CatalogueRecord(TypedDict):
     """One eligible photo of a source, with its attribution (the catalogue's lines)."""
 
     photo_id: str  # "<source>:<source_id>", unique across sources
-    source: str  # flickr | folder
+    source: str  # flickr | folder | aligned
     source_id: str
     owner_id: str | None
     owner_name: str | None

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "stylegan-attribute-classifier/1"
 ADAM_BETAS, ADAM_EPS = (0.0, 0.99), 1e-8
+NVIDIA_CLASSIFIERS = "celebahq-classifier-*.pkl"  # NVlabs/stylegan metrics/linear_separability.py's file names
 
 
 def to_classifier(images: Tensor, resolution: int, source: str) -> Tensor:
@@ -179,6 +180,25 @@ def nvidia_attribute(source: Path) -> str:
     `metrics/linear_separability.py`), else the file's stem."""
     match = re.fullmatch(r"celebahq-classifier-\d+-(.+)\.pkl", source.name)
     return match.group(1) if match else source.stem
+
+
+def nvidia_pickles(entries: tuple[str, ...]) -> dict[str, Path]:
+    """NVIDIA's classifier pickles by attribute, from files and folders (their `NVIDIA_CLASSIFIERS` files), in
+    file name order, which is NVIDIA's attribute order (celebahq-classifier-00-male.pkl ... -39-...)."""
+    files = []
+    for entry in map(Path, entries):
+        if not entry.exists():
+            raise StageError(f"metrics.ls.classifiers: {entry} does not exist")
+        files += sorted(entry.glob(NVIDIA_CLASSIFIERS)) if entry.is_dir() else [entry]
+    if entries and not files:
+        raise StageError(f"metrics.ls.classifiers: no {NVIDIA_CLASSIFIERS} file in {', '.join(entries)}")
+    pickles: dict[str, Path] = {}
+    for path in sorted(files, key=lambda p: p.name):
+        if nvidia_attribute(path) in pickles:
+            raise StageError(f"metrics.ls.classifiers: {path} and {pickles[nvidia_attribute(path)]} both classify "
+                             f"{nvidia_attribute(path)!r}")
+        pickles[nvidia_attribute(path)] = path
+    return pickles
 
 
 def save_nvidia(imported: Imported, source: Path, out: Path) -> Path:

@@ -188,10 +188,14 @@ class LsSettings:
                                                        "file")
     classifier: ClassifierSettings = setting(factory=ClassifierSettings, doc="the attribute classifiers: the "
                                              "discriminator without minibatch stddev, one logit (paper appendix)")
+    classifiers: tuple[str, ...] = setting((), "NVIDIA's attribute classifier pickles: files, or folders of "
+                                               "celebahq-classifier-NN-name.pkl, imported and used instead of training "
+                                               "classifiers (SG1's 40 for the paper's numbers); []: train them")
 
     def missing_labels(self) -> str | None:
-        """Why the labelled faces cannot be used (keys unset or files absent), or None when they can."""
-        if self.labels == "demo":
+        """Why the labelled faces cannot be used (keys unset or files absent), or None when they can or, with
+        NVIDIA's classifiers, need not be."""
+        if self.labels == "demo" or self.classifiers:
             return None
         keys = {"faces": self.faces, "attributes_file": self.attributes_file, "mapping_file": self.mapping_file}
         unset = [k for k in ("faces", "attributes_file") if not keys[k]]

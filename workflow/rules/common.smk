@@ -6,9 +6,11 @@ from pathlib import Path
 from stylegan import configcheck
 from stylegan.data import attributes as stylegan_attributes
 from stylegan.data import demo as stylegan_demo
+from stylegan.metrics import classifier as stylegan_classifier
 from stylegan.metrics import figures as stylegan_figures
 from stylegan.metrics.config import MIXING_LATENTS, PPL_VARIANTS, mixing_stream
 from stylegan.metrics.lpips_vgg import VGG16_FILE
+from stylegan.model import nvidia as stylegan_nvidia
 from stylegan.train.ticks import LOG_FILE
 
 
@@ -36,6 +38,12 @@ PPL = config["metrics"]["ppl"]
 VGG16 = PPL["vgg16"] or f"{RESOURCES}/metrics/{VGG16_FILE}"
 LS = config["metrics"]["ls"]
 LS_MISSING = CONFIG.metrics.ls.missing_labels()
+# NVIDIA's attribute classifiers by attribute (metrics.ls.classifiers), imported instead of trained.
+LS_PICKLES = stylegan_classifier.nvidia_pickles(LS["classifiers"])
+# evaluate.generator: a network made elsewhere replaces training; a .pkl is imported first (evaluate.smk).
+EVALUATE = config["evaluate"]["generator"]
+TRAINING = EVALUATE is None
+EVALUATE_PICKLE = not TRAINING and EVALUATE.endswith(".pkl")
 SVM_WORKERS = config["metrics"]["resources"]["cpus_per_gpu"]
 
 
@@ -52,10 +60,10 @@ def settings(section):
 
 
 def crawl_source_inputs(wildcards):
-    """The folder source's sidecar is an input, so the demo rule makes it when needed."""
+    """The folder source's sidecar (so the demo rule makes it when needed) or the aligned source's metadata."""
     crawl = config["crawl"]
-    sidecar = crawl["folder"].get("sidecar")
-    return [sidecar] if crawl["source"] == "folder" and sidecar else []
+    attribution = {"folder": crawl["folder"].get("sidecar"), "aligned": crawl["aligned"].get("metadata")}
+    return [attribution[crawl["source"]]] if attribution.get(crawl["source"]) else []
 
 
 def filter_list_inputs(wildcards):
@@ -67,13 +75,21 @@ def filter_list_inputs(wildcards):
 # only once those rules exist: from input functions, or from rules in later files.
 
 
+def generator():
+    """The one generator that the metrics, figures and report read. It is the trained one, or
+    evaluate.generator as given (.pt) or imported from NVIDIA's pickle (.pkl)."""
+    if TRAINING:
+        return rules.train.output.generator
+    return rules.import_generator.output.generator if EVALUATE_PICKLE else EVALUATE
+
+
 def metric_result_files():
     """Every final metric result (one MetricResult JSON each): what the report's metrics table shows."""
     return [
         rules.metrics_fid.output.fid,
         rules.metrics_fid.output.kid,
         *expand(rules.metrics_mixing.output.result, latents=config["metrics"]["mixing"]["latents"]),
-        rules.metrics_fid_curve.output.lowest,
+        *([rules.metrics_fid_curve.output.lowest] if TRAINING else []),  # Fig. 7 needs the training snapshots
         rules.metrics_ppl.output.result,
         rules.metrics_ls.output.result,
     ]
@@ -120,6 +136,9 @@ def ls_attributes():
 
 
 def ls_classifiers(wildcards=None):
+    """NVIDIA's imported classifiers when metrics.ls.classifiers names them, else ours, trained per attribute."""
+    if LS_PICKLES:
+        return expand(rules.metrics_ls_import.output.classifier, attribute=LS_PICKLES)
     return expand(rules.metrics_ls_classifier.output.classifier, attribute=ls_attributes())
 
 
@@ -129,24 +148,27 @@ def ls_partials(wildcards):
 
 
 def final_targets():
-    """The default target's inputs: every stage's end products."""
+    """The default target's inputs: every stage's end products; with evaluate.generator, none of training's."""
+    training = [
+        rules.training_curves.output.plot,
+        rules.snapshot_sheet.output.sheet,
+        rules.training_data.output.page,
+        rules.metrics_fid_curve.output.data,
+        rules.metrics_fid_curve.output.plot,
+    ]
     return [
         rules.crawl_report.output.report,
         rules.filter.output.summary,
         rules.pack.output.manifest,
         rules.dataset_verify.output.verify,
         rules.dataset_card.output.datasheet,
-        rules.train.output.generator,
+        generator(),
         rules.sample_grid.output.grid,
         *expand(rules.figure.output.png, figure=FIGURES),
         rules.datasheet_page.output.page,
-        rules.training_curves.output.plot,
-        rules.snapshot_sheet.output.sheet,
-        rules.training_data.output.page,
         rules.metrics_table.output.table,
         *metric_result_files(),
-        rules.metrics_fid_curve.output.data,
-        rules.metrics_fid_curve.output.plot,
+        *(training if TRAINING else []),
     ]
 
 

@@ -4,7 +4,7 @@
 
 rule figure:
     input:
-        rules.train.output.generator,
+        generator(),
     output:
         png=report(f"{RESULTS}/figures/{{figure}}.png", caption="../report/figure.rst", category="Figures",
                    subcategory="{figure}"),

@@ -13,7 +13,8 @@ wildcard_constraints:
 
 rule metrics_reals:
     input:
-        rules.pack.output.manifest,
+        manifest=rules.pack.output.manifest,
+        generator=[] if TRAINING else generator(),  # the level to compare at is the evaluated network's
     output:
         reals=f"{METRICS}/reals.json",
         kid=f"{METRICS}/kid_reals.json",
@@ -25,7 +26,7 @@ rule metrics_reals:
         "../../envs/torch.yaml"
     params:
         settings=lambda wc: settings("metrics"),
-        resolution=config["train"]["network"]["resolution"],
+        level=f"--resolution {config['train']['network']['resolution']}" if TRAINING else f"--generator {generator()}",
         cache=f"{METRICS}/cache",
         train_xflip=str(config["train"]["xflip"]).lower(),
     resources:
@@ -34,13 +35,13 @@ rule metrics_reals:
         "Inception statistics of the training images for FID and for KID (cached by content)"
     shell:
         "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics reals --settings {params.settings:q} "
-        "--manifest {input} --resolution {params.resolution} --cache {params.cache} --out {output.reals} "
+        "--manifest {input.manifest} {params.level} --cache {params.cache} --out {output.reals} "
         "--kid-out {output.kid} --train-xflip {params.train_xflip} > {log} 2>&1"
 
 
 rule metrics_shard:
     input:
-        rules.train.output.generator,
+        generator(),
     output:
         partial=f"{METRICS}/partial/{{stream}}-{{shard}}.npz",
     log:
@@ -63,7 +64,7 @@ rule metrics_shard:
 
 rule metrics_fid:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         reals=rules.metrics_reals.output.reals,
         kid_reals=rules.metrics_reals.output.kid,
         partials=metric_partials("fid"),
@@ -87,7 +88,7 @@ rule metrics_fid:
 
 rule metrics_mixing:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         reals=rules.metrics_reals.output.reals,
         partials=lambda wc: metric_partials(mixing_stream(int(wc.latents))),
     output:

@@ -26,7 +26,7 @@ rule metrics_vgg16:
 
 rule metrics_ppl_shard:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         vgg16=VGG16,
     output:
         partial=f"{METRICS}/partial/ppl_{{variant}}-{{shard}}.npz",
@@ -51,7 +51,7 @@ rule metrics_ppl_shard:
 
 rule metrics_ppl:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         partials=ppl_partials,
     output:
         result=f"{METRICS}/ppl.json",
@@ -121,7 +121,7 @@ rule metrics_ls_classifier:
 
 rule metrics_ls_shard:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         classifiers=ls_classifiers,
     output:
         partial=f"{METRICS}/partial/ls-{{shard}}.npz",
@@ -146,7 +146,7 @@ rule metrics_ls_shard:
 
 rule metrics_ls:
     input:
-        generator=rules.train.output.generator,
+        generator=generator(),
         partials=ls_partials,
     output:
         result=f"{METRICS}/ls.json",

@@ -45,7 +45,7 @@ rule train:
 
 rule sample_grid:
     input:
-        rules.train.output.generator,
+        generator(),
     output:
         grid=report(f"{RESULTS}/train/grid.png", caption="../report/sample_grid.rst", category="Training",
                     subcategory="Samples"),
@@ -58,7 +58,7 @@ rule sample_grid:
         psi=config["train"]["network"]["truncation_psi"],
         cutoff=config["train"]["network"]["truncation_cutoff"],
     message:
-        "Drawing a sample grid from the trained generator"
+        "Drawing a sample grid from the generator"
     shell:
         "python -m stylegan.cli generate --checkpoint {input} --grid {output} --seed {params.seed} "
         "--psi {params.psi} --cutoff {params.cutoff} > {log} 2>&1"

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from stylegan import fileio
-from stylegan.data.crawl import flickr, folder
+from stylegan.data.crawl import aligned, flickr, folder
 from stylegan.data.crawl.config import CrawlSettings
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ def build(settings: CrawlSettings, out: Path) -> int:
             fileio.write_jsonl(out, records)
             journal.finish()
     else:
-        records = folder.catalogue(settings.folder)
+        records = aligned.catalogue(settings.aligned) if settings.source == aligned.SOURCE else folder.catalogue(
+            settings.folder)
         fileio.write_jsonl(out, records)
     log.info("catalogue: %d photos from the %s source", len(records), settings.source)
     return len(records)

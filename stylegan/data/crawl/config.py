@@ -48,6 +48,16 @@ class FolderSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlignedSettings:
+    """A folder of already-aligned square faces (FFHQ's published images), packed as they are."""
+
+    path: str | None = setting(None, "directory of aligned images, all square and of one power-of-two size "
+                                     "(FFHQ's images1024x1024/); they are used in place, not copied")
+    metadata: str | None = setting(None, "FFHQ's ffhq-dataset-v2.json: each image's licence, author and Flickr page "
+                                         "by file name; null, or an image it lacks: license_id 'unknown'")
+
+
+@dataclasses.dataclass(frozen=True)
 class DownloadSettings:
     """How each chunk job fetches and verifies files."""
 
@@ -60,13 +70,16 @@ class DownloadSettings:
 class CrawlSettings:
     """The `crawl` config section."""
 
-    source: Literal["flickr", "folder"] = setting("folder", "where photos come from")
+    source: Literal["flickr", "folder", "aligned"] = setting(
+        "folder", "where photos come from; `aligned`: faces aligned already, no detection or alignment")
     chunks: int = setting(2, "download jobs (one SLURM job each)", ge=1, le=999)
     workers: int = setting(8, "parallel downloads within one job", ge=1)
     licenses: tuple[int, ...] = setting(
         FFHQ_LICENSES, "Flickr licence ids allowed (default FFHQ's: BY-NC, BY, US Gov, CC0, PDM); checked in the "
-                       "search, on every result and again before each download. Not applied to the folder source.",
+                       "search, on every result and again before each download. Not applied to the folder and aligned "
+                       "sources.",
         ge=0, length=(1, None), unique=True)
     flickr: FlickrSettings = setting(factory=FlickrSettings, doc="the Flickr REST API source")
     folder: FolderSettings = setting(factory=FolderSettings, doc="a folder of the user's photos")
+    aligned: AlignedSettings = setting(factory=AlignedSettings, doc="a folder of aligned faces, e.g. FFHQ's own")
     download: DownloadSettings = setting(factory=DownloadSettings, doc="how each chunk job fetches and verifies photos")

@@ -7,6 +7,7 @@ adopts files that were renamed into place just before a kill. Bytes stream to a
 temp file and are renamed to their final name only after they decode as an
 image of the catalogued size. A file that keeps failing that check is moved to
 `<store>/.quarantine/` and recorded as failed with its reason; the run goes on.
+Images of the aligned source are checked the same way where they lie, never copied.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from stylegan import fileio
+from stylegan.data.crawl.aligned import SOURCE as ALIGNED
 from stylegan.data.crawl.config import CrawlSettings
 from stylegan.data.crawl.retry import TRANSIENT_ERRORS, Backoff, GaveUp, Retryable, check_status
 from stylegan.data.photo import IMAGE_SUFFIXES
@@ -169,6 +171,8 @@ class ChunkDownloader:
         refusal = licence_refusal(record, self.settings)
         if refusal:
             return self._outcome(record, None, None, refusal)
+        if record["source"] == ALIGNED:
+            return self._in_place(record)
         final = self.store / store_name(record)
         if final.is_file():  # renamed into place by a run killed before it journalled
             try:
@@ -192,6 +196,19 @@ class ChunkDownloader:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(final)
         return self._outcome(record, final, digest, None)
+
+    def _in_place(self, record: dict[str, Any]) -> dict[str, Any]:
+        """An aligned image stays where it is (FFHQ's are 89 GB): decoded whole, checked and hashed there.
+
+        Its file is not copied into the store, so a failure leaves nothing to quarantine.
+        """
+        path = Path(self.settings.aligned.path or "") / record["source_id"]
+        try:
+            verify(path, record["width"], record["height"])
+        except BadFile as err:
+            log.warning("%s: %s", path, err.reason)
+            return self._outcome(record, None, None, f"{path}: {err.reason}")
+        return self._outcome(record, path, fileio.sha256_file(path), None)
 
     def _attempt(self, record: dict[str, Any], tmp: Path) -> str:
         """Fetch into `tmp` and verify it; the sha256 of the bytes."""
