@@ -47,7 +47,9 @@ def make_photos(folder: Path, count: int, width: int, height: int, face_px: floa
     return paths
 
 
-def run(paths: list[Path], out: Path, kind: str, max_side: int | None, output_size: int, transform_size: int) -> tuple[dict[str, float], int]:
+def run(
+    paths: list[Path], out: Path, kind: str, max_side: int | None, output_size: int, transform_size: int
+) -> tuple[dict[str, float], int]:
     """Seconds per step summed over the photos, and the number of faces aligned."""
     finder = landmarks.finder(kind, 1, max_side)
     spent = dict.fromkeys(STEPS, 0.0)
@@ -97,7 +99,10 @@ def main() -> None:
             spent, faces = run(paths, Path(tmp), kind, max_side, output_size, transform_size)
             total = sum(spent.values())
             shares = " ".join(f"{100 * spent[s] / total:8.1f}%" for s in STEPS)
-            print(f"{kind:>8} {str(max_side or 'full'):>8} {output_size:>6} {transform_size:>9} {faces:>5} {faces / total:>12.2f} {shares}")
+            print(
+                f"{kind:>8} {str(max_side or 'full'):>8} {output_size:>6} {transform_size:>9} {faces:>5} "
+                f"{faces / total:>12.2f} {shares}"
+            )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,18 @@ def main() -> None:
         assert sum(server.downloads.values()) == fetched == args.photos, "resume fetched again"
         calls = sum(server.api_calls.values())
     rows = [
-        ("catalogue", f"{args.photos} records, {calls} API calls", f"{list_s:.2f} s", f"{args.photos / list_s:,.0f} records/s"),
-        ("download", f"{args.photos} files ~{args.side}px, {args.workers} workers", f"{fetch_s:.2f} s", f"{args.photos / fetch_s:,.0f} files/s"),
+        (
+            "catalogue",
+            f"{args.photos} records, {calls} API calls",
+            f"{list_s:.2f} s",
+            f"{args.photos / list_s:,.0f} records/s",
+        ),
+        (
+            "download",
+            f"{args.photos} files ~{args.side}px, {args.workers} workers",
+            f"{fetch_s:.2f} s",
+            f"{args.photos / fetch_s:,.0f} files/s",
+        ),
         ("resume", "finished crawl, 0 fetched", f"{resume_s:.2f} s", "-"),
     ]  # fmt: skip
     widths = [max(len(r[i]) for r in rows + [("step", "work", "time", "rate")]) for i in range(4)]

@@ -42,8 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import faces  # noqa: E402
 
 from stylegan import fileio  # noqa: E402
-from stylegan.data import pack  # noqa: E402
-from stylegan.data import verify  # noqa: E402
+from stylegan.data import pack, verify  # noqa: E402
 from stylegan.data.dataset import ShardDataset  # noqa: E402
 
 
@@ -108,8 +107,9 @@ def shard_read_speed(manifest: Path, size: int, passes: int = 1) -> float:
 def read_speed(manifest: Path, size: int, workers: int, batch: int) -> float:
     """Images per second for one pass after a warm-up batch (worker start-up excluded)."""
     data = ShardDataset(manifest, resolution=size, split="train", dtype="uint8")
-    loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, drop_last=False)
+    loader = DataLoader(
+        data, batch_size=batch, shuffle=True, num_workers=workers, persistent_workers=workers > 0, drop_last=False
+    )
     next(iter(loader))  # start workers, open files
     began = time.perf_counter()
     seen = sum(len(images) for images in loader)
@@ -149,8 +149,9 @@ def main() -> None:
             for compression in get_args(pack.Compression):
                 seconds, raw, file_mb, manifests[compression] = write_speed(records, size, compression, folder)
                 ips = shard_read_speed(manifests[compression], size, args.passes)
-                codecs.append((size, count, compression, count / seconds, raw / seconds, file_mb, raw, ips,
-                               ips / baseline))
+                codecs.append(
+                    (size, count, compression, count / seconds, raw / seconds, file_mb, raw, ips, ips / baseline)
+                )
             for workers in args.workers:
                 reads.append((size, count, workers, read_speed(manifests[default], size, workers, 16)))
             checks.append((size, count, verify_speed(manifests[default], count)))

@@ -23,8 +23,14 @@ from stylegan import fileio  # noqa: E402
 
 def record(n: int) -> dict:
     """A download journal entry's shape and size."""
-    return {"photo_id": f"flickr:{10_000_000 + n}", "status": "ok", "path": f"resources/photos/flickr-{n}.jpg",
-            "sha256": f"{n:064x}", "bytes": 2_345_678, "reason": None}
+    return {
+        "photo_id": f"flickr:{10_000_000 + n}",
+        "status": "ok",
+        "path": f"resources/photos/flickr-{n}.jpg",
+        "sha256": f"{n:064x}",
+        "bytes": 2_345_678,
+        "reason": None,
+    }
 
 
 def measure(length: int, appends: int, folder: Path) -> tuple[float, float]:

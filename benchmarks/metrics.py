@@ -86,14 +86,15 @@ def generator_rates(res: int, num: int, batch: int, fmap_base: int, detector: In
     return gen, num / (time.perf_counter() - began)
 
 
-def ppl_ls_rates(res: int, num: int, batch: int, fmap_base: int, attributes: int, device: torch.device,
-                 tmp: Path) -> tuple[float, float, float]:
+def ppl_ls_rates(
+    res: int, num: int, batch: int, fmap_base: int, attributes: int, device: torch.device, tmp: Path
+) -> tuple[float, float, float]:
     """(PPL pairs/s, LS samples/s, classifier training img/s) at `res`."""
     import numpy as np
     from PIL import Image
 
     from stylegan.metrics import classifier as clf
-    from stylegan.metrics import ls, lpips_vgg, ppl
+    from stylegan.metrics import lpips_vgg, ls, ppl
     from stylegan.metrics.config import ClassifierSettings, LsSettings
 
     G = Generator(NetworkSettings(resolution=res, fmap_base=fmap_base)).to(device).eval()
@@ -109,8 +110,10 @@ def ppl_ls_rates(res: int, num: int, batch: int, fmap_base: int, attributes: int
     rates = [num / (time.perf_counter() - began)]
     side = min(res, 256)
     s = LsSettings(resolution=side, classifier=ClassifierSettings(images=max(16 * num, 64), fmap_base=fmap_base))
-    nets = [clf.Classifier(f"a{i}", clf.Discriminator(clf.network_settings(s)).to(device).eval(), side, tmp)
-            for i in range(attributes)]
+    nets = [
+        clf.Classifier(f"a{i}", clf.Discriminator(clf.network_settings(s)).to(device).eval(), side, tmp)
+        for i in range(attributes)
+    ]
     ls.block_rows(G, meta, nets, blocks[0])
     sync(device)
     began = time.perf_counter()
@@ -173,9 +176,11 @@ def main() -> None:
     detector = Inception(InceptionSettings(), device)
     with torch.no_grad():
         detector(torch.zeros(args.batch, 3, 64, 64, dtype=torch.uint8))  # warm-up
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, {args.num} images, "
-          f"fmap_base {args.fmap_base}, reader workers {args.workers}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, {args.num} images, "
+        f"fmap_base {args.fmap_base}, reader workers {args.workers}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if args.fid:
             print(f"{'res':>5} {'reals img/s':>12} {'gen img/s':>10} {'gen+feat img/s':>15} {'FID50k min':>11}")
@@ -184,19 +189,28 @@ def main() -> None:
                 gen, both = generator_rates(res, args.num, args.batch, args.fmap_base, detector)
                 print(f"{res:>5} {reals:>12.1f} {gen:>10.1f} {both:>15.1f} {50000 / both / 60:>11.1f}", flush=True)
         if args.ppl_ls:
-            print(f"{'res':>5} {'PPL pairs/s':>12} {'PPL100k min':>12} {'LS samples/s':>13} {'LS200k min':>11} "
-                  f"{'clf img/s':>10} {'clf150k min':>12}   ({args.attributes} classifiers)")
+            print(
+                f"{'res':>5} {'PPL pairs/s':>12} {'PPL100k min':>12} {'LS samples/s':>13} {'LS200k min':>11} "
+                f"{'clf img/s':>10} {'clf150k min':>12}   ({args.attributes} classifiers)"
+            )
             for res in args.resolutions:
-                pairs, samples, train = ppl_ls_rates(res, args.num, args.batch, args.fmap_base, args.attributes,
-                                                     device, Path(tmp))
-                print(f"{res:>5} {pairs:>12.2f} {400000 / pairs / 60:>12.1f} {samples:>13.2f} "
-                      f"{200000 / samples / 60:>11.1f} {train:>10.1f} {150000 / train / 60:>12.1f}", flush=True)
+                pairs, samples, train = ppl_ls_rates(
+                    res, args.num, args.batch, args.fmap_base, args.attributes, device, Path(tmp)
+                )
+                print(
+                    f"{res:>5} {pairs:>12.2f} {400000 / pairs / 60:>12.1f} {samples:>13.2f} "
+                    f"{200000 / samples / 60:>11.1f} {train:>10.1f} {150000 / train / 60:>12.1f}",
+                    flush=True,
+                )
             one, speedup = svm_seconds(args.svm_samples, args.svm_workers)
             scale = 100000 / args.svm_samples
-            print(f"SVM LinearSVC(dual=True) on {args.svm_samples} x 512: {one:.1f} s per fit"
-                  + (f" (x{scale:g} rows, linear extrapolation: ~{one * scale:.0f} s at 100,000)" if scale != 1 else "")
-                  + f"; {args.svm_workers} fits in parallel: {speedup:.2f}x; 80 fits (40 attributes x z, w) on "
-                  f"{args.svm_workers} CPUs: ~{80 * one * scale / speedup / 60:.0f} min", flush=True)
+            print(
+                f"SVM LinearSVC(dual=True) on {args.svm_samples} x 512: {one:.1f} s per fit"
+                + (f" (x{scale:g} rows, linear extrapolation: ~{one * scale:.0f} s at 100,000)" if scale != 1 else "")
+                + f"; {args.svm_workers} fits in parallel: {speedup:.2f}x; 80 fits (40 attributes x z, w) on "
+                f"{args.svm_workers} CPUs: ~{80 * one * scale / speedup / 60:.0f} min",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

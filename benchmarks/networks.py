@@ -35,8 +35,9 @@ def step(G: Generator, D: Discriminator, z: torch.Tensor, res: int) -> None:
     F.softplus(-D(img, res=res)).mean().backward()
 
 
-def time_variant(s: NetworkSettings, res: int, batch: int, device: str, channels_last: bool,
-                 repeats: int) -> tuple[float, float]:
+def time_variant(
+    s: NetworkSettings, res: int, batch: int, device: str, channels_last: bool, repeats: int
+) -> tuple[float, float]:
     """Median seconds per step and peak memory in MiB (CUDA: allocator peak; CPU: process max RSS)."""
     G, D = Generator(s).to(device), Discriminator(s).to(device)
     if channels_last:
@@ -81,8 +82,11 @@ def main() -> None:
         for variant, (fused, channels_last) in VARIANTS.items():
             s = dataclasses.replace(base, fused_scale=fused)
             seconds, peak = time_variant(s, res, args.batch, args.device, channels_last, args.repeats)
-            print(f"{res:>5} {args.batch:>5} {variant:<11} {seconds * 1e3:>9.1f} {args.batch / seconds:>8.1f} {peak:>9.0f}",
-                  flush=True)
+            print(
+                f"{res:>5} {args.batch:>5} {variant:<11} {seconds * 1e3:>9.1f} {args.batch / seconds:>8.1f} "
+                f"{peak:>9.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ random tensors, so data loading is excluded.
 
 --compare (the default on CPU): in one process, our step and the REFERENCE step,
 interleaved rep by rep and thread count by thread count, medians; ratio = ours /
-reference. The reference is the step as it was before issue 19, restated here from
+reference. The reference is the step as it was before the blur and gradient-step rewrite, restated here from
 the same layers with its old formulations: the blur as a grouped convolution
 (autograd's double backward runs one small conv per channel), the for-loop Adam,
 `apply_gradients` flattening every gradient, reading a Python bool (a host-device
@@ -21,7 +21,7 @@ and 4x it. Compare sec/kimg with the references (NVlabs/stylegan README.md,
 kimg ~ 23 s/kimg; NVlabs/stylegan2-ada-pytorch README.md, its PyTorch successor:
 154-162 s/kimg on one V100 at 1024²).
 
-    .venv/bin/python benchmarks/train.py                    # CPU: ours vs reference, config F widths, 8²-32², batch 4 16
+    .venv/bin/python benchmarks/train.py                    # CPU: ours vs reference, config F, 8²-32², batch 4 16
     .venv/bin/python benchmarks/train.py --widths demo --resolutions 8 16 32 64
     .venv/bin/python benchmarks/train.py --device cuda      # every level 8²-1024², every flag, 1x 2x 4x the 8-GPU batch
     .venv/bin/python benchmarks/train.py --no-compare --resolutions 8 --batch 4 --iters 1   # the sweep's path on CPU
@@ -73,7 +73,7 @@ def reference_apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer
         return False
     offset = 0
     for q in params:
-        q.grad.copy_(flat[offset:offset + q.numel()].view_as(q.grad))
+        q.grad.copy_(flat[offset : offset + q.numel()].view_as(q.grad))
         offset += q.numel()
     opt.step()
     return True
@@ -108,6 +108,7 @@ def ours(net: NetworkSettings, batch: int, flag: str, device: torch.device) -> C
     def run() -> None:
         z = torch.randn(2, batch, net.latent_size, device=device)
         step(st, s, loss, Batch(lv, x, z[0], z[1]))
+
     return run
 
 
@@ -142,6 +143,7 @@ def reference(net: NetworkSettings, batch: int, device: torch.device) -> Callabl
                 q_ema.lerp_(q, 1.0 - beta)
             for b_ema, b in zip(G_ema.buffers(), G.buffers()):
                 b_ema.copy_(b)
+
     return run
 
 
@@ -218,8 +220,9 @@ def sweep(args: argparse.Namespace) -> None:
                 row = f"{flag:<14} {res:>5} {batch:>5}"
                 try:
                     r = measure(widths(args.widths[0], res), batch, flag, device, args.iters, args.warmup)
-                    print(f"{row} {r['sec_per_step']:>9.3f} {r['sec_per_kimg']:>10.1f} {r['peak_mb']:>9.0f}",
-                          flush=True)
+                    print(
+                        f"{row} {r['sec_per_step']:>9.3f} {r['sec_per_kimg']:>10.1f} {r['peak_mb']:>9.0f}", flush=True
+                    )
                 except Exception as err:  # noqa: BLE001 - out of memory or a compile failure: the row says which
                     print(f"{row} failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}", flush=True)
                 if device.type == "cuda":
@@ -233,21 +236,36 @@ def comparison(args: argparse.Namespace) -> None:
         for res in args.resolutions:
             for batch in args.batch or [4, 16]:
                 for t, (ref, new) in compare(widths(name, res), batch, args.threads, args.iters).items():
-                    print(f"{name:<7} {res:>4} {batch:>5} {t:>7} {ref:>12.3f} {new:>9.3f} {new / ref:>6.2f}",
-                          flush=True)
+                    print(
+                        f"{name:<7} {res:>4} {batch:>5} {t:>7} {ref:>12.3f} {new:>9.3f} {new / ref:>6.2f}", flush=True
+                    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=None,
-                        help="ours vs the reference step, interleaved (default: on CPU only)")
+    parser.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ours vs the reference step, interleaved (default: on CPU only)",
+    )
     parser.add_argument("--resolutions", type=int, nargs="+", help="default: 8 16 32 (CPU), 8-1024 (CUDA)")
     parser.add_argument("--batch", type=int, nargs="+", help="default: 4 16 (compare), else see --scales")
-    parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4],
-                        help="sweep without --batch: multiples of the 8-GPU table's per-GPU minibatch")
-    parser.add_argument("--widths", nargs="+", default=["F"], choices=["F", "demo"],
-                        help="F: config F (fmap_base 8192); demo: config.yaml train.network")
+    parser.add_argument(
+        "--scales",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="sweep without --batch: multiples of the 8-GPU table's per-GPU minibatch",
+    )
+    parser.add_argument(
+        "--widths",
+        nargs="+",
+        default=["F"],
+        choices=["F", "demo"],
+        help="F: config F (fmap_base 8192); demo: config.yaml train.network",
+    )
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="compare: CPU thread counts")
     parser.add_argument("--flags", nargs="+", default=list(FLAGS), choices=FLAGS, help="sweep: speed flags")
     parser.add_argument("--iters", type=int, default=3, help="timed steps (medians)")
@@ -255,8 +273,10 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     args.resolutions = args.resolutions or (CUDA_RESOLUTIONS if device.type == "cuda" else [8, 16, 32])
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, widths {' '.join(args.widths)}, medians of {args.iters}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, widths {' '.join(args.widths)}, medians of {args.iters}"
+    )
     if args.compare if args.compare is not None else device.type == "cpu":
         comparison(args)
     else:

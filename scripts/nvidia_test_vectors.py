@@ -42,8 +42,11 @@ EDITS = [
     ("dnnlib/tflib/network.py", TF_IMPORT, TF_COMPAT),
     ("dnnlib/tflib/tfutil.py", TF_IMPORT, TF_COMPAT),
     # 2. TF2's shapes refuse a bool dimension (use_noise=True stands for 1 channel).
-    ("training/networks_stylegan.py", "shape = [1, use_noise, 2**res, 2**res]",
-     "shape = [1, int(use_noise), 2**res, 2**res]"),
+    (
+        "training/networks_stylegan.py",
+        "shape = [1, use_noise, 2**res, 2**res]",
+        "shape = [1, int(use_noise), 2**res, 2**res]",
+    ),
     # 3. dnnlib without its job-submission and autosummary code (TF1-only, unused here).
     ("dnnlib/__init__.py", "from . import submission\n", ""),
     ("dnnlib/__init__.py", "from .submission.run_context import RunContext\n", ""),
@@ -62,32 +65,64 @@ EDITS = [
 # and a traditional 16² one, with small, non-default sizes so that the importer must read them.
 CASES = {
     "stylegan-32": {
-        "resolution": 32, "batch": 4,
-        "G": {"fmap_base": 128, "fmap_max": 32, "latent_size": 24, "dlatent_size": 20, "mapping_layers": 3,
-              "mapping_fmaps": 28, "truncation_psi": 0.6, "truncation_cutoff": 6},
+        "resolution": 32,
+        "batch": 4,
+        "G": {
+            "fmap_base": 128,
+            "fmap_max": 32,
+            "latent_size": 24,
+            "dlatent_size": 20,
+            "mapping_layers": 3,
+            "mapping_fmaps": 28,
+            "truncation_psi": 0.6,
+            "truncation_cutoff": 6,
+        },
         "D": {"fmap_base": 128, "fmap_max": 32},
         "pickled_lod": 1.5,
         "gs": [(0.0, 1.0, 8), (0.0, 0.7, 4), (0.4, 0.5, 8), (1.0, 0.7, 4), (1.75, 1.0, 8), (3.0, 0.7, 2)],
-        "g": [0.0, 1.5], "d": [0.0, 0.6, 1.0, 2.25, 3.0]},
+        "g": [0.0, 1.5],
+        "d": [0.0, 0.6, 1.0, 2.25, 3.0],
+    },
     "stylegan-128": {
-        "resolution": 128, "batch": 2,
-        "G": {"fmap_base": 256, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16, "mapping_layers": 2,
-              "mapping_fmaps": 16},
+        "resolution": 128,
+        "batch": 2,
+        "G": {
+            "fmap_base": 256,
+            "fmap_max": 16,
+            "latent_size": 16,
+            "dlatent_size": 16,
+            "mapping_layers": 2,
+            "mapping_fmaps": 16,
+        },
         "D": {"fmap_base": 256, "fmap_max": 16, "mbstd_group_size": 2},
         "pickled_lod": 0.0,
         "gs": [(0.0, 1.0, 12), (0.0, 0.7, 8), (0.25, 0.6, 4), (1.0, 0.7, 8), (2.75, 1.0, 12), (5.0, 0.7, 8)],
-        "g": [0.0], "d": [0.0, 0.75, 1.0, 3.25]},
+        "g": [0.0],
+        "d": [0.0, 0.75, 1.0, 3.25],
+    },
     # Table 1 row B's "traditional" generator: w (= the normalised z) through a dense layer, pixel
     # norm instead of styles, no noise.
     "stylegan-16-traditional": {
-        "resolution": 16, "batch": 4,
-        "G": {"fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16, "mapping_layers": 0,
-              "const_input_layer": False, "use_styles": False, "use_noise": False, "use_pixel_norm": True,
-              "use_instance_norm": False},
+        "resolution": 16,
+        "batch": 4,
+        "G": {
+            "fmap_base": 64,
+            "fmap_max": 16,
+            "latent_size": 16,
+            "dlatent_size": 16,
+            "mapping_layers": 0,
+            "const_input_layer": False,
+            "use_styles": False,
+            "use_noise": False,
+            "use_pixel_norm": True,
+            "use_instance_norm": False,
+        },
         "D": {"fmap_base": 64, "fmap_max": 16},
         "pickled_lod": 0.0,
         "gs": [(0.0, 1.0, 8), (0.0, 0.5, 8), (0.3, 0.7, 1), (1.0, 1.0, 8)],
-        "g": [0.0], "d": [0.0, 0.3]},
+        "g": [0.0],
+        "d": [0.0, 0.3],
+    },
 }
 
 
@@ -163,9 +198,11 @@ def run_case(name: str, case: dict, out: Path, seed: int) -> None:
 
     for i, (lod, psi, cutoff) in enumerate(case["gs"]):
         record[f"gs_images_{i}"] = images(Gs, lod, truncation_psi=psi, truncation_cutoff=cutoff)
-    record.update(gs_lod=np.array([c[0] for c in case["gs"]], np.float32),
-                  gs_psi=np.array([c[1] for c in case["gs"]], np.float32),
-                  gs_cutoff=np.array([c[2] for c in case["gs"]], np.int64))
+    record.update(
+        gs_lod=np.array([c[0] for c in case["gs"]], np.float32),
+        gs_psi=np.array([c[1] for c in case["gs"]], np.float32),
+        gs_cutoff=np.array([c[2] for c in case["gs"]], np.int64),
+    )
     for i, lod in enumerate(case["g"]):
         record[f"g_images_{i}"] = images(G, lod, truncation_psi=None)
     record["g_lod"] = np.array(case["g"], np.float32)
@@ -196,10 +233,20 @@ def run_classifier(out: Path, seed: int) -> None:
     from dnnlib import tflib
 
     rng = np.random.default_rng(seed)
-    D = tflib.Network("D", func_name="training.networks_stylegan.D_basic", num_channels=3, resolution=32,
-                      label_size=0, fmap_base=64, fmap_max=16, mbstd_group_size=0)
+    D = tflib.Network(
+        "D",
+        func_name="training.networks_stylegan.D_basic",
+        num_channels=3,
+        resolution=32,
+        label_size=0,
+        fmap_base=64,
+        fmap_max=16,
+        mbstd_group_size=0,
+    )
     randomise(D, rng, 0.0)
-    reals = np.repeat(np.repeat(rng.standard_normal([4, 3, 8, 8]), 4, axis=2), 4, axis=3).astype(np.float32)  # not white
+    reals = np.repeat(np.repeat(rng.standard_normal([4, 3, 8, 8]), 4, axis=2), 4, axis=3).astype(
+        np.float32
+    )  # not white
     x = tf.placeholder(tf.float32, [None, 3, 32, 32])
     scores = tflib.run(D.get_output_for(x, None), {x: reals})[:, 0]
     D._build_module_src = ""

@@ -19,8 +19,10 @@ log = logging.getLogger("stylegan")
 
 Handler = Callable[[argparse.Namespace], int | None]
 # What `stylegan --help` says: the tool, for its users (the docstring above is for readers of this file).
-DESCRIPTION = ("Build an FFHQ-style face dataset from photos, train StyleGAN on it and measure the generators; "
-               "each step of the workflow is one sub-command.")
+DESCRIPTION = (
+    "Build an FFHQ-style face dataset from photos, train StyleGAN on it and measure the generators; "
+    "each step of the workflow is one sub-command."
+)
 
 
 def _command(sub: argparse._SubParsersAction, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -42,8 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for add in (_add_demo, _add_crawl, _add_align, _add_filter, _add_review, _add_dataset, _add_train, _add_import,
-                _add_summary, _add_metrics, _add_figures, _add_report, _add_config):
+    for add in (
+        _add_demo,
+        _add_crawl,
+        _add_align,
+        _add_filter,
+        _add_review,
+        _add_dataset,
+        _add_train,
+        _add_import,
+        _add_summary,
+        _add_metrics,
+        _add_figures,
+        _add_report,
+        _add_config,
+    ):
         add(groups)
     return parser
 
@@ -184,8 +199,12 @@ def _filter(args: argparse.Namespace) -> None:
     from stylegan.data import filter as face_filter
 
     face_filter.run(
-        settings.load(face_filter.FilterSettings, args.settings, "filter"), [Path(p) for p in args.faces],
-        Path(args.kept), Path(args.rejected), Path(args.summary), Path(args.sheets),
+        settings.load(face_filter.FilterSettings, args.settings, "filter"),
+        [Path(p) for p in args.faces],
+        Path(args.kept),
+        Path(args.rejected),
+        Path(args.summary),
+        Path(args.sheets),
     )
 
 
@@ -194,11 +213,17 @@ def _filter(args: argparse.Namespace) -> None:
 
 def _add_review(groups: argparse._SubParsersAction) -> None:
     """`review`: the kept faces in a browser; a person's marks go into the exclusion list."""
-    parser = _command(groups, "review", _review,
-                      "serve the filter's kept faces on 127.0.0.1 for a person to mark; marks go to filter.exclude")
-    parser.add_argument("--config", default="config.yaml",
-                        help="the workflow's config (paths.results, the filter section, filter.exclude); run where "
-                             "snakemake runs")
+    parser = _command(
+        groups,
+        "review",
+        _review,
+        "serve the filter's kept faces on 127.0.0.1 for a person to mark; marks go to filter.exclude",
+    )
+    parser.add_argument(
+        "--config",
+        default="config.yaml",
+        help="the workflow's config (paths.results, the filter section, filter.exclude); run where snakemake runs",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
     parser.add_argument("--per-page", type=int, default=40, help="faces per page")
 
@@ -219,7 +244,8 @@ def _review(args: argparse.Namespace) -> None:
 def _add_dataset(groups: argparse._SubParsersAction) -> None:
     """`dataset pack|verify|card|provenance`: HDF5 shards, their check, the datasheet, and what holds a photo."""
     dataset = groups.add_parser("dataset", help="shards, verification, datasheet, provenance").add_subparsers(
-        dest="command", required=True)
+        dest="command", required=True
+    )
     pack = _command(dataset, "pack", _dataset_pack, "pack kept faces into multi-resolution HDF5 shards")
     _settings_arg(pack)
     pack.add_argument("--faces", required=True, help="kept face records (filter output JSONL)")
@@ -233,16 +259,23 @@ def _add_dataset(groups: argparse._SubParsersAction) -> None:
     card.add_argument("--manifest", required=True, help="manifest JSON")
     card.add_argument("--rejected", required=True, help="filter's rejected records (JSONL)")
     card.add_argument("--out", required=True, help="datasheet markdown to write")
-    where = _command(dataset, "provenance", _dataset_provenance,
-                     "which shards, dataset versions, generators, metric results and figures hold a photo, or "
-                     "what a generator trained on and how much of it has since been removed")
+    where = _command(
+        dataset,
+        "provenance",
+        _dataset_provenance,
+        "which shards, dataset versions, generators, metric results and figures hold a photo, or "
+        "what a generator trained on and how much of it has since been removed",
+    )
     asked = where.add_mutually_exclusive_group(required=True)
     asked.add_argument("--id", help="a photo, owner or face id (as in filter.optout and filter.exclude)")
     asked.add_argument("--generator", help="a generator file or training checkpoint")
     where.add_argument("--manifest", default="results/dataset/manifest.json", help="the current dataset's manifest")
     where.add_argument("--results", default="results", help="searched for generators, metric results and figures")
-    where.add_argument("--removed-out", default=None,
-                       help="with --generator: write the ids of its faces since removed here (never printed)")
+    where.add_argument(
+        "--removed-out",
+        default=None,
+        help="with --generator: write the ids of its faces since removed here (never printed)",
+    )
 
 
 def _dataset_pack(args: argparse.Namespace) -> None:
@@ -251,8 +284,12 @@ def _dataset_pack(args: argparse.Namespace) -> None:
     from stylegan import settings
     from stylegan.data import pack
 
-    pack.pack(settings.load(pack.PackSettings, args.settings, "pack"), Path(args.faces), Path(args.shards),
-              Path(args.manifest))
+    pack.pack(
+        settings.load(pack.PackSettings, args.settings, "pack"),
+        Path(args.faces),
+        Path(args.shards),
+        Path(args.manifest),
+    )
 
 
 def _dataset_verify(args: argparse.Namespace) -> int:
@@ -284,8 +321,9 @@ def _dataset_provenance(args: argparse.Namespace) -> None:
     if args.id is not None:
         lines = provenance.about_id(args.id, Path(args.manifest), Path(args.results))
     else:
-        lines = provenance.about_generator(Path(args.generator), Path(args.manifest),
-                                           args.removed_out and Path(args.removed_out))
+        lines = provenance.about_generator(
+            Path(args.generator), Path(args.manifest), args.removed_out and Path(args.removed_out)
+        )
     print("\n".join(lines))
 
 
@@ -294,31 +332,49 @@ def _dataset_provenance(args: argparse.Namespace) -> None:
 
 def _add_train(groups: argparse._SubParsersAction) -> None:
     """`train`, `generate`, `export`: the model's training stage and what reads its output."""
-    train = _command(groups, "train", _train,
-                     "train StyleGAN (resumes the run directory; under torchrun, one process per GPU)")
+    train = _command(
+        groups, "train", _train, "train StyleGAN (resumes the run directory; under torchrun, one process per GPU)"
+    )
     _settings_arg(train)
     train.add_argument("--manifest", required=True, help="dataset manifest JSON (dataset pack output)")
     train.add_argument("--run-dir", required=True, help="checkpoints, log.jsonl and snapshot grids (kept across runs)")
     train.add_argument("--out", required=True, help="final generator file (G_ema + network settings)")
-    train.add_argument("--continue-on-new-data", action="store_true",
-                       help="resume even if the manifest differs from the checkpoint's; the switch is recorded "
-                            "(as train.continue_on_new_data: true)")
+    train.add_argument(
+        "--continue-on-new-data",
+        action="store_true",
+        help="resume even if the manifest differs from the checkpoint's; the switch is recorded "
+        "(as train.continue_on_new_data: true)",
+    )
     generate = _command(groups, "generate", _generate, "images, a grid and a style-mixing grid from a generator")
     generate.add_argument("--checkpoint", required=True, help="generator file or training checkpoint")
     generate.add_argument("--seeds", default=None, help="latent seeds, e.g. 0-7,10 (default 0-7)")
     generate.add_argument("--latents", default=None, help="z from this .npy file [N, latent_size] instead of seeds")
-    generate.add_argument("--noise", choices=("random", "const"), default="random",
-                          help="random: noise maps drawn from --seed; const: the generator's stored maps")
+    generate.add_argument(
+        "--noise",
+        choices=("random", "const"),
+        default="random",
+        help="random: noise maps drawn from --seed; const: the generator's stored maps",
+    )
     generate.add_argument("--npy", default=None, help="write the raw float32 NCHW images to this .npy file")
-    generate.add_argument("--psi", type=float, default=None,
-                          help="truncation psi (1: none; default: the generator's train.network.truncation_psi)")
-    generate.add_argument("--cutoff", type=int, default=None,
-                          help="truncate layers below this (default: the generator's train.network.truncation_cutoff)")
+    generate.add_argument(
+        "--psi",
+        type=float,
+        default=None,
+        help="truncation psi (1: none; default: the generator's train.network.truncation_psi)",
+    )
+    generate.add_argument(
+        "--cutoff",
+        type=int,
+        default=None,
+        help="truncate layers below this (default: the generator's train.network.truncation_cutoff)",
+    )
     generate.add_argument("--seed", type=int, default=0, help="seed of the per-layer noise")
     generate.add_argument("--outdir", default=None, help="write one PNG per seed here")
     generate.add_argument("--grid", default=None, help="write all seeds as one grid PNG")
     generate.add_argument("--mixing-grid", default=None, help="write a style-mixing grid PNG (seeds x seeds)")
-    generate.add_argument("--mix-layers", default="0-3", help="layers copied from the column seed (default 0-3: coarse)")
+    generate.add_argument(
+        "--mix-layers", default="0-3", help="layers copied from the column seed (default 0-3: coarse)"
+    )
     export = _command(groups, "export", _export, "write G_ema's weights alone from a checkpoint")
     export.add_argument("--checkpoint", required=True, help="training checkpoint or generator file")
     export.add_argument("--out", required=True, help="generator file to write")
@@ -351,11 +407,20 @@ def _generate(args: argparse.Namespace) -> None:
     if not (first.isdigit() and (last or first).isdigit()):
         raise StageError(f"--mix-layers {args.mix_layers!r}: expected a layer range such as 0-3")
     seeds = None if args.latents else generate.parse_seeds(args.seeds or "0-7")
-    generate.generate(Path(args.checkpoint), seeds, args.psi, args.cutoff, args.seed,
-                      args.outdir and Path(args.outdir), args.grid and Path(args.grid),
-                      args.mixing_grid and Path(args.mixing_grid), (int(first), int(last or first)),
-                      latents_file=args.latents and Path(args.latents), noise=args.noise,
-                      npy=args.npy and Path(args.npy))
+    generate.generate(
+        Path(args.checkpoint),
+        seeds,
+        args.psi,
+        args.cutoff,
+        args.seed,
+        args.outdir and Path(args.outdir),
+        args.grid and Path(args.grid),
+        args.mixing_grid and Path(args.mixing_grid),
+        (int(first), int(last or first)),
+        latents_file=args.latents and Path(args.latents),
+        noise=args.noise,
+        npy=args.npy and Path(args.npy),
+    )
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -372,13 +437,22 @@ def _export(args: argparse.Namespace) -> None:
 def _add_import(groups: argparse._SubParsersAction) -> None:
     """`import nvidia`: NVIDIA's StyleGAN (v1) pickles as our files, without TensorFlow or their code."""
     sources = groups.add_parser("import", help="networks published by others as our files").add_subparsers(
-        dest="command", required=True)
-    nvidia = _command(sources, "nvidia", _import_nvidia,
-                      "a StyleGAN (v1) pickle of NVlabs/stylegan: a (G, D, Gs) snapshot, a generator or an "
-                      "attribute classifier (celebahq-classifier-NN-name.pkl)")
+        dest="command", required=True
+    )
+    nvidia = _command(
+        sources,
+        "nvidia",
+        _import_nvidia,
+        "a StyleGAN (v1) pickle of NVlabs/stylegan: a (G, D, Gs) snapshot, a generator or an "
+        "attribute classifier (celebahq-classifier-NN-name.pkl)",
+    )
     nvidia.add_argument("pickle", help="the .pkl file (read as data: none of its code runs)")
-    nvidia.add_argument("--out", required=True, help="folder for generator.pt (Gs), generator-training.pt (G), "
-                        "discriminator.pt (D) or classifier.pt, and nvidia.json (source, kind, arguments)")
+    nvidia.add_argument(
+        "--out",
+        required=True,
+        help="folder for generator.pt (Gs), generator-training.pt (G), "
+        "discriminator.pt (D) or classifier.pt, and nvidia.json (source, kind, arguments)",
+    )
 
 
 def _import_nvidia(args: argparse.Namespace) -> None:
@@ -402,17 +476,22 @@ def _import_nvidia(args: argparse.Namespace) -> None:
 
 def _add_summary(groups: argparse._SubParsersAction) -> None:
     parser = _command(groups, "summary", _summary, "print the per-block parameter table and totals of G and D")
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="final resolution (default: the settings' resolution, 1024 = config F)")
-    parser.add_argument("--settings", default="{}",
-                        help="the train.network config section as JSON, or @file.json / @file.yaml")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="final resolution (default: the settings' resolution, 1024 = config F)",
+    )
+    parser.add_argument(
+        "--settings", default="{}", help="the train.network config section as JSON, or @file.json / @file.yaml"
+    )
 
 
 def _summary(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from stylegan.settings import load
     from stylegan.model.networks import NetworkSettings
+    from stylegan.settings import load
     from stylegan.train.summary import summary
 
     settings = load(NetworkSettings, args.settings, where="train.network")
@@ -436,7 +515,8 @@ FIGURE_HELP = {  # one sub-command per figure of stylegan.metrics.figures.FIGURE
 def _add_figures(groups: argparse._SubParsersAction) -> None:
     """`figures uncurated|style-mixing|stochastic|noise|truncation`: the paper's Figs. 2, 3, 4, 5 and 8."""
     figures = groups.add_parser("figures", help="the paper's figures from a trained generator").add_subparsers(
-        dest="command", required=True)
+        dest="command", required=True
+    )
     for name, text in FIGURE_HELP.items():
         parser = _command(figures, name, _figure, text)
         parser.set_defaults(figure=name)
@@ -458,8 +538,9 @@ def _figure(args: argparse.Namespace) -> None:
 
 def _add_report(groups: argparse._SubParsersAction) -> None:
     """`report curves|snapshots|metrics|training-data|datasheet`: the report's plots and tables."""
-    report = groups.add_parser("report", help="training curves, snapshot sheet, metrics table, datasheet page"
-                               ).add_subparsers(dest="command", required=True)
+    report = groups.add_parser(
+        "report", help="training curves, snapshot sheet, metrics table, datasheet page"
+    ).add_subparsers(dest="command", required=True)
     curves = _command(report, "curves", _report_curves, "plot losses, R1 and sec/kimg from a training log")
     curves.add_argument("--log", required=True, help="the run's log.jsonl")
     curves.add_argument("--out", required=True, help="PNG to write")
@@ -469,11 +550,18 @@ def _add_report(groups: argparse._SubParsersAction) -> None:
     snapshots.add_argument("--out", required=True, help="PNG to write")
     table = _command(report, "metrics", _report_metrics, "one HTML table of metric result files")
     table.add_argument("--results", nargs="*", default=[], help="metric result JSON files")
-    table.add_argument("--manifest", default=None,
-                       help="the current dataset's manifest: warn when the generators trained on faces since removed")
+    table.add_argument(
+        "--manifest",
+        default=None,
+        help="the current dataset's manifest: warn when the generators trained on faces since removed",
+    )
     table.add_argument("--out", required=True, help="HTML to write")
-    data = _command(report, "training-data", _report_training_data,
-                    "the dataset a generator trained on, and whether faces of it have since been removed")
+    data = _command(
+        report,
+        "training-data",
+        _report_training_data,
+        "the dataset a generator trained on, and whether faces of it have since been removed",
+    )
     data.add_argument("--generator", required=True, help="generator file")
     data.add_argument("--manifest", required=True, help="the current dataset's manifest")
     data.add_argument("--out", required=True, help="HTML to write")
@@ -493,8 +581,7 @@ def _report_curves(args: argparse.Namespace) -> None:
 def _report_snapshots(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from stylegan import settings
-    from stylegan import report
+    from stylegan import report, settings
     from stylegan.metrics.config import ReportSettings
 
     s = settings.load(ReportSettings, args.settings, "metrics.report")
@@ -530,8 +617,9 @@ def _report_datasheet(args: argparse.Namespace) -> None:
 
 def _add_config(groups: argparse._SubParsersAction) -> None:
     """`config schema|table`: write the config's JSON schema and README's config table from the settings."""
-    config = groups.add_parser("config", help="write the config schema and README's config table"
-                               ).add_subparsers(dest="command", required=True)
+    config = groups.add_parser("config", help="write the config schema and README's config table").add_subparsers(
+        dest="command", required=True
+    )
     schema = _command(config, "schema", _config_schema, "write the config's JSON schema from the settings")
     schema.add_argument("--out", default="workflow/schemas/config.schema.yaml", help="schema file to write")
     table = _command(config, "table", _config_table, "rewrite README's config table from the settings")
@@ -561,7 +649,8 @@ def _config_table(args: argparse.Namespace) -> None:
 def _add_metrics(groups: argparse._SubParsersAction) -> None:
     """`metrics reals|shard|fid|curve`: real statistics, a shard of generated features, the merge, Fig. 7."""
     metrics = groups.add_parser("metrics", help="FID, KID, PPL and LS of trained generators").add_subparsers(
-        dest="command", required=True)
+        dest="command", required=True
+    )
     reals = _command(metrics, "reals", _metrics_reals, "Inception statistics of the training images (cached)")
     _settings_arg(reals)
     reals.add_argument("--manifest", required=True, help="dataset manifest JSON")
@@ -571,8 +660,12 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     reals.add_argument("--cache", required=True, help="folder of cached statistics, one file per dataset and settings")
     reals.add_argument("--out", required=True, help="record JSON naming FID's statistics file")
     reals.add_argument("--kid-out", required=True, help="record JSON naming KID's statistics file")
-    reals.add_argument("--train-xflip", required=True, choices=("true", "false"),
-                       help="train.xflip: FID's reals are mirrored as training was unless metrics.reals.xflip says")
+    reals.add_argument(
+        "--train-xflip",
+        required=True,
+        choices=("true", "false"),
+        help="train.xflip: FID's reals are mirrored as training was unless metrics.reals.xflip says",
+    )
     shard = _command(metrics, "shard", _metrics_shard, "features of one shard of a metric's generated images")
     _shard_args(shard, "partial statistics (.npz)")
     shard.add_argument("--stream", required=True, help="fid, or mix2/mix3/mix4 (latents mixed at test time)")
@@ -592,8 +685,11 @@ def _add_metrics(groups: argparse._SubParsersAction) -> None:
     curve.add_argument("--out", required=True, help="curve data JSON (points and the lowest FID)")
     curve.add_argument("--plot", required=True, help="curve PNG")
     curve.add_argument("--lowest", required=True, help="result JSON of the lowest FID over training")
-    curve.add_argument("--vgg16", required=True, help="torchvision's vgg16-397923af.pth: PPL beside FID when "
-                                                      "it is there, 'not computed' in the plot otherwise")
+    curve.add_argument(
+        "--vgg16",
+        required=True,
+        help="torchvision's vgg16-397923af.pth: PPL beside FID when it is there, 'not computed' in the plot otherwise",
+    )
     _add_ppl_ls(metrics)
 
 
@@ -650,13 +746,20 @@ def _metrics_reals(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from stylegan.metrics import fid
+    from stylegan.model.files import load_generator
     from stylegan.model.sampling import inference_device
 
-    from stylegan.model.files import load_generator
-
     resolution = args.resolution or load_generator(Path(args.generator))[0].settings.resolution
-    fid.reals(_metrics_settings(args), Path(args.manifest), resolution, Path(args.cache), Path(args.out),
-              Path(args.kid_out), args.train_xflip == "true", inference_device())
+    fid.reals(
+        _metrics_settings(args),
+        Path(args.manifest),
+        resolution,
+        Path(args.cache),
+        Path(args.out),
+        Path(args.kid_out),
+        args.train_xflip == "true",
+        inference_device(),
+    )
 
 
 def _metrics_shard(args: argparse.Namespace) -> None:
@@ -665,8 +768,9 @@ def _metrics_shard(args: argparse.Namespace) -> None:
     from stylegan.metrics import fid
     from stylegan.model.sampling import inference_device
 
-    fid.shard(_metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out),
-              inference_device())
+    fid.shard(
+        _metrics_settings(args), Path(args.generator), args.stream, args.shard, Path(args.out), inference_device()
+    )
 
 
 def _metrics_fid(args: argparse.Namespace) -> None:
@@ -674,8 +778,14 @@ def _metrics_fid(args: argparse.Namespace) -> None:
 
     from stylegan.metrics import fid
 
-    fid.result(_metrics_settings(args), Path(args.generator), Path(args.reals), [Path(p) for p in args.partials],
-               Path(args.out), args.kid_out and (Path(args.kid_reals), Path(args.kid_out)))
+    fid.result(
+        _metrics_settings(args),
+        Path(args.generator),
+        Path(args.reals),
+        [Path(p) for p in args.partials],
+        Path(args.out),
+        args.kid_out and (Path(args.kid_reals), Path(args.kid_out)),
+    )
 
 
 def _metrics_curve(args: argparse.Namespace) -> None:
@@ -684,8 +794,17 @@ def _metrics_curve(args: argparse.Namespace) -> None:
     from stylegan.metrics import fid
     from stylegan.model.sampling import inference_device
 
-    fid.curve(_metrics_settings(args), Path(args.reals), Path(args.run_dir), Path(args.folder), Path(args.out),
-              Path(args.plot), Path(args.lowest), inference_device(), Path(args.vgg16))
+    fid.curve(
+        _metrics_settings(args),
+        Path(args.reals),
+        Path(args.run_dir),
+        Path(args.folder),
+        Path(args.out),
+        Path(args.plot),
+        Path(args.lowest),
+        inference_device(),
+        Path(args.vgg16),
+    )
 
 
 def _metrics_vgg16(args: argparse.Namespace) -> None:
@@ -702,8 +821,15 @@ def _metrics_ppl_shard(args: argparse.Namespace) -> None:
     from stylegan.metrics import ppl
     from stylegan.model.sampling import inference_device
 
-    ppl.shard(_metrics_settings(args), Path(args.generator), Path(args.vgg16), args.variant, args.shard,
-              Path(args.out), inference_device())
+    ppl.shard(
+        _metrics_settings(args),
+        Path(args.generator),
+        Path(args.vgg16),
+        args.variant,
+        args.shard,
+        Path(args.out),
+        inference_device(),
+    )
 
 
 def _metrics_ppl(args: argparse.Namespace) -> None:
@@ -711,8 +837,13 @@ def _metrics_ppl(args: argparse.Namespace) -> None:
 
     from stylegan.metrics import ppl
 
-    ppl.result(_metrics_settings(args), Path(args.generator), Path(args.vgg16), [Path(p) for p in args.partials],
-               Path(args.out))
+    ppl.result(
+        _metrics_settings(args),
+        Path(args.generator),
+        Path(args.vgg16),
+        [Path(p) for p in args.partials],
+        Path(args.out),
+    )
 
 
 def _metrics_classifier(args: argparse.Namespace) -> None:
@@ -721,10 +852,12 @@ def _metrics_classifier(args: argparse.Namespace) -> None:
     from stylegan.metrics import classifier
     from stylegan.model.sampling import inference_device
 
-    faces = classifier.labelled_faces(Path(args.faces), Path(args.attributes_file),
-                                      args.mapping_file and Path(args.mapping_file), args.attribute)
-    classifier.train(_metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out),
-                     inference_device(), args.workers)
+    faces = classifier.labelled_faces(
+        Path(args.faces), Path(args.attributes_file), args.mapping_file and Path(args.mapping_file), args.attribute
+    )
+    classifier.train(
+        _metrics_settings(args).ls, faces, args.attribute, args.seed, Path(args.out), inference_device(), args.workers
+    )
 
 
 def _metrics_ls_shard(args: argparse.Namespace) -> None:
@@ -733,8 +866,14 @@ def _metrics_ls_shard(args: argparse.Namespace) -> None:
     from stylegan.metrics import ls
     from stylegan.model.sampling import inference_device
 
-    ls.shard(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.classifiers], args.shard,
-             Path(args.out), inference_device())
+    ls.shard(
+        _metrics_settings(args),
+        Path(args.generator),
+        [Path(p) for p in args.classifiers],
+        args.shard,
+        Path(args.out),
+        inference_device(),
+    )
 
 
 def _metrics_ls(args: argparse.Namespace) -> None:
@@ -742,8 +881,9 @@ def _metrics_ls(args: argparse.Namespace) -> None:
 
     from stylegan.metrics import ls
 
-    ls.result(_metrics_settings(args), Path(args.generator), [Path(p) for p in args.partials], Path(args.out),
-              args.workers)
+    ls.result(
+        _metrics_settings(args), Path(args.generator), [Path(p) for p in args.partials], Path(args.out), args.workers
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,14 +44,19 @@ class PathSettings:
 class EvaluateSettings:
     """The `evaluate` section: score a network made elsewhere instead of training one."""
 
-    generator: str | None = setting(None, "a generator to evaluate instead of training: NVIDIA's StyleGAN (v1) "
-                                          "pickle (.pkl, imported by the import_generator rule) or our generator "
-                                          "file (.pt); null: train one", pattern=r"\.(pkl|pt)$")
+    generator: str | None = setting(
+        None,
+        "a generator to evaluate instead of training: NVIDIA's StyleGAN (v1) "
+        "pickle (.pkl, imported by the import_generator rule) or our generator "
+        "file (.pt); null: train one",
+        pattern=r"\.(pkl|pt)$",
+    )
 
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    """The workflow's config. Every section is closed, so a misspelt key fails before any job runs, with the key named."""
+    """The workflow's config. Every section is closed, so a misspelt key fails before any job runs, with the key
+    named."""
 
     paths: PathSettings = setting(doc="where the workflow reads and writes")
     seed: int = setting(doc="base seed for every random choice in the workflow", ge=0)
@@ -61,10 +66,13 @@ class WorkflowConfig:
     filter: FilterSettings = setting(doc="the quality filters and the exclusion and opt-out lists")
     pack: PackSettings = setting(doc="the multi-resolution HDF5 shards")
     train: TrainSettings = setting(doc="StyleGAN and its training")
-    evaluate: EvaluateSettings = setting(factory=EvaluateSettings, doc="a network made elsewhere, evaluated "
-                                         "instead of training one (metrics, figures and report)")
-    metrics: MetricsSettings = setting(factory=MetricsSettings, doc="evaluation of the trained generator "
-                                       "(stylegan/metrics)")
+    evaluate: EvaluateSettings = setting(
+        factory=EvaluateSettings,
+        doc="a network made elsewhere, evaluated instead of training one (metrics, figures and report)",
+    )
+    metrics: MetricsSettings = setting(
+        factory=MetricsSettings, doc="evaluation of the trained generator (stylegan/metrics)"
+    )
 
 
 class ConfigError(StageError):
@@ -76,8 +84,10 @@ def apply(config: MutableMapping[str, Any]) -> WorkflowConfig:
     try:
         typed = settings.load(WorkflowConfig, config)
     except SettingsError as err:
-        raise ConfigError("invalid config (see config.yaml and README's config table):\n  "
-                          + "\n  ".join(describe(p) for p in err.problems)) from None
+        raise ConfigError(
+            "invalid config (see config.yaml and README's config table):\n  "
+            + "\n  ".join(describe(p) for p in err.problems)
+        ) from None
     _fill(config, typed)
     return typed
 

@@ -21,8 +21,10 @@ import yaml
 from stylegan import settings
 from stylegan.configcheck import WorkflowConfig, plain
 
-SCHEMA_HEADER = ("# Written by `stylegan config schema` from the settings dataclasses (stylegan/**/config.py and\n"
-                 "# the other *Settings classes); edit those, then rerun it. stylegan/configcheck.py validates.\n")
+SCHEMA_HEADER = (
+    "# Written by `stylegan config schema` from the settings dataclasses (stylegan/**/config.py and\n"
+    "# the other *Settings classes); edit those, then rerun it. stylegan/configcheck.py validates.\n"
+)
 TABLE_BEGIN = "<!-- config table: written by `stylegan config table` from the settings dataclasses -->"
 TABLE_END = "<!-- end of config table -->"
 LONG_TEXT = 40  # longer strings (a sha256) are shown as their first and last 8 characters
@@ -30,8 +32,11 @@ LONG_TEXT = 40  # longer strings (a sha256) are shown as their first and last 8 
 
 def schema_text() -> str:
     """The JSON schema of the whole config, as the YAML file `workflow/schemas/config.schema.yaml` holds it."""
-    tree = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "description": " ".join(WorkflowConfig.__doc__.split()), **_section(WorkflowConfig, None)}
+    tree = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": " ".join(WorkflowConfig.__doc__.split()),
+        **_section(WorkflowConfig, None),
+    }
     return SCHEMA_HEADER + yaml.dump(tree, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
 
 
@@ -39,8 +44,9 @@ class _Dumper(yaml.SafeDumper):
     """Block mappings, one key a line; lists on one line, as a person writes `enum: [hog, cnn]`."""
 
 
-_Dumper.add_representer(list, lambda dumper, items: dumper.represent_sequence(
-    "tag:yaml.org,2002:seq", items, flow_style=True))
+_Dumper.add_representer(
+    list, lambda dumper, items: dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=True)
+)
 
 
 def _section(cls: type, base: Any) -> dict[str, Any]:
@@ -103,8 +109,12 @@ def _add_bounds(node: dict[str, Any], b: settings.Bounds, hint: Any) -> None:
     if b.pow2 and b.ge is not None and b.le is not None:
         target["enum"] = [2**k for k in range(math.ceil(math.log2(b.ge)), int(math.log2(b.le)) + 1)]
     else:
-        for keyword, limit in (("minimum", b.ge), ("exclusiveMinimum", b.gt), ("maximum", b.le),
-                               ("exclusiveMaximum", b.lt)):
+        for keyword, limit in (
+            ("minimum", b.ge),
+            ("exclusiveMinimum", b.gt),
+            ("maximum", b.le),
+            ("exclusiveMaximum", b.lt),
+        ):
             if limit is not None:
                 target[keyword] = limit
     if b.pattern:
@@ -121,8 +131,10 @@ def table_text(values: dict[str, Any]) -> str:
     """README's config table: every key, its value in `values` (config.yaml's), its default and its meaning."""
     rows = ["| key | demo value | default | meaning |", "|---|---|---|---|"]
     for key, field, value, default in _leaves(WorkflowConfig, values, None, ""):
-        rows.append(f"| `{key}` | `{_cell(value)}` | {_default_cell(default)} | "
-                    f"{settings.field_doc(field).replace('|', chr(92) + '|')} |")
+        rows.append(
+            f"| `{key}` | `{_cell(value)}` | {_default_cell(default)} | "
+            f"{settings.field_doc(field).replace('|', chr(92) + '|')} |"
+        )
     return "\n".join(rows)
 
 
@@ -150,7 +162,7 @@ def _cell(value: Any) -> str:
         mantissa, exponent = repr(value).split("e")
         return f"{mantissa}.0e{exponent}"  # YAML 1.1 (PyYAML) reads 1e-08 as text
     if isinstance(value, str) and len(value) > LONG_TEXT:
-        return f'{value[:8]}…{value[-8:]}'
+        return f"{value[:8]}…{value[-8:]}"
     return json.dumps(value, ensure_ascii=False)
 
 

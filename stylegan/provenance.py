@@ -41,8 +41,10 @@ class Staleness:
         """The report's warning, or None when nothing it trained on has been removed."""
         if not self.removed:
             return None
-        return (f"Trained on a dataset version that includes {len(self.removed)} face(s) since removed "
-                f"(removed on {', '.join(self.dates)}); retrain to drop them (README: takedown requests).")
+        return (
+            f"Trained on a dataset version that includes {len(self.removed)} face(s) since removed "
+            f"(removed on {', '.join(self.dates)}); retrain to drop them (README: takedown requests)."
+        )
 
 
 class Datasets:
@@ -53,8 +55,10 @@ class Datasets:
         self.current = Manifest.read(manifest).fingerprint
         self.versions = {v.fingerprint: v for v in versions.all_versions(manifest)}
         if self.current not in self.versions:
-            raise StageError(f"{manifest}: no record of this dataset version in {versions.folder_of(manifest)}; "
-                             "re-run `stylegan dataset pack` (it writes one)")
+            raise StageError(
+                f"{manifest}: no record of this dataset version in {versions.folder_of(manifest)}; "
+                "re-run `stylegan dataset pack` (it writes one)"
+            )
 
     def staleness(self, dataset: dict[str, Any] | None) -> Staleness:
         """Which training faces of a generator's dataset record (`meta['dataset']`) the current version lacks,
@@ -66,8 +70,12 @@ class Datasets:
         last = max((v.date for v in known), default="")
         later = [v for v in self.versions.values() if v.date > last]  # oldest first, as all_versions
         dates = {next((v.date[:10] for v in later if face not in v.face_ids()), "unknown") for face in removed}
-        return Staleness(tuple(trained), tuple(sorted(removed)), tuple(sorted(dates)),
-                         tuple(f for f in trained if f not in self.versions))
+        return Staleness(
+            tuple(trained),
+            tuple(sorted(removed)),
+            tuple(sorted(dates)),
+            tuple(f for f in trained if f not in self.versions),
+        )
 
     def holding(self, any_id: str) -> dict[str, list[dict[str, str]]]:
         """Per version fingerprint, the faces whose face, photo or owner id is `any_id`."""
@@ -102,7 +110,7 @@ def about_id(any_id: str, manifest: Path, results: Path) -> list[str]:
     holding = data.holding(any_id)
     current = holding.get(data.current, [])
     lines = [f"{any_id}: {len(current)} face(s) in the current dataset {data.current}"]
-    lines += [f"  shard {shard}" for shard in sorted({f['shard'] for f in current})]
+    lines += [f"  shard {shard}" for shard in sorted({f["shard"] for f in current})]
     lines.append(f"dataset versions that include it: {len(holding)}")
     lines += [f"  {fp} (packed {data.versions[fp].date}): {len(found)} face(s)" for fp, found in holding.items()]
 
@@ -129,13 +137,18 @@ def about_generator(generator: Path, manifest: Path, removed_out: Path | None) -
         return [f"{generator}: written before generators recorded their dataset; its data is unknown"]
     data = Datasets(manifest)
     stale = data.staleness(dataset)
-    lines = [f"{generator} (sha256 {fileio.sha256_file(generator)})",
-             f"trained on dataset {dataset['fingerprint']} ({dataset['faces']} training faces)"]
-    lines += [f"  switched at {c['kimg']:g} kimg from {c['from'] or 'unknown data'} to {c['to']}"
-              for c in dataset["changes"]]
+    lines = [
+        f"{generator} (sha256 {fileio.sha256_file(generator)})",
+        f"trained on dataset {dataset['fingerprint']} ({dataset['faces']} training faces)",
+    ]
+    lines += [
+        f"  switched at {c['kimg']:g} kimg from {c['from'] or 'unknown data'} to {c['to']}" for c in dataset["changes"]
+    ]
     lines += [f"  no version record of {fp}: which faces it held is unknown" for fp in stale.unknown]
-    lines.append(f"current dataset {data.current}: {len(stale.removed)} of its faces since removed"
-                 + (f" (removed on {', '.join(stale.dates)})" if stale.removed else ""))
+    lines.append(
+        f"current dataset {data.current}: {len(stale.removed)} of its faces since removed"
+        + (f" (removed on {', '.join(stale.dates)})" if stale.removed else "")
+    )
     if removed_out is not None:
         fileio.write_text(removed_out, "".join(f"{face}\n" for face in stale.removed))
         lines.append(f"their face ids: {removed_out}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -72,8 +71,14 @@ def curves_figure(records: Sequence[dict[str, Any]], title: str) -> Any:
             between = (previous["kimg"] + record["kimg"]) / 2
             for ax in axes:
                 ax.axvline(between, color="grey", linestyle=":")
-            axes[0].annotate(f"{record['resolution']}²", (between, 1), xycoords=("data", "axes fraction"),
-                             va="top", ha="left", color="grey")
+            axes[0].annotate(
+                f"{record['resolution']}²",
+                (between, 1),
+                xycoords=("data", "axes fraction"),
+                va="top",
+                ha="left",
+                color="grey",
+            )
     axes[-1].set_xlabel("training progress (kimg: thousands of real images shown)")
     axes[0].set_title(title)
     return fig
@@ -89,7 +94,9 @@ def training_curves(log_path: Path, out: Path) -> None:
 
 def pick_snapshots(run_dir: Path, count: int) -> list[tuple[int, Path]]:
     """Up to `count` snapshot grids, (kimg, path), evenly spaced from the first to the last."""
-    found = sorted((int(m[1]), p) for p in (run_dir / "snapshots").glob("fakes*.png") if (m := SNAPSHOT.fullmatch(p.name)))
+    found = sorted(
+        (int(m[1]), p) for p in (run_dir / "snapshots").glob("fakes*.png") if (m := SNAPSHOT.fullmatch(p.name))
+    )
     if not found:
         raise StageError(f"{run_dir}/snapshots: no fakes*.png snapshot grids; train first")
     if count == 1 or len(found) <= count:
@@ -117,10 +124,14 @@ def snapshot_sheet(run_dir: Path, count: int, out: Path) -> None:
 
 def _page(title: str, body: str) -> str:
     """A small standalone HTML page (the report embeds it as it is)."""
-    style = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}th{background:#eee}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head>\n<body>\n{body}\n</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}th{background:#eee}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def format_value(value: float | dict[str, float] | None) -> str:
@@ -138,10 +149,23 @@ COLUMNS = ("metric", "value", "status", "reals", "fakes", "snapshot", "kimg", "d
 def table_row(r: MetricResult) -> list[str]:
     """One result as the table's cells, in COLUMNS order; a not-computed one says why."""
     status = r.status if r.reason is None else f"{r.status}: {r.reason}"
-    detector = "—" if not r.detector else f"{Path(r.detector.get('path', '')).name} (sha256 {r.detector.get('sha256', '')[:12]})"
-    return [r.metric, format_value(r.value), status, "—" if r.num_reals is None else f"{r.num_reals:,}",
-            "—" if r.num_fakes is None else f"{r.num_fakes:,}", r.snapshot, "—" if r.kimg is None else f"{r.kimg:g}",
-            detector, "—" if r.seconds is None else f"{r.seconds:.1f}", r.device or "—"]
+    detector = (
+        "—"
+        if not r.detector
+        else f"{Path(r.detector.get('path', '')).name} (sha256 {r.detector.get('sha256', '')[:12]})"
+    )
+    return [
+        r.metric,
+        format_value(r.value),
+        status,
+        "—" if r.num_reals is None else f"{r.num_reals:,}",
+        "—" if r.num_fakes is None else f"{r.num_fakes:,}",
+        r.snapshot,
+        "—" if r.kimg is None else f"{r.kimg:g}",
+        detector,
+        "—" if r.seconds is None else f"{r.seconds:.1f}",
+        r.device or "—",
+    ]
 
 
 def stale_banner(datasets: Sequence[dict[str, Any] | None], manifest: Path | None) -> str:
@@ -177,8 +201,11 @@ def training_data(generator: Path, manifest: Path, out: Path) -> None:
     else:
         body = stale_banner([dataset], manifest)
         body += f"<p>Trained on dataset {dataset['fingerprint']} ({dataset['faces']:,} training faces).</p>\n"
-        body += "".join(f"<p>At {c['kimg']:g} kimg the run switched from {c['from'] or 'unknown data'} to "
-                        f"{c['to']} ({c['faces']:,} faces).</p>\n" for c in dataset["changes"])
+        body += "".join(
+            f"<p>At {c['kimg']:g} kimg the run switched from {c['from'] or 'unknown data'} to "
+            f"{c['to']} ({c['faces']:,} faces).</p>\n"
+            for c in dataset["changes"]
+        )
     fileio.write_text(out, _page("Training data", f"<h1>Training data</h1>\n{body}"))
     log.info("wrote %s", out)
 

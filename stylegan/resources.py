@@ -27,17 +27,25 @@ class JobResources:
         With GPUs cpus_per_task stays 0 (unset), since the SLURM plugin lets it win
         over cpus_per_gpu.
         """
-        return {"gpu": self.gpu, "cpus_per_gpu": self.cpus_per_gpu,
-                "cpus_per_task": 0 if self.gpu else self.cpus_per_gpu, "mem_mb": self.mem_mb,
-                "runtime": self.runtime}
+        return {
+            "gpu": self.gpu,
+            "cpus_per_gpu": self.cpus_per_gpu,
+            "cpus_per_task": 0 if self.gpu else self.cpus_per_gpu,
+            "mem_mb": self.mem_mb,
+            "runtime": self.runtime,
+        }
 
 
 @dataclass(frozen=True)
 class TrainResources(JobResources):
     """The train job's, which may span nodes."""
 
-    nodes: int = setting(1, "nodes of the one train job; above 1 the job runs one `torchrun` per node through "
-                            "`srun` (SLURM only, `--profile slurm`)", ge=1)
+    nodes: int = setting(
+        1,
+        "nodes of the one train job; above 1 the job runs one `torchrun` per node through "
+        "`srun` (SLURM only, `--profile slurm`)",
+        ge=1,
+    )
 
     @property
     def processes_per_node(self) -> int:
@@ -60,8 +68,14 @@ class TrainResources(JobResources):
         """
         if self.nodes == 1:
             return super().slurm()
-        job = {"mem_mb": self.mem_mb, "runtime": self.runtime, "nodes": self.nodes, "tasks": self.nodes,
-               "mpi": "srun", "cpus_per_task": self.processes_per_node * self.cpus_per_gpu}
+        job = {
+            "mem_mb": self.mem_mb,
+            "runtime": self.runtime,
+            "nodes": self.nodes,
+            "tasks": self.nodes,
+            "mpi": "srun",
+            "cpus_per_task": self.processes_per_node * self.cpus_per_gpu,
+        }
         if self.gpu:
             job.update(gres=f"gpu:{self.gpu}", tasks_per_gpu=0)
         return job

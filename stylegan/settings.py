@@ -43,8 +43,9 @@ class Bounds:
     unique: bool = False
 
 
-def setting(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Callable[[], Any] | None = None,
-            **bounds: Any) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, doc: str = "", *, factory: Callable[[], Any] | None = None, **bounds: Any
+) -> Any:
     """A settings field: its default (or `factory`), what it means and its `Bounds`; no default: required."""
     metadata = {"doc": doc, "bounds": Bounds(**bounds)}
     if factory is not None:
@@ -168,8 +169,9 @@ def _field(f: dataclasses.Field, hint: Any, value: Any, key: str) -> Any:
 def _unknown(key: str, known: list[str]) -> Problem:
     name = key.rpartition(".")[2]
     near = difflib.get_close_matches(name, known, n=1)
-    return Problem(key, "unknown", expected=", ".join(known),
-                   near=_key(key.rpartition(".")[0], near[0]) if near else None)
+    return Problem(
+        key, "unknown", expected=", ".join(known), near=_key(key.rpartition(".")[0], near[0]) if near else None
+    )
 
 
 def _key(where: str, name: str) -> str:

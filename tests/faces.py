@@ -31,7 +31,7 @@ CROPS = {
 def picture(name: str, size: int) -> np.ndarray:
     """One of `CROPS` as size x size x 3 uint8."""
     source, top, left, side = CROPS[name]
-    pixels = getattr(skimage.data, source)()[top:top + side, left:left + side]
+    pixels = getattr(skimage.data, source)()[top : top + side, left : left + side]
     return np.asarray(Image.fromarray(pixels).resize((size, size), Image.LANCZOS))
 
 
@@ -48,7 +48,9 @@ def near_copy(pixels: np.ndarray) -> np.ndarray:
     return np.clip(pixels.astype(np.int16) + 6, 0, 255).astype(np.uint8)
 
 
-def landmarks(eye_distance: float, roll_deg: float = 0.0, centre: tuple[float, float] = (500.0, 400.0)) -> list[list[float]]:
+def landmarks(
+    eye_distance: float, roll_deg: float = 0.0, centre: tuple[float, float] = (500.0, 400.0)
+) -> list[list[float]]:
     """68 points whose eye centres are `eye_distance` apart, tilted by `roll_deg`."""
     points = np.tile(np.asarray(centre), (68, 1))
     angle = np.radians(roll_deg)
@@ -59,9 +61,17 @@ def landmarks(eye_distance: float, roll_deg: float = 0.0, centre: tuple[float, f
     return points.round(2).tolist()
 
 
-def face_record(folder: Path, photo_id: str, pixels: np.ndarray, k: int = 0, qsize: float = 400.0,
-                eye_ratio: float = 0.24, roll: float = 0.0, license_id: str = "4",
-                owner_id: str = "owner-1") -> dict[str, Any]:
+def face_record(
+    folder: Path,
+    photo_id: str,
+    pixels: np.ndarray,
+    k: int = 0,
+    qsize: float = 400.0,
+    eye_ratio: float = 0.24,
+    roll: float = 0.0,
+    license_id: str = "4",
+    owner_id: str = "owner-1",
+) -> dict[str, Any]:
     """Write an aligned PNG and return its face record (status ok)."""
     face_id = f"{photo_id}#{k}"
     path = folder / f"{hashlib.md5(face_id.encode()).hexdigest()[:12]}.png"
@@ -79,12 +89,17 @@ def face_record(folder: Path, photo_id: str, pixels: np.ndarray, k: int = 0, qsi
 
 def failed_record(photo_id: str, status: str = "no_face") -> dict[str, Any]:
     """A photo in which align found no usable face."""
-    return records.face_record(photo_record(photo_id, "4", "owner-1"), output_size=64, status=status,
-                               reason="no face detected")
+    return records.face_record(
+        photo_record(photo_id, "4", "owner-1"), output_size=64, status=status, reason="no face detected"
+    )
 
 
 def photo_record(photo_id: str, license_id: str, owner_id: str) -> dict[str, Any]:
-    names = {"2": "Attribution-NonCommercial License", "4": "Attribution License", "1": "Attribution-NonCommercial-ShareAlike License"}
+    names = {
+        "2": "Attribution-NonCommercial License",
+        "4": "Attribution License",
+        "1": "Attribution-NonCommercial-ShareAlike License",
+    }
     catalogue = records.photo_record(
         photo_id=photo_id, source="flickr", source_id=photo_id.split(":")[-1], owner_id=owner_id,
         owner_name=f"Author of {photo_id}", license_id=license_id, license_name=names.get(license_id, license_id),
@@ -92,15 +107,26 @@ def photo_record(photo_id: str, license_id: str, owner_id: str) -> dict[str, Any
         title=f"Title | {photo_id}", date_uploaded="2010-01-01", date_taken=None, width=1000, height=800,
         source_url=f"https://live.staticflickr.com/{photo_id}.jpg",
     )  # fmt: skip
-    return records.downloaded(catalogue, crawled_at="2026-01-01T00:00:00Z", path=f"photos/{photo_id}.jpg",
-                              sha256=hashlib.sha256(photo_id.encode()).hexdigest(), reason=None)
+    return records.downloaded(
+        catalogue,
+        crawled_at="2026-01-01T00:00:00Z",
+        path=f"photos/{photo_id}.jpg",
+        sha256=hashlib.sha256(photo_id.encode()).hexdigest(),
+        reason=None,
+    )
 
 
 # --- a small packed dataset, for the pack, reader, training and metrics tests ---
 
 SIZE = 64
-PACK = {"shards": 3, "workers": 2, "val_fraction": 0.25, "compression": "gzip", "gzip_level": 4,
-        "licenses": ["2", "4", "public-domain"]}
+PACK = {
+    "shards": 3,
+    "workers": 2,
+    "val_fraction": 0.25,
+    "compression": "gzip",
+    "gzip_level": 4,
+    "licenses": ["2", "4", "public-domain"],
+}
 
 
 def make_faces(folder: Path, photos: int, seed: int = 0) -> list[dict]:
@@ -118,8 +144,20 @@ def make_faces(folder: Path, photos: int, seed: int = 0) -> list[dict]:
 
 
 def run_pack(tmp: Path, kept: Path, settings: dict = PACK) -> int:
-    return cli.main(["dataset", "pack", "--settings", json.dumps(settings), "--faces", str(kept),
-                     "--shards", str(tmp / "dataset" / "shards"), "--manifest", str(tmp / "dataset" / "manifest.json")])
+    return cli.main(
+        [
+            "dataset",
+            "pack",
+            "--settings",
+            json.dumps(settings),
+            "--faces",
+            str(kept),
+            "--shards",
+            str(tmp / "dataset" / "shards"),
+            "--manifest",
+            str(tmp / "dataset" / "manifest.json"),
+        ]
+    )
 
 
 def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
@@ -131,12 +169,16 @@ def packed_lzf_manifest(tmp: Path, seed: int) -> Path:
 
 # --- an FFHQ-style aligned folder, for the aligned source ---
 
-FFHQ_LICENCES = [("Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
-                 ("Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
-                 ("Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/")]
+FFHQ_LICENCES = [
+    ("Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
+    ("Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
+    ("Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/"),
+]
 
 
-def ffhq_folder(root: Path, images: int, size: int = SIZE, described: int | None = None, seed: int = 0) -> dict[str, Any]:
+def ffhq_folder(
+    root: Path, images: int, size: int = SIZE, described: int | None = None, seed: int = 0
+) -> dict[str, Any]:
     """`images` aligned faces laid out as FFHQ's `images1024x1024/00000/00000.png ...` under `root`, and
     `ffhq-dataset-v2.json` beside them describing the first `described` (all by default) with NVIDIA's fields.
 
@@ -147,8 +189,9 @@ def ffhq_folder(root: Path, images: int, size: int = SIZE, described: int | None
     names = list(CROPS)
     metadata = {}
     for i in range(images):
-        pixels = np.clip(picture(names[i % len(names)], size).astype(np.int16)
-                         + rng.integers(-12, 13, (size, size, 3)), 0, 255).astype(np.uint8)
+        pixels = np.clip(
+            picture(names[i % len(names)], size).astype(np.int16) + rng.integers(-12, 13, (size, size, 3)), 0, 255
+        ).astype(np.uint8)
         pixels = greyscale(pixels) if i % 5 == 0 else blurred(pixels) if i % 5 == 2 else pixels
         file_path = f"images1024x1024/{i // 1000 * 1000:05d}/{i:05d}.png"
         (root / file_path).parent.mkdir(parents=True, exist_ok=True)
@@ -156,12 +199,21 @@ def ffhq_folder(root: Path, images: int, size: int = SIZE, described: int | None
         licence, deed = FFHQ_LICENCES[i % len(FFHQ_LICENCES)]
         metadata[str(i)] = {
             "category": "training",
-            "metadata": {"photo_url": f"https://www.flickr.com/photos/owner{i % 4}@N0{i % 4}/{1000 + i}/",
-                         "photo_title": f"Photo {i}", "author": f"Author {i % 4}", "country": "",
-                         "license": licence, "license_url": deed, "date_uploaded": "2012-03-04",
-                         "date_crawled": "2018-10-10"},
-            "image": {"file_path": file_path, "pixel_size": [size, size],
-                      "pixel_md5": hashlib.md5(pixels.tobytes()).hexdigest()},
+            "metadata": {
+                "photo_url": f"https://www.flickr.com/photos/owner{i % 4}@N0{i % 4}/{1000 + i}/",
+                "photo_title": f"Photo {i}",
+                "author": f"Author {i % 4}",
+                "country": "",
+                "license": licence,
+                "license_url": deed,
+                "date_uploaded": "2012-03-04",
+                "date_crawled": "2018-10-10",
+            },
+            "image": {
+                "file_path": file_path,
+                "pixel_size": [size, size],
+                "pixel_md5": hashlib.md5(pixels.tobytes()).hexdigest(),
+            },
             "thumbnail": {"file_path": f"thumbnails128x128/{i // 1000 * 1000:05d}/{i:05d}.png"},
         }
     described = images if described is None else described

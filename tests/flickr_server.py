@@ -106,7 +106,7 @@ class FlickrServer:
             with self._lock:
                 self.sizes_calls[params.get("photo_id", "")] += 1
             return self.sizes(params.get("photo_id", ""))
-        return _fail(112, f"Method \"{method}\" not found")
+        return _fail(112, f'Method "{method}" not found')
 
     def search(self, params: dict[str, str]) -> dict[str, Any]:
         if not any(params.get(k) for k in ("text", "tags", "min_upload_date", "max_upload_date")):

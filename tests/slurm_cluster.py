@@ -28,8 +28,9 @@ def nodes(*sinfo_args: str, fields: str) -> list[list[str]]:
     """One row per node from `sinfo -N -o <fields>`, state first; fails over to unavailable()."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         unavailable("no SLURM client (sinfo/sbatch) on PATH: run `bash scripts/slurm.sh start` as root")
-    done = subprocess.run(["sinfo", "-h", "-N", *sinfo_args, "-o", f"%T {fields}"], capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(
+        ["sinfo", "-h", "-N", *sinfo_args, "-o", f"%T {fields}"], capture_output=True, text=True, timeout=30
+    )
     if done.returncode:
         unavailable(f"sinfo fails ({(done.stdout + done.stderr).strip()!r}); run `bash scripts/slurm.sh start`")
     return [line.split() for line in done.stdout.splitlines() if line.strip()]

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 
 from stylegan import cli, fileio
 from stylegan.data import align, align_chunk, landmarks, photo
-from stylegan.data.records import CATALOGUE_KEYS, DOWNLOAD_KEYS, FACE_KEYS, face_record
 from stylegan.data.demo import astronaut_head
+from stylegan.data.records import CATALOGUE_KEYS, DOWNLOAD_KEYS, FACE_KEYS, face_record
 from stylegan.settings import SettingsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,18 +121,34 @@ def hand_landmarks(eye_left, eye_right, mouth_left, mouth_right) -> np.ndarray:
 HAND_QUADS = {
     # level: eyes (90,100), (130,100); mouth avg (110,140): e2e (40,0), e2m (0,40);
     # x = (80,0) -> (1,0) * max(80, 72); c = (110,104).
-    "level": (((90, 100), (130, 100), (100, 140), (120, 140)), True,
-              [[30, 24], [30, 184], [190, 184], [190, 24]], 160.0),
+    "level": (
+        ((90, 100), (130, 100), (100, 140), (120, 140)),
+        True,
+        [[30, 24], [30, 184], [190, 184], [190, 24]],
+        160.0,
+    ),
     # the mouth term wins: e2m (0,60), 1.8 * 60 = 108 > 80; c = (110,106).
-    "long_chin": (((90, 100), (130, 100), (100, 160), (120, 160)), True,
-                  [[2, -2], [2, 214], [218, 214], [218, -2]], 216.0),
+    "long_chin": (
+        ((90, 100), (130, 100), (100, 160), (120, 160)),
+        True,
+        [[2, -2], [2, 214], [218, 214], [218, -2]],
+        216.0,
+    ),
     # rotated by atan2(3,4): e2e (32,24), e2m (-24,32), both of length 40; eye_avg (116,112);
     # x = (64,48) -> (0.8,0.6) * 80 = (64,48), y = (-48,64); c = (113.6,115.2).
-    "rotated": (((100, 100), (132, 124), (82, 144), (102, 144)), True,
-                [[97.6, 3.2], [1.6, 131.2], [129.6, 227.2], [225.6, 99.2]], 160.0),
+    "rotated": (
+        ((100, 100), (132, 124), (82, 144), (102, 144)),
+        True,
+        [[97.6, 3.2], [1.6, 131.2], [129.6, 227.2], [225.6, 99.2]],
+        160.0,
+    ),
     # the same face with rotate false: x = (80,0), y = (0,80) about the same centre.
-    "rotated_unlevelled": (((100, 100), (132, 124), (82, 144), (102, 144)), False,
-                           [[33.6, 35.2], [33.6, 195.2], [193.6, 195.2], [193.6, 35.2]], 160.0),
+    "rotated_unlevelled": (
+        ((100, 100), (132, 124), (82, 144), (102, 144)),
+        False,
+        [[33.6, 35.2], [33.6, 195.2], [193.6, 195.2], [193.6, 35.2]],
+        160.0,
+    ),
 }
 
 
@@ -477,8 +493,9 @@ def assert_each_record_holds_its_own_face(records: list[dict], head: Image.Image
         assert np.hypot(*(centre - [(left + right) / 2, (top + bottom) / 2])) < 0.25 * (right - left)
         lm = np.asarray(record["landmarks"])
         assert (lm[:, 0] > left - 0.5 * (right - left)).all() and (lm[:, 0] < right + 0.5 * (right - left)).all()
-    rects_in = sorted(next(i for i, (a, b) in enumerate(pasted) if a <= r["rect"][0] and r["rect"][2] <= b)
-                      for r in records)
+    rects_in = sorted(
+        next(i for i, (a, b) in enumerate(pasted) if a <= r["rect"][0] and r["rect"][2] <= b) for r in records
+    )
     assert rects_in == [0, 1, 2]  # one face per pasted head
     images = [np.asarray(Image.open(r["image"])).astype(int) for r in records]
     for a, b in itertools.combinations(images, 2):
@@ -495,8 +512,22 @@ def test_resume_after_kill_skips_finished_photos(head, tmp_path):
     chunk, out, report = tmp_path / "000.jsonl", tmp_path / "align" / "000.jsonl", tmp_path / "align" / "000.json"
     write_chunk(photos, chunk, failed=False)
     settings = {"output_size": 256, "transform_size": 2048, "workers": 1}
-    command = [sys.executable, "-m", "stylegan.cli", "align", "--settings", json.dumps(settings),
-               "--photos", str(chunk), "--images", str(tmp_path / "faces"), "--out", str(out), "--report", str(report)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "stylegan.cli",
+        "align",
+        "--settings",
+        json.dumps(settings),
+        "--photos",
+        str(chunk),
+        "--images",
+        str(tmp_path / "faces"),
+        "--out",
+        str(out),
+        "--report",
+        str(report),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     journal = align_chunk.wip_path(out)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -520,7 +551,9 @@ def test_resume_after_kill_skips_finished_photos(head, tmp_path):
 def test_a_face_that_cannot_be_aligned_is_recorded(tmp_path):
     record = photo_record(tmp_path / "x.jpg", "x.jpg")
     flat = landmarks.Detection((10, 10, 50, 50), 0.5, np.full((68, 2), 30.0))  # eyes and mouth coincide
-    face = align_chunk._align_face(record, np.zeros((64, 64, 3), np.uint8), 0, flat, align.AlignSettings(**FAST), tmp_path)
+    face = align_chunk._align_face(
+        record, np.zeros((64, 64, 3), np.uint8), 0, flat, align.AlignSettings(**FAST), tmp_path
+    )
     assert face["status"] == "align_failed" and "degenerate" in face["reason"]
     assert face["face_id"] == "folder:x.jpg#0" and face["rect"] == [10, 10, 50, 50] and face["image"] is None
 
@@ -539,8 +572,19 @@ def test_changed_settings_redo_journalled_photos(head, tmp_path):
 
 
 def test_cli_rejects_bad_settings_with_the_key(tmp_path, caplog):
-    args = ["align", "--settings", '{"detector": "mtcnn"}', "--photos", str(tmp_path / "x.jsonl"),
-            "--images", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--report", str(tmp_path / "r.json")]  # fmt: skip
+    args = [
+        "align",
+        "--settings",
+        '{"detector": "mtcnn"}',
+        "--photos",
+        str(tmp_path / "x.jsonl"),
+        "--images",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--report",
+        str(tmp_path / "r.json"),
+    ]
     assert cli.main(args) == 2
     assert "align.detector" in caplog.text
     with pytest.raises(SettingsError, match="align.transform_size"):

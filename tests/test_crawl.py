@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from flickr_server import FAULTS, FlickrServer, Photo, make_photos
+
 from stylegan import fileio, settings
 from stylegan.data.crawl import catalogue, download, flickr, folder, report
 from stylegan.data.crawl.config import CrawlSettings
@@ -160,7 +160,9 @@ def test_permanent_error_fails_at_once_without_the_key(server):
 
 
 def test_window_cap_reaches_past_4000_results(tmp_path):
-    photos = [Photo(id=str(10_000 + n), license=4, dateupload=1_300_000_000 + n, width=9, height=9) for n in range(4500)]
+    photos = [
+        Photo(id=str(10_000 + n), license=4, dateupload=1_300_000_000 + n, width=9, height=9) for n in range(4500)
+    ]
     with FlickrServer(photos, KEY) as fake:
         config = crawl_config(fake, per_page=500, window_cap=3000)
         catalogue.build(settings.load(CrawlSettings, config), tmp_path / "all.jsonl")
@@ -199,8 +201,17 @@ def test_licence_checked_again_before_download(server, tmp_path):
     catalogue.build(crawl, tmp_path / "catalogue.jsonl")
     records = fileio.read_jsonl(tmp_path / "catalogue.jsonl")
     banned = next(p for p in server.photos.values() if p.license == 0)
-    records.append({**records[0], "photo_id": f"flickr:{banned.id}", "source_id": banned.id, "license_id": "0",
-                    "source_url": server.static_url(banned, "o"), "width": banned.width, "height": banned.height})  # fmt: skip
+    records.append(
+        {
+            **records[0],
+            "photo_id": f"flickr:{banned.id}",
+            "source_id": banned.id,
+            "license_id": "0",
+            "source_url": server.static_url(banned, "o"),
+            "width": banned.width,
+            "height": banned.height,
+        }
+    )
     fileio.write_jsonl(tmp_path / "catalogue.jsonl", records)
     download.download_chunk(crawl, tmp_path / "catalogue.jsonl", 0, tmp_path / "store", tmp_path / "000.jsonl")
     outcome = {r["photo_id"]: r for r in fileio.read_jsonl(tmp_path / "000.jsonl")}[f"flickr:{banned.id}"]
@@ -211,7 +222,11 @@ def test_licence_checked_again_before_download(server, tmp_path):
 
 def test_bad_files_are_quarantined_and_the_run_goes_on(server, tmp_path):
     eligible = sorted(eligible_ids(list(server.photos.values())))
-    bad = {eligible[0].split(":")[1]: "short", eligible[1].split(":")[1]: "corrupt", eligible[2].split(":")[1]: "wrongsize"}
+    bad = {
+        eligible[0].split(":")[1]: "short",
+        eligible[1].split(":")[1]: "corrupt",
+        eligible[2].split(":")[1]: "wrongsize",
+    }
     server.bad_photos.update(bad)
     records = {r["photo_id"]: r for r in run_crawl(crawl_config(server), tmp_path)}
     reasons = {"short": "not a decodable image", "corrupt": "not a decodable image", "wrongsize": "catalogue says"}
@@ -377,7 +392,9 @@ def test_folder_with_sidecar(tmp_path):
     assert records["folder:a.jpg"]["license_id"] == "unknown" and records["folder:a.jpg"]["owner_name"] is None
     assert records["folder:a.jpg"]["status"] == "ok"  # the Flickr allow-list does not filter a folder
     assert Path(b["path"]).read_bytes() == (root / "sub/b.png").read_bytes()
-    assert records["folder:broken.jpg"]["status"] == "failed" and "quarantined" in records["folder:broken.jpg"]["reason"]
+    assert (
+        records["folder:broken.jpg"]["status"] == "failed" and "quarantined" in records["folder:broken.jpg"]["reason"]
+    )
 
 
 def test_folder_without_sidecar(tmp_path):
@@ -421,7 +438,9 @@ def test_demo_photos_hold_a_detectable_face(tmp_path, caplog):
     assert found >= 0.8 * len(entries) and len(sizes) == 12 and formats == {"JPEG", "PNG"}
     first = {n: (sidecar.parent / n).read_bytes() for n in list(entries)[:2]}
     again = demo.make_photos(demo.DemoSettings(photos=2), 7, sidecar)  # same seed, fewer photos
-    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json", "attributes.txt"}, "stale photos removed"
+    assert {p.name for p in sidecar.parent.iterdir()} == set(first) | {"licenses.json", "attributes.txt"}, (
+        "stale photos removed"
+    )
     assert all((sidecar.parent / n).read_bytes() == first[n] for n in again), "deterministic from the seed"
 
 

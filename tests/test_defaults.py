@@ -39,7 +39,7 @@ def test_the_committed_schema_is_the_written_one() -> None:
 def test_the_readme_table_is_the_written_one() -> None:
     readme = (ROOT / "README.md").read_text()
     begin, end = readme.index(configdoc.TABLE_BEGIN), readme.index(configdoc.TABLE_END)
-    committed = readme[begin + len(configdoc.TABLE_BEGIN):end].strip()
+    committed = readme[begin + len(configdoc.TABLE_BEGIN) : end].strip()
     assert committed == configdoc.table_text(DEMO), "stale README config table: run `stylegan config table`"
 
 

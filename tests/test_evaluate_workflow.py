@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from faces import ffhq_folder
+from workflow_copy import copy_workflow, snakemake
+
 from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics import classifier as stylegan_classifier
 from stylegan.metrics import result as mr
-from workflow_copy import copy_workflow, snakemake
 
 NVIDIA = Path("tests/data/nvidia")  # relative to the workflow copy
 
@@ -40,8 +40,9 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
     workdir = copy_workflow(tmp_path / "repo")
     ffhq_folder(workdir / "ffhq", images=12)
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["crawl"].update(source="aligned", chunks=2,
-                           aligned={"path": "ffhq/images1024x1024", "metadata": "ffhq/ffhq-dataset-v2.json"})
+    config["crawl"].update(
+        source="aligned", chunks=2, aligned={"path": "ffhq/images1024x1024", "metadata": "ffhq/ffhq-dataset-v2.json"}
+    )
     config["filter"].update(automatic=False)
     config["pack"].update(val_fraction=0.0)  # the paper scored against all of FFHQ
     config["evaluate"] = {"generator": str(NVIDIA / "stylegan-32.pkl")}
@@ -53,8 +54,14 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
     assert run.returncode == 0, run.stdout[-6000:]
     jobs = planned_jobs(run.stdout)
     assert {"import_generator", "metrics_ls_import", "crawl_download", "align", "pack", "figure"} <= jobs
-    assert not jobs & {"train", "demo_photos", "metrics_ls_classifier", "metrics_fid_curve", "training_curves",
-                       "snapshot_sheet"}
+    assert not jobs & {
+        "train",
+        "demo_photos",
+        "metrics_ls_classifier",
+        "metrics_fid_curve",
+        "training_curves",
+        "snapshot_sheet",
+    }
 
     results = workdir / "results"
     imported = json.loads((results / "evaluate/nvidia.json").read_text())
@@ -70,8 +77,9 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
 
     ls, ppl = mr.read(results / "metrics/ls.json"), mr.read(results / "metrics/ppl.json")
     assert ls.status == mr.COMPUTED and set(ls.value) == {"z", "w"} and ls.settings["attributes"] == ["classifier-32"]
-    assert ls.settings["classifiers"] == {"classifier-32": fileio.sha256_file(
-        results / "metrics/ls/nvidia/classifier-32/classifier.pt")}
+    assert ls.settings["classifiers"] == {
+        "classifier-32": fileio.sha256_file(results / "metrics/ls/nvidia/classifier-32/classifier.pt")
+    }
     assert ppl.status == mr.NOT_COMPUTED and "vgg16-397923af.pth" in ppl.reason
 
     report = snakemake(workdir, "--cores", "1", "--configfile", "evaluate.yaml", "--report", "report.html", timeout=300)
@@ -79,9 +87,19 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
     page = (workdir / "report.html").read_text()
     assert "stylegan-32.pkl" in page and "no training in this run" in page  # the description names the network
     figures = sorted((results / "figures").glob("*.png"))
-    assert {p.name for p in figures} == {"fig2_uncurated.png", "fig3_style_mixing.png", "fig4_stochastic_variation.png",
-                                         "fig5_noise_layers.png", "fig8_truncation.png"}
-    for path in (*figures, results / "report/metrics.html", results / "report/datasheet.html", results / "train/grid.png"):
+    assert {p.name for p in figures} == {
+        "fig2_uncurated.png",
+        "fig3_style_mixing.png",
+        "fig4_stochastic_variation.png",
+        "fig5_noise_layers.png",
+        "fig8_truncation.png",
+    }
+    for path in (
+        *figures,
+        results / "report/metrics.html",
+        results / "report/datasheet.html",
+        results / "train/grid.png",
+    ):
         assert base64.b64encode(path.read_bytes()).decode() in page, f"{path} is not in the report"
     datasheet = (results / "report/datasheet.html").read_text()
     assert "Author 3" in datasheet and "https://www.flickr.com/photos/owner3@N03/1003/" in datasheet
@@ -90,10 +108,14 @@ def test_a_published_network_is_evaluated_on_aligned_images_without_training(tmp
 
 def test_lint_is_clean_when_evaluating_a_published_network(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
-    (workdir / "evaluate.yaml").write_text(yaml.safe_dump({
-        "evaluate": {"generator": str(NVIDIA / "stylegan-32.pkl")},
-        "metrics": {"ls": {"classifiers": [str(NVIDIA / "classifier-32.pkl")]}},
-    }))
+    (workdir / "evaluate.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "evaluate": {"generator": str(NVIDIA / "stylegan-32.pkl")},
+                "metrics": {"ls": {"classifiers": [str(NVIDIA / "classifier-32.pkl")]}},
+            }
+        )
+    )
     run = snakemake(workdir, "--lint", "--configfile", "evaluate.yaml")
     assert run.returncode == 0, run.stdout
 

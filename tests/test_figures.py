@@ -23,20 +23,42 @@ from stylegan.errors import StageError
 from stylegan.metrics import figures
 from stylegan.metrics.config import FigureSettings
 from stylegan.model import files
-from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.files import generator_file
+from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.sampling import latents, render, to_uint8
 
 torch.set_num_threads(1)
 
-NET = NetworkSettings(resolution=32, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_fmaps=16,
-                      mapping_layers=2, truncation_psi=0.5, truncation_cutoff=2)
+NET = NetworkSettings(
+    resolution=32,
+    fmap_base=64,
+    fmap_max=16,
+    latent_size=16,
+    dlatent_size=16,
+    mapping_fmaps=16,
+    mapping_layers=2,
+    truncation_psi=0.5,
+    truncation_cutoff=2,
+)
 RES = 32
 # cell = RES: one PNG pixel per image pixel. Bands at 32²: coarse 4² (layers 0-1), middle 8²-16² (2-5),
 # fine 32² (6-7); coarse noise 4²-8² (layers 0-3).
-S = FigureSettings(seed=3, cell=RES, uncurated=(3, 2), mixing_columns=3, mixing_rows=("coarse", "middle", "fine"),
-                   coarse_max=4, middle_max=16, stochastic_latents=2, stochastic_shown=2, stochastic_draws=20,
-                   noise_latents=2, noise_coarse_max=8, truncation_psis=(1.0, 0.0, -1.0), truncation_latents=2)
+S = FigureSettings(
+    seed=3,
+    cell=RES,
+    uncurated=(3, 2),
+    mixing_columns=3,
+    mixing_rows=("coarse", "middle", "fine"),
+    coarse_max=4,
+    middle_max=16,
+    stochastic_latents=2,
+    stochastic_shown=2,
+    stochastic_draws=20,
+    noise_latents=2,
+    noise_coarse_max=8,
+    truncation_psis=(1.0, 0.0, -1.0),
+    truncation_latents=2,
+)
 
 
 def build(noise_weight: float = 0.5) -> Generator:
@@ -120,7 +142,7 @@ def test_style_mixing_rows_copy_their_band_from_the_column_source() -> None:
     assert_images(np.stack(list(grid[0, 1:])), synth(G, b))  # top row: sources B
     assert_images(np.stack(list(grid[1:, 0])), synth(G, a))  # left column: sources A
     for i, layers in enumerate([range(0, 2), range(2, 6), range(6, 8)]):
-        mixed = a[i:i + 1].repeat(3, 1, 1)
+        mixed = a[i : i + 1].repeat(3, 1, 1)
         mixed[:, layers] = b[:, layers]
         assert_images(np.stack(list(grid[i + 1, 1:])), synth(G, mixed))
         # the rest of the row keeps the row source's styles: copying B's band changed the image
@@ -190,12 +212,27 @@ def test_cli_draws_each_figure_from_a_generator_file(tmp_path: Path) -> None:
     assert set(FIGURE_HELP) == set(figures.FIGURES) == set(figures.STEMS)  # a sub-command and a file name each
     settings = json_settings(dataclasses.replace(S, cell=16))  # a 32² generator shown at 16 px: area-downscaled
     for name in figures.FIGURES:
-        assert main(["figures", name, "--generator", str(path), "--settings", settings,
-                     "--out", str(tmp_path / f"{name}.png")]) == 0
+        assert (
+            main(
+                [
+                    "figures",
+                    name,
+                    "--generator",
+                    str(path),
+                    "--settings",
+                    settings,
+                    "--out",
+                    str(tmp_path / f"{name}.png"),
+                ]
+            )
+            == 0
+        )
     assert Image.open(tmp_path / "truncation.png").size == (3 * 16, 2 * 16)
     assert Image.open(tmp_path / "style-mixing.png").size == (4 * 16, 4 * 16)
     bad = json_settings(dataclasses.replace(S, noise_coarse_max=32))
-    assert main(["figures", "noise", "--generator", str(path), "--settings", bad, "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["figures", "noise", "--generator", str(path), "--settings", bad, "--out", str(tmp_path / "x.png")]) == 2
+    )
     assert not (tmp_path / "x.png").exists()
 
 

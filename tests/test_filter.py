@@ -14,8 +14,15 @@ from stylegan.data import filter as face_filter
 from tests import faces
 
 SIZE = 64
-SETTINGS = {"sharpness_size": 64, "min_sharpness": 100.0, "min_chroma": 0.04, "max_upscale": 1.0,
-            "min_eye_ratio": 0.12, "max_roll": 45.0, "max_hamming": 6}
+SETTINGS = {
+    "sharpness_size": 64,
+    "min_sharpness": 100.0,
+    "min_chroma": 0.04,
+    "max_upscale": 1.0,
+    "min_eye_ratio": 0.12,
+    "max_roll": 45.0,
+    "max_hamming": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +54,29 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (tmp / "exclude.txt").write_text("# reviewed by hand\nflickr:10#1\n\n")
     (tmp / "optout.txt").write_text("flickr:11   # takedown 2026-01\nowner-gone\n")
     settings = {**SETTINGS, "exclude": str(tmp / "exclude.txt"), "optout": str(tmp / "optout.txt")}
-    out = {"kept": tmp / "kept.jsonl", "rejected": tmp / "rejected.jsonl", "summary": tmp / "summary.tsv",
-           "sheets": tmp / "sheets"}
-    code = cli.main(["filter", "--settings", json.dumps(settings), "--faces", str(tmp / "000.jsonl"),
-                     str(tmp / "001.jsonl"), *[a for k, v in out.items() for a in (f"--{k}", str(v))]])
-    return {"code": code, **out, "kept_records": fileio.read_jsonl(out["kept"]),
-            "rejected_records": {r["face_id"]: r for r in fileio.read_jsonl(out["rejected"])}}
+    out = {
+        "kept": tmp / "kept.jsonl",
+        "rejected": tmp / "rejected.jsonl",
+        "summary": tmp / "summary.tsv",
+        "sheets": tmp / "sheets",
+    }
+    code = cli.main(
+        [
+            "filter",
+            "--settings",
+            json.dumps(settings),
+            "--faces",
+            str(tmp / "000.jsonl"),
+            str(tmp / "001.jsonl"),
+            *[a for k, v in out.items() for a in (f"--{k}", str(v))],
+        ]
+    )
+    return {
+        "code": code,
+        **out,
+        "kept_records": fileio.read_jsonl(out["kept"]),
+        "rejected_records": {r["face_id"]: r for r in fileio.read_jsonl(out["rejected"])},
+    }
 
 
 def test_every_filter_rejects_its_face_with_name_value_threshold(run: dict) -> None:
@@ -94,8 +118,15 @@ def test_summary_counts_each_outcome(run: dict) -> None:
     rows = {line.split("\t")[0]: line.split("\t")[1] for line in run["summary"].read_text().splitlines()[1:]}
     assert rows["records"] == "14" and rows["kept"] == "2"
     assert rows["upstream:no_face"] == "1" and rows["upstream:unreadable"] == "1"
-    assert (rows["optout"], rows["exclude"], rows["too_small"], rows["landmarks"], rows["blurry"],
-            rows["greyscale"], rows["duplicate"]) == ("2", "1", "1", "2", "1", "1", "2")
+    assert (
+        rows["optout"],
+        rows["exclude"],
+        rows["too_small"],
+        rows["landmarks"],
+        rows["blurry"],
+        rows["greyscale"],
+        rows["duplicate"],
+    ) == ("2", "1", "1", "2", "1", "1", "2")
 
 
 def test_contact_sheet_per_rejecting_filter(run: dict) -> None:
@@ -108,39 +139,98 @@ def test_contact_sheet_per_rejecting_filter(run: dict) -> None:
 
 
 def test_missing_list_fails_and_writes_nothing(tmp_path: Path) -> None:
-    fileio.write_jsonl(tmp_path / "000.jsonl", [faces.face_record(tmp_path / "img", "flickr:1", faces.picture("cup", SIZE))])
+    fileio.write_jsonl(
+        tmp_path / "000.jsonl", [faces.face_record(tmp_path / "img", "flickr:1", faces.picture("cup", SIZE))]
+    )
     settings = json.dumps({**SETTINGS, "optout": str(tmp_path / "typo.txt")})
-    code = cli.main(["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl"), "--kept",
-                     str(tmp_path / "k.jsonl"), "--rejected", str(tmp_path / "r.jsonl"), "--summary",
-                     str(tmp_path / "s.tsv"), "--sheets", str(tmp_path / "sheets")])
+    code = cli.main(
+        [
+            "filter",
+            "--settings",
+            settings,
+            "--faces",
+            str(tmp_path / "000.jsonl"),
+            "--kept",
+            str(tmp_path / "k.jsonl"),
+            "--rejected",
+            str(tmp_path / "r.jsonl"),
+            "--summary",
+            str(tmp_path / "s.tsv"),
+            "--sheets",
+            str(tmp_path / "sheets"),
+        ]
+    )
     assert code == 2 and not (tmp_path / "k.jsonl").exists()
 
 
 def test_an_opted_out_face_whose_image_is_gone_is_still_rejected(tmp_path: Path) -> None:
     """A takedown may delete the files before filter re-runs: the face goes, the run does not fail."""
-    records = [faces.face_record(tmp_path / "img", "flickr:1", faces.picture("cup", SIZE)),
-               faces.face_record(tmp_path / "img", "flickr:2", faces.picture("rocket", SIZE))]
+    records = [
+        faces.face_record(tmp_path / "img", "flickr:1", faces.picture("cup", SIZE)),
+        faces.face_record(tmp_path / "img", "flickr:2", faces.picture("rocket", SIZE)),
+    ]
     Path(records[1]["image"]).unlink()
     fileio.write_jsonl(tmp_path / "000.jsonl", records)
     (tmp_path / "optout.txt").write_text("flickr:2\n")
-    out = {"kept": tmp_path / "k.jsonl", "rejected": tmp_path / "r.jsonl", "summary": tmp_path / "s.tsv",
-           "sheets": tmp_path / "sheets"}
+    out = {
+        "kept": tmp_path / "k.jsonl",
+        "rejected": tmp_path / "r.jsonl",
+        "summary": tmp_path / "s.tsv",
+        "sheets": tmp_path / "sheets",
+    }
     settings = json.dumps({**SETTINGS, "optout": str(tmp_path / "optout.txt")})
-    assert cli.main(["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl"),
-                     *[a for k, v in out.items() for a in (f"--{k}", str(v))]]) == 0
+    assert (
+        cli.main(
+            [
+                "filter",
+                "--settings",
+                settings,
+                "--faces",
+                str(tmp_path / "000.jsonl"),
+                *[a for k, v in out.items() for a in (f"--{k}", str(v))],
+            ]
+        )
+        == 0
+    )
     assert [r["face_id"] for r in fileio.read_jsonl(out["kept"])] == ["flickr:1#0"]
     assert [(r["face_id"], r["filter"]) for r in fileio.read_jsonl(out["rejected"])] == [("flickr:2#0", "optout")]
     assert (out["sheets"] / "optout.png").is_file()
     records[1]["image"] = str(tmp_path / "also-gone.png")  # a face that is not withdrawn must still fail loudly
     fileio.write_jsonl(tmp_path / "000.jsonl", records)
     (tmp_path / "optout.txt").write_text("")
-    assert cli.main(["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl"),
-                     *[a for k, v in out.items() for a in (f"--{k}", str(v))]]) == 2
+    assert (
+        cli.main(
+            [
+                "filter",
+                "--settings",
+                settings,
+                "--faces",
+                str(tmp_path / "000.jsonl"),
+                *[a for k, v in out.items() for a in (f"--{k}", str(v))],
+            ]
+        )
+        == 2
+    )
 
 
 def test_unknown_setting_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    code = cli.main(["filter", "--settings", '{"min_sharpnes": 3}', "--faces", "x", "--kept", "k", "--rejected",
-                     "r", "--summary", "s", "--sheets", "d"])
+    code = cli.main(
+        [
+            "filter",
+            "--settings",
+            '{"min_sharpnes": 3}',
+            "--faces",
+            "x",
+            "--kept",
+            "k",
+            "--rejected",
+            "r",
+            "--summary",
+            "s",
+            "--sheets",
+            "d",
+        ]
+    )
     assert code == 2 and "filter.min_sharpnes" in caplog.text
 
 

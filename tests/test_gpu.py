@@ -1,4 +1,4 @@
-"""The GPU suite (`pytest -m gpu`, issue 19): CUDA against the CPU, training, resume, torchrun, the speed flags, PPL.
+"""The GPU suite (`pytest -m gpu`): CUDA against the CPU, training, resume, torchrun, the speed flags, PPL.
 
 Skipped without CUDA. On a GPU machine, `bash benchmarks/gpu_check.sh` runs it with
 the GPU benchmarks. TF32 is off wherever CUDA is held to the CPU: its 10-bit
@@ -32,12 +32,23 @@ from tests.training import (
     train,
 )
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU suite needs one "
-                                 "(bash benchmarks/gpu_check.sh on a GPU machine)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(),
+        reason="no CUDA device: the GPU suite needs one (bash benchmarks/gpu_check.sh on a GPU machine)",
+    ),
+]
 
-SMALL = {"resolution": 32, "fmap_base": 512, "fmap_max": 64, "latent_size": 64, "dlatent_size": 64,
-         "mapping_fmaps": 64, "use_noise": False}  # the demo's widths; no noise, so both devices draw nothing
+SMALL = {
+    "resolution": 32,
+    "fmap_base": 512,
+    "fmap_max": 64,
+    "latent_size": 64,
+    "dlatent_size": 64,
+    "mapping_fmaps": 64,
+    "use_noise": False,
+}  # the demo's widths; no noise, so both devices draw nothing
 
 
 @pytest.fixture
@@ -94,7 +105,9 @@ def test_torchrun_one_process_on_cuda_trains_like_the_plain_process(small_manife
     """torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE 1) picks the GPU and trains as one plain process."""
     s = dense()
     assert train(s, small_manifest, tmp_path / "plain") == 0
-    cmd = [a.replace("--nproc-per-node=2", "--nproc-per-node=1") for a in command(s, small_manifest, tmp_path / "tr", 2)]
+    cmd = [
+        a.replace("--nproc-per-node=2", "--nproc-per-node=1") for a in command(s, small_manifest, tmp_path / "tr", 2)
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -128,8 +141,14 @@ def test_speed_flags_run_and_stay_close_to_fp32(flag: str, tolerance: float, no_
     """
     losses = {}
     for name in ("fp32", flag):
-        s = settings.load(TrainSettings, {"network": SMALL, "loss": {"mixing_prob": 0.0},
-                                          "speed": {"bf16": name == "bf16", "compile": name == "compile"}})
+        s = settings.load(
+            TrainSettings,
+            {
+                "network": SMALL,
+                "loss": {"mixing_prob": 0.0},
+                "speed": {"bf16": name == "bf16", "compile": name == "compile"},
+            },
+        )
         st = new_state(s, Dist(0, 1, torch.device("cuda")))
         loss = new_loss(st, s)
         gen = torch.Generator().manual_seed(1)

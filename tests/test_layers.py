@@ -13,8 +13,14 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """Run import-linter on the `stylegan` package under `root`, with the contracts of its pyproject.toml."""
-    return subprocess.run([str(LINT_IMPORTS), "--no-logo", "--no-cache"], cwd=root, env={"PYTHONPATH": str(root)},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-logo", "--no-cache"],
+        cwd=root,
+        env={"PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_tree_keeps_its_layers() -> None:

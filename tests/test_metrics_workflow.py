@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_copy import copy_workflow, snakemake
 
 from stylegan.metrics import result as mr
-from workflow_copy import copy_workflow, snakemake
 
 
 @pytest.mark.slow
@@ -30,11 +30,17 @@ def test_demo_dag_computes_the_metrics_and_the_report_shows_everything(tmp_path:
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["demo"]["photos"] = 8
     config["align"].update(transform_size=256, workers=1)
-    config["train"]["schedule"].update(lod_training_kimg=0.5, lod_transition_kimg=0.5, total_kimg=3,
-                                       network_snapshot_ticks=1)  # 32² at 2 kimg: every figure's band exists
+    config["train"]["schedule"].update(
+        lod_training_kimg=0.5, lod_transition_kimg=0.5, total_kimg=3, network_snapshot_ticks=1
+    )  # 32² at 2 kimg: every figure's band exists
     config["metrics"]["figures"]["stochastic_draws"] = 20
-    config["metrics"].update(fid={"num_fakes": 16}, mixing={"latents": [2, 4], "num_fakes": 8},
-                             curve={"num_fakes": 8, "every": 2}, batch=8, shards=2)
+    config["metrics"].update(
+        fid={"num_fakes": 16},
+        mixing={"latents": [2, 4], "num_fakes": 8},
+        curve={"num_fakes": 8, "every": 2},
+        batch=8,
+        shards=2,
+    )
     config["metrics"]["ls"].update(num_samples=32, classifier={**config["metrics"]["ls"]["classifier"], "images": 400})
     (workdir / "short.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(workdir, "--cores", "2", "--configfile", "short.yaml", timeout=2100, env={"OMP_NUM_THREADS": "1"})
@@ -63,8 +69,17 @@ def test_demo_dag_computes_the_metrics_and_the_report_shows_everything(tmp_path:
     assert (workdir / "results/figures/fig7_fid_curve.png").read_bytes().startswith(b"\x89PNG")
 
     stamps = {p: p.stat().st_mtime_ns for p in (metrics / "curve").glob("*.json")}
-    again = snakemake(workdir, "--cores", "2", "--configfile", "short.yaml", "--forcerun", "metrics_fid_curve",
-                      timeout=600, env={"OMP_NUM_THREADS": "1"})
+    again = snakemake(
+        workdir,
+        "--cores",
+        "2",
+        "--configfile",
+        "short.yaml",
+        "--forcerun",
+        "metrics_fid_curve",
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert again.returncode == 0, again.stdout[-3000:]
     assert {p: p.stat().st_mtime_ns for p in (metrics / "curve").glob("*.json")} == stamps  # resumed, not redone
 
@@ -75,15 +90,33 @@ def test_demo_dag_computes_the_metrics_and_the_report_shows_everything(tmp_path:
     sheets = sorted((results / "filter/contact_sheets").glob("*.png"))
     assert sheets, "the demo's filters rejected nothing, so there is no contact sheet to show"
     figures = sorted((results / "figures").glob("*.png"))  # Figs. 2-5 and 8, and Fig. 7 of the metrics
-    assert {p.name for p in figures} >= {"fig2_uncurated.png", "fig3_style_mixing.png",
-                                         "fig4_stochastic_variation.png", "fig5_noise_layers.png",
-                                         "fig8_truncation.png", "fig7_fid_curve.png"}
-    shown = [results / "report/datasheet.html", results / "report/training_curves.png",
-             results / "report/snapshots.png", results / "report/metrics.html", results / "train/grid.png",
-             *sheets, *figures]
+    assert {p.name for p in figures} >= {
+        "fig2_uncurated.png",
+        "fig3_style_mixing.png",
+        "fig4_stochastic_variation.png",
+        "fig5_noise_layers.png",
+        "fig8_truncation.png",
+        "fig7_fid_curve.png",
+    }
+    shown = [
+        results / "report/datasheet.html",
+        results / "report/training_curves.png",
+        results / "report/snapshots.png",
+        results / "report/metrics.html",
+        results / "train/grid.png",
+        *sheets,
+        *figures,
+    ]
     for path in shown:
         assert base64.b64encode(path.read_bytes()).decode() in page, f"{path} is not in the report"
-    for text in ("Figures", "Dataset", "Training", "Metrics", "Fig. 3 of the CVPR 2019 paper, style mixing", "Filter contact sheets"):
+    for text in (
+        "Figures",
+        "Dataset",
+        "Training",
+        "Metrics",
+        "Fig. 3 of the CVPR 2019 paper, style mixing",
+        "Filter contact sheets",
+    ):
         assert text in page
     datasheet = (results / "report/datasheet.html").read_text()
     assert "<h2>Attribution</h2>" in datasheet and "<table>" in datasheet

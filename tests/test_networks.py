@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from stylegan.cli import main
 from stylegan.errors import StageError
-from stylegan.settings import load
 from stylegan.model.layers import (
     DownConv2d,
     EqualizedConv2d,
@@ -30,12 +29,21 @@ from stylegan.model.layers import (
     upscale2d,
 )
 from stylegan.model.networks import Discriminator, Generator, NetworkSettings, layers_at
+from stylegan.settings import load
 
 torch.set_num_threads(1)
 
 # A reduced model for forward tests: same structure as config F, small widths.
-SMALL = NetworkSettings(resolution=32, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16,
-                        mapping_fmaps=16, mapping_layers=3, mbstd_group_size=4)
+SMALL = NetworkSettings(
+    resolution=32,
+    fmap_base=64,
+    fmap_max=16,
+    latent_size=16,
+    dlatent_size=16,
+    mapping_fmaps=16,
+    mapping_layers=3,
+    mbstd_group_size=4,
+)
 
 
 def count(module: torch.nn.Module) -> int:
@@ -65,8 +73,12 @@ def with_noise_weights(G: Generator) -> Generator:
 
 @pytest.mark.parametrize(
     "resolution, g_params, d_params",
-    [(1024, 26_219_627, 23_087_249), (512, 26_179_768, 23_080_225), (256, 26_086_229, 23_052_353),
-     (128, 25_843_858, None)],
+    [
+        (1024, 26_219_627, 23_087_249),
+        (512, 26_179_768, 23_080_225),
+        (256, 26_086_229, 23_052_353),
+        (128, 25_843_858, None),
+    ],
 )
 def test_parameter_counts_match_reference(resolution, g_params, d_params):
     s = NetworkSettings(resolution=resolution)
@@ -85,9 +97,27 @@ def test_summary_cli_prints_reference_per_block_counts(capsys):
     assert main(["summary", "--resolution", "1024"]) == 0
     out = capsys.readouterr().out
     # derived per-block counts of SG networks_stylegan.py
-    for fragment in ["2,101,248", "3,420,160", "5,771,264", "2,295,808", "705,536", "242,176", "93,440",
-                     "39,808", "7,659", "26,219,627", "10,176", "6,960", "27,744", "110,784", "442,752",
-                     "1,770,240", "4,719,616", "6,559,745", "23,087,249"]:
+    for fragment in [
+        "2,101,248",
+        "3,420,160",
+        "5,771,264",
+        "2,295,808",
+        "705,536",
+        "242,176",
+        "93,440",
+        "39,808",
+        "7,659",
+        "26,219,627",
+        "10,176",
+        "6,960",
+        "27,744",
+        "110,784",
+        "442,752",
+        "1,770,240",
+        "4,719,616",
+        "6,559,745",
+        "23,087,249",
+    ]:
         assert fragment in out, fragment
 
 
@@ -225,7 +255,9 @@ def test_mixing_gives_w2_from_one_crossover_on():
         assert 1 <= crossover < active
         assert not (mixed[:, :crossover] != ws[:, :crossover]).any()
         assert differs[crossover:].all()
-        torch.testing.assert_close(mixed[:, crossover:], mixed[:, crossover:crossover + 1].expand_as(mixed[:, crossover:]))
+        torch.testing.assert_close(
+            mixed[:, crossover:], mixed[:, crossover : crossover + 1].expand_as(mixed[:, crossover:])
+        )
         crossovers.add(crossover)
     assert crossovers == set(range(1, active))  # randint[1, active)
     assert torch.equal(G.mix(ws, z, res, 0.0), ws)
@@ -284,7 +316,9 @@ def test_equalized_layers_apply_the_scale_at_run_time():
     assert dense.weight.std().item() == pytest.approx(100, rel=0.1)  # N(0, 1/lrmul) init
     conv = EqualizedConv2d(8, 4, 3).double()
     img = torch.randn(2, 8, 5, 5, dtype=torch.float64)
-    torch.testing.assert_close(conv(img), F.conv2d(img, conv.weight * math.sqrt(2) / math.sqrt(72), conv.bias, padding=1))
+    torch.testing.assert_close(
+        conv(img), F.conv2d(img, conv.weight * math.sqrt(2) / math.sqrt(72), conv.bias, padding=1)
+    )
 
 
 # --- resampling convs and minibatch stddev -----------------------------------------

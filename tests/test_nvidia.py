@@ -3,8 +3,8 @@
 The pickles and outputs in tests/data/nvidia were made by NVIDIA's TensorFlow code
 (`scripts/nvidia_test_vectors.py`, see the folder's README): a 32² snapshot, a 128²
 one (fused up/down convolutions at 128²), a 16² one with Table 1's traditional
-generator, and a lone D_basic shaped as NVIDIA's attribute classifiers. TF's own rounding is about 1e-5 of the output's range, so
-1e-4 relative separates rounding from any mapping error (those measured below are
+generator, and a lone D_basic shaped as NVIDIA's attribute classifiers. TF's own rounding is
+about 1e-5 of the output's range, so 1e-4 relative separates rounding from any mapping error (those measured below are
 all above 1e-3).
 """
 
@@ -105,8 +105,15 @@ def test_d_gives_nvidias_scores_at_every_lod(name):
 def test_settings_and_level_come_from_the_pickle():
     Gs = imported("stylegan-32")["Gs"]
     s = Gs.settings
-    assert (s.resolution, s.fmap_base, s.fmap_max, s.latent_size, s.dlatent_size, s.mapping_layers,
-            s.mapping_fmaps) == (32, 128, 32, 24, 20, 3, 28)
+    assert (
+        s.resolution,
+        s.fmap_base,
+        s.fmap_max,
+        s.latent_size,
+        s.dlatent_size,
+        s.mapping_layers,
+        s.mapping_fmaps,
+    ) == (32, 128, 32, 24, 20, 3, 28)
     assert (s.truncation_psi, s.truncation_cutoff, s.fused_scale) == (0.6, 6, None)
     assert float(records("stylegan-32")["pickled_lod"]) == 1.5 and (Gs.resolution, Gs.alpha) == (16, 0.5)
     assert imported("stylegan-128")["D"].settings.mbstd_group_size == 2
@@ -126,8 +133,10 @@ def test_flipping_the_fused_down_kernel_fails(monkeypatch):
     flipped = nvidia.discriminator_table
 
     def table(s):
-        return [(k, n, (lambda w: w.transpose(3, 2, 0, 1)[:, :, ::-1, ::-1]) if "128.conv1_down.weight" in k else c)
-                for k, n, c in flipped(s)]
+        return [
+            (k, n, (lambda w: w.transpose(3, 2, 0, 1)[:, :, ::-1, ::-1]) if "128.conv1_down.weight" in k else c)
+            for k, n, c in flipped(s)
+        ]
 
     monkeypatch.setattr(nvidia, "discriminator_table", table)
     errors = d_errors("stylegan-128", import_pickle("stylegan-128")["D"])
@@ -145,14 +154,19 @@ def test_swapped_blend_factor_fails(name, monkeypatch):
 
     networks, rec = imported(name), records(name)
     monkeypatch.setattr(nvidia, "level", swapped)
-    for errors, lods in ((gs_errors(name, networks["Gs"]), rec["gs_lod"]), (d_errors(name, networks["D"]), rec["d_lod"])):
+    for errors, lods in (
+        (gs_errors(name, networks["Gs"]), rec["gs_lod"]),
+        (d_errors(name, networks["D"]), rec["d_lod"]),
+    ):
         assert all((e > 1e-2) == bool(lod % 1) for e, lod in zip(errors, lods))
 
 
 def test_missing_noise_fails():
     rec = records("stylegan-32")
     with torch.no_grad():
-        out = imported("stylegan-32")["Gs"].module(torch.from_numpy(rec["latents"]), res=32, alpha=1.0, psi=1.0, noise="none")
+        out = imported("stylegan-32")["Gs"].module(
+            torch.from_numpy(rec["latents"]), res=32, alpha=1.0, psi=1.0, noise="none"
+        )
     assert relative_error(out, rec["gs_images_0"]) > 1e-2
 
 
@@ -167,14 +181,17 @@ def test_a_variable_left_over_on_either_side_is_an_error():
         nvidia.import_generator(Gs, "Gs")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("label_size", 10, "label_size=10 cannot be represented"),
-    ("use_wscale", False, "use_wscale=False cannot be represented"),
-    ("use_instance_norm", False, "use_instance_norm=False"),
-    ("blur_filter", [1, 3, 3, 1], "blur_filter=.* cannot be represented"),
-    ("mystery", 1, "static argument mystery=1 is not one"),
-    ("mapping_layers", 9, "cannot represent it.*mapping_layers"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("label_size", 10, "label_size=10 cannot be represented"),
+        ("use_wscale", False, "use_wscale=False cannot be represented"),
+        ("use_instance_norm", False, "use_instance_norm=False"),
+        ("blur_filter", [1, 3, 3, 1], "blur_filter=.* cannot be represented"),
+        ("mystery", 1, "static argument mystery=1 is not one"),
+        ("mapping_layers", 9, "cannot represent it.*mapping_layers"),
+    ],
+)
 def test_arguments_our_networks_cannot_represent_are_refused_by_name(key, value, message):
     Gs = nvidia.read(DATA / "stylegan-32.pkl")[2]
     Gs.state["static_kwargs"][key] = value
@@ -232,8 +249,15 @@ def nvidia_pickle(net: Network, monkeypatch: pytest.MonkeyPatch) -> bytes:
 
 def test_a_command_hidden_in_a_network_state_is_refused(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
-    net = Network({"version": 3, "name": "Gs", "build_func_name": "G_style",
-                   "static_kwargs": {"resolution": RunsACommand(f"touch {marker}")}, "variables": []})
+    net = Network(
+        {
+            "version": 3,
+            "name": "Gs",
+            "build_func_name": "G_style",
+            "static_kwargs": {"resolution": RunsACommand(f"touch {marker}")},
+            "variables": [],
+        }
+    )
     (tmp_path / "net.pkl").write_bytes(nvidia_pickle(net, monkeypatch))
     with pytest.raises(StageError, match="asks for (posix|nt).system"):
         nvidia.read(tmp_path / "net.pkl")
@@ -243,7 +267,9 @@ def test_a_command_hidden_in_a_network_state_is_refused(tmp_path, monkeypatch):
 def test_the_numpy_1_names_of_published_pickles_are_allowed():
     unpickler = nvidia._Unpickler(io.BytesIO())
     for name in ("_reconstruct", "scalar"):
-        assert unpickler.find_class("numpy.core.multiarray", name) is unpickler.find_class("numpy._core.multiarray", name)
+        assert unpickler.find_class("numpy.core.multiarray", name) is unpickler.find_class(
+            "numpy._core.multiarray", name
+        )
 
 
 def test_a_pickle_of_something_else_is_refused(tmp_path):
@@ -264,12 +290,31 @@ def test_import_writes_our_files_and_generate_reproduces_nvidia(tmp_path):
     record = json.loads((out / "nvidia.json").read_text())
     assert record["kind"] == "snapshot" and len(record["source"]["sha256"]) == 64
     assert record["networks"]["Gs"]["static_kwargs"]["fmap_base"] == 256
-    assert {v["file"] for v in record["networks"].values()} == {"generator.pt", "generator-training.pt",
-                                                                "discriminator.pt"}
+    assert {v["file"] for v in record["networks"].values()} == {
+        "generator.pt",
+        "generator-training.pt",
+        "discriminator.pt",
+    }
     rec = records("stylegan-128")
     np.save(tmp_path / "z.npy", rec["latents"])
-    assert cli.main(["generate", "--checkpoint", str(out / "generator.pt"), "--latents", str(tmp_path / "z.npy"),
-                     "--noise", "const", "--psi", "1", "--npy", str(tmp_path / "images.npy")]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--checkpoint",
+                str(out / "generator.pt"),
+                "--latents",
+                str(tmp_path / "z.npy"),
+                "--noise",
+                "const",
+                "--psi",
+                "1",
+                "--npy",
+                str(tmp_path / "images.npy"),
+            ]
+        )
+        == 0
+    )
     images = np.load(tmp_path / "images.npy")
     assert images.dtype == np.float32 and relative_error(torch.from_numpy(images), rec["gs_images_0"]) < TOLERANCE
     D, meta = files.load_discriminator(out / "discriminator.pt")
@@ -283,8 +328,20 @@ def test_generate_refuses_latents_of_the_wrong_size(tmp_path, caplog):
     out = tmp_path / "net"
     assert cli.main(["import", "nvidia", str(DATA / "stylegan-32.pkl"), "--out", str(out)]) == 0
     np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-    assert cli.main(["generate", "--checkpoint", str(out / "generator.pt"), "--latents", str(tmp_path / "z.npy"),
-                     "--npy", str(tmp_path / "x.npy")]) == 2
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--checkpoint",
+                str(out / "generator.pt"),
+                "--latents",
+                str(tmp_path / "z.npy"),
+                "--npy",
+                str(tmp_path / "x.npy"),
+            ]
+        )
+        == 2
+    )
     assert "shape [N, 24]" in caplog.text
 
 

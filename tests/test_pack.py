@@ -18,6 +18,7 @@ from tests.faces import PACK, SIZE, make_faces, run_pack
 
 LEVELS = [64, 32, 16, 8, 4]
 
+
 def box_pyramid(top: np.ndarray) -> list[np.ndarray]:
     """The reference chain (PGGAN `h5tool.py`), written independently: float64 reshape-means."""
     out, current = [], top.astype(np.float64)
@@ -132,8 +133,10 @@ def test_verify_passes_then_reports_a_truncated_shard(packed: dict, tmp_path: Pa
     os.system(f"cp -r {packed['manifest'].parent} {copy}")
     victim = copy / packed["doc"]["shards"][0]["path"]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
-    assert cli.main(["dataset", "verify", "--manifest", str(copy / "manifest.json"), "--out", str(out),
-                     "--workers", "2"]) == 1
+    assert (
+        cli.main(["dataset", "verify", "--manifest", str(copy / "manifest.json"), "--out", str(out), "--workers", "2"])
+        == 1
+    )
     report = json.loads(out.read_text())
     assert report["ok"] is False and report["problems"][0]["shard"] == packed["doc"]["shards"][0]["path"]
     assert "truncated" in report["problems"][0]["problem"]
@@ -152,7 +155,8 @@ def test_verify_reports_a_level_that_is_not_the_pyramid(packed: dict, tmp_path: 
     out = tmp_path / "verify.json"
     assert cli.main(["dataset", "verify", "--manifest", str(copy / "manifest.json"), "--out", str(out)]) == 1
     assert [p["problem"] for p in json.loads(out.read_text())["problems"]] == [
-        "row 0: data8x8 is not the box pyramid of data64x64"]
+        "row 0: data8x8 is not the box pyramid of data64x64"
+    ]
 
 
 def test_rerun_rewrites_nothing_and_resumes_without_manifest(packed: dict) -> None:
@@ -165,8 +169,10 @@ def test_rerun_rewrites_nothing_and_resumes_without_manifest(packed: dict) -> No
 
 
 def test_mixed_output_sizes_fail_clearly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    records = [faces.face_record(tmp_path / "f", "flickr:1", faces.picture("cup", 64)),
-               faces.face_record(tmp_path / "f", "flickr:2", faces.picture("cup", 32))]
+    records = [
+        faces.face_record(tmp_path / "f", "flickr:1", faces.picture("cup", 64)),
+        faces.face_record(tmp_path / "f", "flickr:2", faces.picture("cup", 32)),
+    ]
     fileio.write_jsonl(tmp_path / "kept.jsonl", records)
     assert run_pack(tmp_path, tmp_path / "kept.jsonl") == 2
     assert "different output sizes" in caplog.text and not (tmp_path / "dataset" / "manifest.json").exists()
@@ -179,24 +185,58 @@ def test_optout_removes_a_photo_and_rewrites_only_its_shards(tmp_path: Path) -> 
     optout = tmp_path / "optout.txt"
     optout.write_text("# takedown requests\n")
     settings = {"sharpness_size": 64, "min_sharpness": 10.0, "max_hamming": 0, "optout": str(optout)}
-    paths = {k: tmp_path / v for k, v in {"kept": "kept.jsonl", "rejected": "rejected.jsonl",
-                                          "summary": "summary.tsv", "sheets": "sheets"}.items()}
+    paths = {
+        k: tmp_path / v
+        for k, v in {
+            "kept": "kept.jsonl",
+            "rejected": "rejected.jsonl",
+            "summary": "summary.tsv",
+            "sheets": "sheets",
+        }.items()
+    }
     manifest, sheet = tmp_path / "dataset" / "manifest.json", tmp_path / "dataset" / "datasheet.md"
 
     def workflow() -> None:
-        assert cli.main(["filter", "--settings", json.dumps(settings), "--faces", str(tmp_path / "000.jsonl"),
-                         *[a for k, v in paths.items() for a in (f"--{k}", str(v))]]) == 0
+        assert (
+            cli.main(
+                [
+                    "filter",
+                    "--settings",
+                    json.dumps(settings),
+                    "--faces",
+                    str(tmp_path / "000.jsonl"),
+                    *[a for k, v in paths.items() for a in (f"--{k}", str(v))],
+                ]
+            )
+            == 0
+        )
         assert run_pack(tmp_path, paths["kept"], {**PACK, "shards": 4}) == 0
-        assert cli.main(["dataset", "card", "--manifest", str(manifest), "--rejected", str(paths["rejected"]),
-                         "--out", str(sheet)]) == 0
+        assert (
+            cli.main(
+                [
+                    "dataset",
+                    "card",
+                    "--manifest",
+                    str(manifest),
+                    "--rejected",
+                    str(paths["rejected"]),
+                    "--out",
+                    str(sheet),
+                ]
+            )
+            == 0
+        )
 
     workflow()
     before = {e["path"]: e for e in json.loads(manifest.read_text())["shards"]}
     stats = {p: os.stat(manifest.parent / p) for p in before}
     kept_photos = [r["photo_id"] for r in fileio.read_jsonl(paths["kept"])]
     victim = next(p for p in kept_photos if kept_photos.count(p) == 2)  # both of its faces packed
-    holding = {e["path"] for e, h5 in shard_files(json.loads(manifest.read_text()), manifest)
-               if victim in set(h5["photo_id"].asstr()[:])}
+    holding = {
+        e["path"]
+        for e, h5 in shard_files(json.loads(manifest.read_text()), manifest)
+        if victim in set(h5["photo_id"].asstr()[:])
+    }
     assert holding and len(holding) < len(before) and f"{victim}#0" in sheet.read_text()
 
     optout.write_text(f"# takedown requests\n{victim}  # owner asked on 2026-01-02\n")
@@ -217,8 +257,11 @@ def test_optout_removes_a_photo_and_rewrites_only_its_shards(tmp_path: Path) -> 
 
 def test_a_shard_left_empty_is_removed(tmp_path: Path) -> None:
     records = make_faces(tmp_path / "faces", photos=3)[:4]  # photos 100 and 101, both allowed
-    lone = next(r for r in records if sum(pack.assign(o["face_id"], 8, 0.0) == pack.assign(r["face_id"], 8, 0.0)
-                                          for o in records) == 1)
+    lone = next(
+        r
+        for r in records
+        if sum(pack.assign(o["face_id"], 8, 0.0) == pack.assign(r["face_id"], 8, 0.0) for o in records) == 1
+    )
     fileio.write_jsonl(tmp_path / "kept.jsonl", records)
     settings = {**PACK, "shards": 8, "val_fraction": 0.0}
     assert run_pack(tmp_path, tmp_path / "kept.jsonl", settings) == 0
@@ -242,8 +285,9 @@ def test_no_face_left_fails_and_takes_the_old_shards_down(tmp_path: Path, caplog
     assert not (tmp_path / "dataset" / "manifest.json").exists()
 
 
-def test_an_image_changed_since_align_fails_and_leaves_no_bad_shard(tmp_path: Path,
-                                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_an_image_changed_since_align_fails_and_leaves_no_bad_shard(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     records = make_faces(tmp_path / "faces", photos=3)
     faces.Image.fromarray(faces.picture("cup", SIZE)).save(records[1]["image"])  # not the pixels align hashed
     fileio.write_jsonl(tmp_path / "kept.jsonl", records)

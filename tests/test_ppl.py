@@ -33,6 +33,7 @@ from stylegan.model.files import load_generator
 from stylegan.model.sampling import draw_noise, fixed_noise
 from tests.training import make_generator
 
+
 def lpips_package():
     """`lpips`, importing torchvision's model code without its compiled operators where those fail to load."""
     try:
@@ -76,10 +77,14 @@ def test_slerp_is_unit_norm_and_matches_hand_computed_points() -> None:
     assert torch.allclose(ppl.lerp(torch.tensor([1.0]), torch.tensor([3.0]), torch.tensor([0.25])), torch.tensor([1.5]))
 
 
-@pytest.mark.parametrize(("size", "rows", "cols", "out"), [(64, (24, 56), (16, 48), 32), (256, (96, 224), (64, 192), 128),
-                                                          (1024, (384, 896), (256, 768), 256)])
+@pytest.mark.parametrize(
+    ("size", "rows", "cols", "out"),
+    [(64, (24, 56), (16, 48), 32), (256, (96, 224), (64, 192), 128), (1024, (384, 896), (256, 768), 256)],
+)
 def test_face_crop_takes_sg1_rows_and_columns(size: int, rows: tuple, cols: tuple, out: int) -> None:
-    r, c = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    r, c = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     image = torch.stack([r, c, r]).unsqueeze(0)
     crop = ppl.crop_face(image)
     assert crop[0, 0, :, 0].tolist() == list(range(*rows))
@@ -93,7 +98,7 @@ def test_box_downsample_averages_each_box() -> None:
     expected = np.zeros((2, 3, 2, 2))
     for i in range(2):
         for j in range(2):
-            expected[:, :, i, j] = x[:, :, 4 * i:4 * i + 4, 4 * j:4 * j + 4].numpy().mean(axis=(2, 3))
+            expected[:, :, i, j] = x[:, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].numpy().mean(axis=(2, 3))
     assert np.allclose(box_downsample(x, 2).numpy(), expected)
     assert box_downsample(x, 8) is x  # at or below the target: untouched
 
@@ -180,9 +185,17 @@ def test_split_and_merge_equals_unsplit(tmp_path: Path, random_lpips: lpips_vgg.
             for index in range(shards):
                 d, info = ppl.shard_distances(s, G, meta, random_lpips, variant, index)
                 path = tmp_path / f"{shards}" / f"{variant}-{index}.npz"
-                ppl.save_partial(path, d, {**info, "settings": ppl.variant_settings(s, variant, generator),
-                                           "seconds": 0.0, "device": "cpu",
-                                           "backbone": {"path": "test", "sha256": "random"}})
+                ppl.save_partial(
+                    path,
+                    d,
+                    {
+                        **info,
+                        "settings": ppl.variant_settings(s, variant, generator),
+                        "seconds": 0.0,
+                        "device": "cpu",
+                        "backbone": {"path": "test", "sha256": "random"},
+                    },
+                )
                 partials.append(path)
         out = tmp_path / f"{shards}" / "ppl.json"
         ppl.result(s, generator, Path("unused"), partials, out)
@@ -196,8 +209,13 @@ def test_split_and_merge_equals_unsplit(tmp_path: Path, random_lpips: lpips_vgg.
     with pytest.raises(StageError, match="at least 32²"):
         ppl.shard_distances(s, *load_generator(make_generator(tmp_path / "g16.pt")), random_lpips, "z_end", 0)
     with pytest.raises(StageError, match="a shard is missing"):
-        ppl.result(s, generator, Path("unused"), [p for p in partials if not p.name.startswith("z_full-1")],
-                   tmp_path / "x.json")
+        ppl.result(
+            s,
+            generator,
+            Path("unused"),
+            [p for p in partials if not p.name.startswith("z_full-1")],
+            tmp_path / "x.json",
+        )
 
 
 def test_without_the_backbone_the_result_says_not_computed_and_how_to_fix(tmp_path: Path) -> None:
@@ -211,7 +229,7 @@ def test_without_the_backbone_the_result_says_not_computed_and_how_to_fix(tmp_pa
     assert lpips_vgg.VGG16_SHA256 in record["reason"] and "metrics.ppl.vgg16" in record["reason"]
 
 
-# --- the protocol, pinned with a generator linear in w (issue 18) -------------------------------
+# --- the protocol, pinned with a generator linear in w -------------------------------
 
 
 class LinearInW(torch.nn.Module):
@@ -265,9 +283,12 @@ def test_path_lengths_of_a_generator_linear_in_w_have_their_closed_forms() -> No
     def length(direction: torch.Tensor) -> np.ndarray:
         return (scale * G.face(direction @ M.T).square().sum(dim=(1, 2, 3))).numpy()
 
-    expected = {"w_full": length(z1 - z0), "w_end": length(z1 - z0),
-                "z_full": length(theta * (c * torch.cos(t * theta) - a * torch.sin(t * theta))),
-                "z_end": length(theta * c)}
+    expected = {
+        "w_full": length(z1 - z0),
+        "w_end": length(z1 - z0),
+        "z_full": length(theta * (c * torch.cos(t * theta) - a * torch.sin(t * theta))),
+        "z_end": length(theta * c),
+    }
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from workflow_copy import REPO, copy_workflow, snakemake
 
 from stylegan import configcheck, settings
-from stylegan.train.config import TrainSettings
 from stylegan.model.networks import Discriminator, Generator
-from workflow_copy import REPO, copy_workflow, snakemake
+from stylegan.train.config import TrainSettings
 
 # What Snakemake runs with `--configfile configs/ffhq.yaml`: the preset merged over config.yaml.
 PRESET = configcheck.load_files(REPO / "config.yaml", REPO / "configs/ffhq.yaml")
@@ -58,7 +58,8 @@ def test_preset_trains_config_f_at_1024() -> None:
     assert train.network.resolution == 1024 and train.schedule.total_kimg == 25000
     with torch.device("meta"):  # counts only: no memory, no init time
         g, d = Generator(train.network), Discriminator(train.network)
-    # config F's parameter counts: G as NVlabs/stylegan README.md "Total 26219627"; D derived from networks_stylegan.py D_basic
+    # config F's parameter counts: G as NVlabs/stylegan README.md "Total 26219627";
+    # D derived from networks_stylegan.py D_basic
     assert sum(p.numel() for p in g.parameters()) == 26_219_627
     assert sum(p.numel() for p in d.parameters()) == 23_087_249
 
@@ -78,18 +79,29 @@ def test_the_published_network_preset_plans_imports_and_metrics_without_training
     rules, FFHQ's images go through the aligned source, and no job trains (the files are empty stand-ins:
     a dry run reads none)."""
     workdir = copy_workflow(tmp_path / "repo")
-    config = configcheck.load_files(REPO / "config.yaml", REPO / "configs/ffhq.yaml", REPO / "configs/ffhq-published.yaml")
-    stand_ins = [config["evaluate"]["generator"], config["crawl"]["aligned"]["metadata"],
-                 *(f"{config['metrics']['ls']['classifiers'][0]}/celebahq-classifier-{i:02d}-attribute{i}.pkl"
-                   for i in range(40))]
+    config = configcheck.load_files(
+        REPO / "config.yaml", REPO / "configs/ffhq.yaml", REPO / "configs/ffhq-published.yaml"
+    )
+    stand_ins = [
+        config["evaluate"]["generator"],
+        config["crawl"]["aligned"]["metadata"],
+        *(
+            f"{config['metrics']['ls']['classifiers'][0]}/celebahq-classifier-{i:02d}-attribute{i}.pkl"
+            for i in range(40)
+        ),
+    ]
     for path in stand_ins:
         (workdir / path).parent.mkdir(parents=True, exist_ok=True)
         (workdir / path).touch()
-    result = snakemake(workdir, "--dry-run", "--printshellcmds", "--configfile", "configs/ffhq.yaml",
-                       "configs/ffhq-published.yaml")
+    result = snakemake(
+        workdir, "--dry-run", "--printshellcmds", "--configfile", "configs/ffhq.yaml", "configs/ffhq-published.yaml"
+    )
     assert result.returncode == 0, result.stdout
-    jobs = dict(line.split() for line in result.stdout.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
-                if line.strip())
+    jobs = dict(
+        line.split()
+        for line in result.stdout.split("Job stats:", 1)[1].split("total", 1)[0].splitlines()[3:]
+        if line.strip()
+    )
     assert jobs["import_generator"] == "1" and jobs["metrics_ls_import"] == "40" and jobs["crawl_download"] == "16"
     assert not set(jobs) & {"train", "metrics_ls_classifier", "metrics_fid_curve", "training_curves"}
     assert "--generator results/ffhq-published/evaluate/generator.pt" in result.stdout  # reals at the network's level

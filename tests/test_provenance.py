@@ -79,8 +79,9 @@ def taken_down(tmp_path_factory: pytest.TempPathFactory) -> TakenDown:
     assert training.train(training.tiny(schedule={"total_kimg": 0.1}), manifest, generator.parent) == 0
     metric = results / "metrics" / "fid.json"
     mr.write(metric, mr.MetricResult(metric="fid", status=mr.COMPUTED, value=1.0, snapshot=str(generator), kimg=0.1))
-    figures.write("uncurated", generator, FigureSettings(uncurated=(2, 1), cell=16),
-                  results / "figures" / "fig2_uncurated.png")
+    figures.write(
+        "uncurated", generator, FigureSettings(uncurated=(2, 1), cell=16), results / "figures" / "fig2_uncurated.png"
+    )
     pages_before = report_pages(tmp, generator, manifest, metric)
 
     (version,) = all_versions(manifest)
@@ -88,8 +89,15 @@ def taken_down(tmp_path_factory: pytest.TempPathFactory) -> TakenDown:
     victim = trained[0]["photo_id"]
     fileio.write_jsonl(tmp / "kept.jsonl", [r for r in kept if r["photo_id"] != victim])  # what filter.optout does
     assert run_pack(results, tmp / "kept.jsonl") == 0
-    return TakenDown(results, before, Manifest.read(manifest).fingerprint, victim, len(trained),
-                     sorted(f["face_id"] for f in trained if f["photo_id"] == victim), pages_before)
+    return TakenDown(
+        results,
+        before,
+        Manifest.read(manifest).fingerprint,
+        victim,
+        len(trained),
+        sorted(f["face_id"] for f in trained if f["photo_id"] == victim),
+        pages_before,
+    )
 
 
 def test_generator_checkpoints_and_snapshots_record_the_dataset(taken_down: TakenDown) -> None:
@@ -114,8 +122,11 @@ def test_files_from_before_the_record_still_load(taken_down: TakenDown, tmp_path
 
 
 def test_metric_results_and_figures_record_the_generator_and_its_dataset(taken_down: TakenDown) -> None:
-    expected = {"generator": str(taken_down.generator), "generator_sha256": fileio.sha256_file(taken_down.generator),
-                "dataset": files.load(taken_down.generator)["dataset"]}
+    expected = {
+        "generator": str(taken_down.generator),
+        "generator_sha256": fileio.sha256_file(taken_down.generator),
+        "dataset": files.load(taken_down.generator)["dataset"],
+    }
     assert mr.read(taken_down.results / "metrics" / "fid.json").provenance == expected
     assert png_provenance(taken_down.results / "figures" / "fig2_uncurated.png") == [expected]
 
@@ -126,7 +137,8 @@ def provenance(*args: str, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_provenance_of_a_photo_names_shards_versions_generators_results_and_figures(
-        taken_down: TakenDown, capsys: pytest.CaptureFixture[str]) -> None:
+    taken_down: TakenDown, capsys: pytest.CaptureFixture[str]
+) -> None:
     where = ["--manifest", str(taken_down.manifest), "--results", str(taken_down.results)]
     gone = provenance("--id", taken_down.victim, *where, capsys=capsys)
     assert f"{taken_down.victim}: 0 face(s) in the current dataset {taken_down.after}" in gone
@@ -144,7 +156,8 @@ def test_provenance_of_a_photo_names_shards_versions_generators_results_and_figu
 
 
 def test_provenance_of_a_generator_counts_faces_since_removed_and_lists_them_only_in_a_file(
-        taken_down: TakenDown, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    taken_down: TakenDown, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     asked = ["--generator", str(taken_down.generator), "--manifest", str(taken_down.manifest)]
     out = provenance(*asked, capsys=capsys)
     n = len(taken_down.removed)
@@ -156,14 +169,15 @@ def test_provenance_of_a_generator_counts_faces_since_removed_and_lists_them_onl
     assert not any(face in out for face in taken_down.removed)
 
 
-def test_the_report_marks_training_and_metrics_stale_after_the_takedown(taken_down: TakenDown,
-                                                                        tmp_path: Path) -> None:
+def test_the_report_marks_training_and_metrics_stale_after_the_takedown(taken_down: TakenDown, tmp_path: Path) -> None:
     day = next(v for v in all_versions(taken_down.manifest) if v.fingerprint == taken_down.after).date[:10]
-    note = (f"Trained on a dataset version that includes {len(taken_down.removed)} face(s) since removed "
-            f"(removed on {day})")
+    note = (
+        f"Trained on a dataset version that includes {len(taken_down.removed)} face(s) since removed (removed on {day})"
+    )
     assert all("since removed" not in page for page in taken_down.pages_before)
-    training_page, metrics_page = report_pages(tmp_path, taken_down.generator, taken_down.manifest,
-                                               taken_down.results / "metrics" / "fid.json")
+    training_page, metrics_page = report_pages(
+        tmp_path, taken_down.generator, taken_down.manifest, taken_down.results / "metrics" / "fid.json"
+    )
     assert note in training_page and f"Trained on dataset {taken_down.before}" in training_page
     assert note in metrics_page.split("<table>")[0]  # on top of the table
 
@@ -171,12 +185,20 @@ def test_the_report_marks_training_and_metrics_stale_after_the_takedown(taken_do
 def train_again(run: Path, manifest: Path, *flags: str, **train: object) -> subprocess.CompletedProcess[str]:
     s = training.tiny(schedule={"total_kimg": 0.2}, **train)
     command = [*training.command(s, manifest, run), *flags]
-    return subprocess.run(command, cwd=training.REPO, capture_output=True, text=True, timeout=180, check=False,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(training.REPO)})
+    return subprocess.run(
+        command,
+        cwd=training.REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(training.REPO)},
+    )
 
 
-def test_a_resume_on_a_repacked_dataset_stops_naming_both_fingerprints_unless_told(taken_down: TakenDown,
-                                                                                   tmp_path: Path) -> None:
+def test_a_resume_on_a_repacked_dataset_stops_naming_both_fingerprints_unless_told(
+    taken_down: TakenDown, tmp_path: Path
+) -> None:
     run = shutil.copytree(taken_down.generator.parent, tmp_path / "run")
     last = checkpoint.latest(run)
     stopped = train_again(run, taken_down.manifest)
@@ -190,8 +212,9 @@ def test_a_resume_on_a_repacked_dataset_stops_naming_both_fingerprints_unless_to
     record = files.load(run / "generator.pt")["dataset"]
     assert record["fingerprint"] == taken_down.after and record["faces"] == taken_down.faces - len(taken_down.removed)
     kimg = files.load(last)["progress"]["nimg"] / 1000
-    assert record["changes"] == [{"kimg": kimg, "from": taken_down.before, "to": taken_down.after,
-                                  "faces": record["faces"]}]
+    assert record["changes"] == [
+        {"kimg": kimg, "from": taken_down.before, "to": taken_down.after, "faces": record["faces"]}
+    ]
     assert lineage.fingerprints(record) == [taken_down.before, taken_down.after]
 
 
@@ -214,8 +237,9 @@ def test_a_level_change_that_meets_a_repacked_dataset_stops_or_records_the_switc
     with pytest.raises(StageError, match=f"at 0.048 kimg: it trained on dataset {before} .* now describes {after}"):
         streams[False].next(16, 8, 48)
     streams[True].next(16, 8, 48)
-    assert streams[True].st.dataset["changes"] == [{"kimg": 0.048, "from": before, "to": after,
-                                                    "faces": streams[True].st.dataset["faces"]}]
+    assert streams[True].st.dataset["changes"] == [
+        {"kimg": 0.048, "from": before, "to": after, "faces": streams[True].st.dataset["faces"]}
+    ]
 
 
 def test_retrain_on_takedown_starts_the_run_over_on_the_new_data(taken_down: TakenDown, tmp_path: Path) -> None:
@@ -223,8 +247,10 @@ def test_retrain_on_takedown_starts_the_run_over_on_the_new_data(taken_down: Tak
     fresh = train_again(run, taken_down.manifest, retrain_on_takedown=True)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert files.load(run / "generator.pt")["dataset"]["changes"] == []
-    assert all(files.load(p)["dataset"]["fingerprint"] == taken_down.after
-               for p in [*checkpoint.all_checkpoints(run), *files.all_snapshots(run)])
+    assert all(
+        files.load(p)["dataset"]["fingerprint"] == taken_down.after
+        for p in [*checkpoint.all_checkpoints(run), *files.all_snapshots(run)]
+    )
     assert json.loads((run / "log.jsonl").read_text().splitlines()[0])["tick"] == 1  # the log starts over too
 
 
@@ -262,9 +288,14 @@ def test_a_takedown_after_training_marks_the_generator_stale_and_the_switch_plan
     assert generator.stat().st_mtime_ns == stamp  # not retrained by default
     assert f"includes {len(removed)} face(s) since removed (removed on " in page.read_text()
 
-    asked = subprocess.run([sys.executable, "-m", "stylegan.cli", "dataset", "provenance", "--generator",
-                            "results/train/generator.pt"], cwd=tmp_path, capture_output=True, text=True, check=False,
-                           env={**os.environ, "PYTHONPATH": str(training.REPO)})
+    asked = subprocess.run(
+        [sys.executable, "-m", "stylegan.cli", "dataset", "provenance", "--generator", "results/train/generator.pt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(training.REPO)},
+    )
     assert f"{len(removed)} of its faces since removed" in asked.stdout, asked.stderr
 
     # mtime only: the switch is a param too, and a changed param alone would re-run train
@@ -272,16 +303,27 @@ def test_a_takedown_after_training_marks_the_generator_stale_and_the_switch_plan
     assert not re.search(r"^train\s+1$", plan, re.MULTILINE), plan[-3000:]
     config["train"]["retrain_on_takedown"] = True
     (tmp_path / "retrain.yaml").write_text(yaml.safe_dump(config))
-    plan = snakemake_in(tmp_path, str(page.relative_to(tmp_path)), "-n", "--rerun-triggers", "mtime",
-                        "--configfile", "retrain.yaml")  # last: --configfile takes every argument after it
+    plan = snakemake_in(
+        tmp_path, str(page.relative_to(tmp_path)), "-n", "--rerun-triggers", "mtime", "--configfile", "retrain.yaml"
+    )  # last: --configfile takes every argument after it
     assert re.search(r"^train\s+1$", plan, re.MULTILINE), plan[-3000:]
 
 
 def snakemake_in(workdir: Path, *args: str) -> str:
     """The workflow run in `workdir` with its config.yaml; its log (Snakemake writes to stderr)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(training.REPO / "Snakefile"), "--cores", "2",
-                           *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900, check=False)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(training.REPO / "Snakefile"), "--cores", "2", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return done.stdout + done.stderr

@@ -21,8 +21,16 @@ def test_a_gpu_job_leaves_cpus_per_task_unset() -> None:
 def test_several_nodes_use_the_mpi_form_with_gres() -> None:
     """README: two nodes of 8 GPUs are `--nodes=2 --ntasks=2 --cpus-per-task=64 --gres=gpu:8`."""
     job = TrainResources(gpu=8, cpus_per_gpu=8, mem_mb=480000, runtime="7d", nodes=2).slurm()
-    assert job == {"mem_mb": 480000, "runtime": "7d", "nodes": 2, "tasks": 2, "mpi": "srun", "cpus_per_task": 64,
-                   "gres": "gpu:8", "tasks_per_gpu": 0}
+    assert job == {
+        "mem_mb": 480000,
+        "runtime": "7d",
+        "nodes": 2,
+        "tasks": 2,
+        "mpi": "srun",
+        "cpus_per_task": 64,
+        "gres": "gpu:8",
+        "tasks_per_gpu": 0,
+    }
     assert "gres" not in TrainResources(nodes=2, cpus_per_gpu=4).slurm()
 
 

@@ -62,12 +62,14 @@ def test_a_new_list_starts_with_its_header(tmp_path: Path) -> None:
         exclusions.set_mark(listed, "flickr:1#0", "ugly")
 
 
-def test_without_filter_exclude_it_says_what_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_without_filter_exclude_it_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"filter": {"exclude": None}}))
     assert cli.main(["review", "--port", "0"]) == 2
     assert "filter.exclude is null" in caplog.text
+
 
 # --- the server's refusals (no browser) ------------------------------------------------------
 
@@ -78,8 +80,11 @@ def server(tmp_path: Path) -> Iterator[ReviewServer]:
     images = tmp_path / "results" / "align" / "faces"
     kept = faces.make_faces(images / "000", photos=1)
     outside = faces.face_record(tmp_path / "elsewhere", "flickr:7", faces.picture("cup", 64))
-    review = Review(Faces(kept=kept + [outside], rejected=[], images=images.resolve(),
-                          settings=face_filter.FilterSettings()), tmp_path / "exclude.txt", per_page=10)
+    review = Review(
+        Faces(kept=kept + [outside], rejected=[], images=images.resolve(), settings=face_filter.FilterSettings()),
+        tmp_path / "exclude.txt",
+        per_page=10,
+    )
     running = ReviewServer(review, 0)
     threading.Thread(target=running.serve_forever, daemon=True).start()
     yield running
@@ -87,8 +92,9 @@ def server(tmp_path: Path) -> Iterator[ReviewServer]:
     running.server_close()
 
 
-def request(server: ReviewServer, method: str, path: str, body: dict | None = None, **headers: str
-            ) -> tuple[int, bytes]:
+def request(
+    server: ReviewServer, method: str, path: str, body: dict | None = None, **headers: str
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection(*server.server_address, timeout=10)
     payload = json.dumps(body).encode() if body is not None else None
     connection.request(method, path, body=payload, headers={"Content-Type": "application/json", **headers})
@@ -102,13 +108,21 @@ def test_it_listens_on_loopback_only(server: ReviewServer) -> None:
 
 def test_paths_outside_the_dataset_are_refused(server: ReviewServer) -> None:
     assert request(server, "GET", f"/thumb?face={quote('flickr:100#0', safe='')}")[0] == 200
-    assert request(server, "GET", f"/thumb?face={quote('flickr:7#0', safe='')}")[0] == 403  # its record names /elsewhere
+    assert (
+        request(server, "GET", f"/thumb?face={quote('flickr:7#0', safe='')}")[0] == 403
+    )  # its record names /elsewhere
     status, page = request(server, "GET", "/?view=rejected&filter=%3Cscript%3Ealert(1)%3C/script%3E")
     assert status == 200 and b"<script>alert" not in page and b"&lt;script&gt;alert(1)" in page  # the query, as text
     status, page = request(server, "GET", "/")
     assert status == 200 and page.count(b'<img src="/thumb') == 2 and b"no image" in page  # its card, without it
-    for path in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/thumb?face=../../../../etc/passwd",
-                 "/page.js/../../faces.py", "/faces.py", "/thumb?face=" + str(server.review.faces.kept[0]["image"])):
+    for path in (
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/thumb?face=../../../../etc/passwd",
+        "/page.js/../../faces.py",
+        "/faces.py",
+        "/thumb?face=" + str(server.review.faces.kept[0]["image"]),
+    ):
         status, body = request(server, "GET", path)
         assert status == 404 and b"root:" not in body, path
 
@@ -130,10 +144,24 @@ def test_other_hosts_and_origins_are_refused(server: ReviewServer) -> None:
 
 def snakemake(workdir: Path) -> None:
     """The workflow's filter and pack rules over the align output already there (no rule upstream may run)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "results/dataset/manifest.json",
-               "--cores", "2", "--allowed-rules", "filter", "pack"]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "results/dataset/manifest.json",
+        "--cores",
+        "2",
+        "--allowed-rules",
+        "filter",
+        "pack",
+    ]
     done = subprocess.run(command, check=False, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -184,9 +212,13 @@ def start_review(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     """`stylegan review` as a person starts it, in the workflow's directory; returns once it listens."""
     log = workdir / f"review-{port}-{time.monotonic_ns()}.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "stylegan.cli", "review", "--port", str(port),
-                                    "--per-page", str(PER_PAGE)], cwd=workdir, stdout=sink, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stylegan.cli", "review", "--port", str(port), "--per-page", str(PER_PAGE)],
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     deadline = time.monotonic() + 60
     while "review: http://127.0.0.1" not in log.read_text():
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -237,12 +269,17 @@ def test_marks_by_mouse_and_keys_survive_a_kill_and_leave_the_shards(workdir: Pa
         for card, reason in ((shown[0], "statue"), (shown[1], "photo")):  # two with the mouse
             ActionChains(browser).click(card.find_element(By.CSS_SELECTOR, f'button[data-reason="{reason}"]')).perform()
             wait_for(browser, lambda card=card, reason=reason: card.get_attribute("data-reason") == reason, reason)
-        ActionChains(browser).send_keys(Keys.ARROW_RIGHT, "4").perform()  # one with keys: the card after the clicked one
+        ActionChains(browser).send_keys(
+            Keys.ARROW_RIGHT, "4"
+        ).perform()  # one with keys: the card after the clicked one
         wait_for(browser, lambda: shown[2].get_attribute("data-reason") == "not_face", "key 4")
         assert exclusions.read_marks(listed) == {ids[0]: "statue", ids[1]: "photo", ids[2]: "not_face"}
         ActionChains(browser).send_keys("n").perform()  # page on and back: the undo stack outlives the page
-        wait_for(browser, lambda: "page=2" in browser.current_url and cards(browser)[0].get_attribute("data-face")
-                 not in ids, "page 2")
+        wait_for(
+            browser,
+            lambda: "page=2" in browser.current_url and cards(browser)[0].get_attribute("data-face") not in ids,
+            "page 2",
+        )
         ActionChains(browser).send_keys(Keys.PAGE_UP).perform()
         wait_for(browser, lambda: "page=1" in browser.current_url, "page 1")
         ActionChains(browser).send_keys("u").perform()
@@ -277,8 +314,12 @@ def test_a_crafted_title_shows_as_text(workdir: Path, browser: object) -> None:
     try:
         browser.get(f"http://127.0.0.1:{port}/")  # type: ignore[attr-defined]
         card = next(c for c in cards(browser) if c.get_attribute("data-face") == "flickr:101#0")
-        facts = dict(zip([e.text for e in card.find_elements(By.TAG_NAME, "dt")],
-                         [e.text for e in card.find_elements(By.TAG_NAME, "dd")]))
+        facts = dict(
+            zip(
+                [e.text for e in card.find_elements(By.TAG_NAME, "dt")],
+                [e.text for e in card.find_elements(By.TAG_NAME, "dd")],
+            )
+        )
         assert facts["title"] == TITLE and facts["author"] == "<b>Mallory</b>"
         assert browser.execute_script("return window.pwned") is None  # type: ignore[attr-defined]
         assert not browser.find_elements(By.CSS_SELECTOR, "main script, img[src='x'], dd b")  # type: ignore[attr-defined]

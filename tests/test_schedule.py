@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from stylegan.model.schedule import ScheduleSettings
-from stylegan.model.schedule import ema_beta, level_at, resolutions
+from stylegan.model.schedule import ScheduleSettings, ema_beta, level_at, resolutions
 
 FFHQ_8GPU = ScheduleSettings()  # the defaults are the paper's FFHQ run on 8 GPUs
 
 
-@pytest.mark.parametrize("kimg, res, alpha, minibatch, lrate", [
-    (0, 8, 1.0, 256, 0.001),  # 8² stable
-    (599.9, 8, 1.0, 256, 0.001),
-    (650, 16, 1 - 550 / 600, 128, 0.001),  # fading to 16: the new level's batch and lr already
-    (1250, 16, 1.0, 128, 0.001),
-    (1900, 32, 1 - 500 / 600, 64, 0.001),
-    (5000, 128, 1.0, 32, 0.0015),
-    (6300, 256, 1.0, 32, 0.002),
-    (8000, 1024, 1 / 3, 32, 0.003),  # 7800-8400: the fade to 1024
-    (9000, 1024, 1.0, 32, 0.003),
-    (25000, 1024, 1.0, 32, 0.003),
-])
+@pytest.mark.parametrize(
+    "kimg, res, alpha, minibatch, lrate",
+    [
+        (0, 8, 1.0, 256, 0.001),  # 8² stable
+        (599.9, 8, 1.0, 256, 0.001),
+        (650, 16, 1 - 550 / 600, 128, 0.001),  # fading to 16: the new level's batch and lr already
+        (1250, 16, 1.0, 128, 0.001),
+        (1900, 32, 1 - 500 / 600, 64, 0.001),
+        (5000, 128, 1.0, 32, 0.0015),
+        (6300, 256, 1.0, 32, 0.002),
+        (8000, 1024, 1 / 3, 32, 0.003),  # 7800-8400: the fade to 1024
+        (9000, 1024, 1.0, 32, 0.003),
+        (25000, 1024, 1.0, 32, 0.003),
+    ],
+)
 def test_level_matches_the_reference_table(kimg: float, res: int, alpha: float, minibatch: int, lrate: float) -> None:
     level = level_at(FFHQ_8GPU, 1024, kimg)
     assert (level.resolution, level.minibatch, level.lrate) == (res, minibatch, lrate)
@@ -44,9 +46,19 @@ def test_adam_reset_points_are_every_600_kimg() -> None:
     assert changes == sorted(fades + stables)
 
 
-@pytest.mark.parametrize("preset, res, minibatch", [
-    (1, 8, 128), (1, 512, 4), (1, 1024, 4), (2, 256, 8), (2, 512, 8), (4, 128, 16), (4, 1024, 16), (8, 64, 32),
-])
+@pytest.mark.parametrize(
+    "preset, res, minibatch",
+    [
+        (1, 8, 128),
+        (1, 512, 4),
+        (1, 1024, 4),
+        (2, 256, 8),
+        (2, 512, 8),
+        (4, 128, 16),
+        (4, 1024, 16),
+        (8, 64, 32),
+    ],
+)
 def test_gpu_presets(preset: int, res: int, minibatch: int) -> None:
     s = ScheduleSettings(minibatch_preset=preset)
     assert s.minibatches()[1].get(res, s.minibatches()[0]) == minibatch
@@ -55,8 +67,14 @@ def test_gpu_presets(preset: int, res: int, minibatch: int) -> None:
 
 
 def test_custom_dicts_and_short_models() -> None:
-    s = ScheduleSettings(minibatch_preset=None, minibatch_base=6, minibatch_dict={8: 20}, lrate_dict={},
-                         lod_training_kimg=1, lod_transition_kimg=1)
+    s = ScheduleSettings(
+        minibatch_preset=None,
+        minibatch_base=6,
+        minibatch_dict={8: 20},
+        lrate_dict={},
+        lod_training_kimg=1,
+        lod_transition_kimg=1,
+    )
     assert (level_at(s, 32, 0).minibatch, level_at(s, 32, 2.5).minibatch) == (20, 6)
     assert level_at(s, 32, 100).resolution == 32 and level_at(s, 32, 100).lrate == 0.001
     assert level_at(s, 8, 5).resolution == 8 and level_at(s, 8, 5).alpha == 1.0

@@ -43,8 +43,9 @@ def test_integers_are_accepted_for_float_fields() -> None:
 
 def test_int_keyed_dicts_load_through_the_workflows_json() -> None:
     """The rules pass `json.dumps(config[section])`: YAML's int keys arrive as strings and must still load."""
-    section = yaml.safe_load("schedule: {minibatch_dict: {4: 64, 128: 8}, lrate_dict: {256: 0.002}, "
-                             "tick_kimg_dict: {4: 160}}\n")
+    section = yaml.safe_load(
+        "schedule: {minibatch_dict: {4: 64, 128: 8}, lrate_dict: {256: 0.002}, tick_kimg_dict: {4: 160}}\n"
+    )
     text = json.dumps(section, sort_keys=True)  # workflow/rules/common.smk settings()
     assert '"4": 64' in text
     s = settings.load(TrainSettings, text, "train").schedule

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from slurm_cluster import nodes, unavailable, usable
 from workflow_copy import REPO, copy_workflow, snakemake
 
@@ -23,7 +22,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 # The demo DAG takes ~15 min on 2 CPUs; SLURM's polling adds a little per job.
 DAG_TIMEOUT_S = 3600
 DEFAULT_MEM_MB = 1000  # the profile's 4000 is for a real cluster; a CI node may have little memory
-TRAIN_MEM_MB = 8000    # config.yaml's train.resources.mem_mb, capped at the node's memory below
+TRAIN_MEM_MB = 8000  # config.yaml's train.resources.mem_mb, capped at the node's memory below
 
 
 def _idle_node_memory_mb() -> int:
@@ -48,8 +47,9 @@ def _local_rules() -> set[str]:
 def _job_counts(output: str) -> collections.Counter[str]:
     """Rule -> number of jobs, from Snakemake's first "Job stats" table."""
     table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    return collections.Counter({rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)
-                                if rule != "total"})
+    return collections.Counter(
+        {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M) if rule != "total"}
+    )
 
 
 @pytest.mark.timeout(DAG_TIMEOUT_S + 300)
@@ -58,10 +58,19 @@ def test_demo_dag_runs_through_sbatch(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "repo")
     targets = os.environ.get("STYLEGAN_SLURM_TARGETS", "").split()
     run = snakemake(
-        workdir, *targets, "--cores", "all", "--profile", "slurm",  # targets first: the options below take lists
-        "--default-resources", f"mem_mb={DEFAULT_MEM_MB}", "runtime=60",
-        "--set-resources", f"train:mem_mb={min(TRAIN_MEM_MB, node_mem)}",
-        timeout=DAG_TIMEOUT_S, env={"OMP_NUM_THREADS": "1"},
+        workdir,
+        *targets,
+        "--cores",
+        "all",
+        "--profile",
+        "slurm",  # targets first: the options below take lists
+        "--default-resources",
+        f"mem_mb={DEFAULT_MEM_MB}",
+        "runtime=60",
+        "--set-resources",
+        f"train:mem_mb={min(TRAIN_MEM_MB, node_mem)}",
+        timeout=DAG_TIMEOUT_S,
+        env={"OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stdout[-6000:]
 

@@ -20,19 +20,20 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from slurm_cluster import nodes, unavailable, usable
+from workflow_copy import REPO, copy_workflow, snakemake, start_snakemake
+
 from stylegan.train import checkpoint
 from tests.faces import packed_lzf_manifest
 from tests.training import assert_same_networks, dense, final_state, train
-from workflow_copy import REPO, copy_workflow, snakemake, start_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 PARTITION, GPUS_PER_NODE = "gpu", 2  # scripts/slurm.sh
 # 12 steps of 16 images (8², the fade, the start of 16²): 16 = 4 ranks x mbstd groups of 4.
-EQUAL = dense(minibatch_base=16, lod_training_kimg=0.096, lod_transition_kimg=0.096, total_kimg=0.192,
-                       tick_kimg_base=0.08)
+EQUAL = dense(
+    minibatch_base=16, lod_training_kimg=0.096, lod_transition_kimg=0.096, total_kimg=0.192, tick_kimg_base=0.08
+)
 # 1500 steps at 8² and a checkpoint only at the end: long enough (about a minute on two idle
 # cores, several on a busy machine) that SLURM's signal, sent up to 30 s after it is due,
 # finds the ranks training.
@@ -52,8 +53,10 @@ def gpu_nodes() -> list[str]:
     rows = nodes("-p", PARTITION, fields="%N %G")
     ready = [name for state, name, gres in rows if usable(state) and gres == f"gpu:{GPUS_PER_NODE}"]
     if len(ready) < 2:
-        unavailable(f"the local SLURM has no partition '{PARTITION}' of two nodes with gpu:{GPUS_PER_NODE} "
-                    f"(sinfo: {rows}); `bash scripts/slurm.sh start` runs one (root on Debian)")
+        unavailable(
+            f"the local SLURM has no partition '{PARTITION}' of two nodes with gpu:{GPUS_PER_NODE} "
+            f"(sinfo: {rows}); `bash scripts/slurm.sh start` runs one (root on Debian)"
+        )
     return ready
 
 
@@ -70,8 +73,10 @@ def workflow(tmp: Path, settings: dict, gpu: int, nodes_: int) -> Path:
     workdir = copy_workflow(tmp / "repo")
     packed_lzf_manifest(workdir / RESULTS, seed=4)  # results/dataset/manifest.json, what train reads
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["train"] = {**settings, "resources": {"gpu": gpu, "cpus_per_gpu": 1, "mem_mb": 1500, "runtime": 30,
-                                                 "nodes": nodes_}}
+    config["train"] = {
+        **settings,
+        "resources": {"gpu": gpu, "cpus_per_gpu": 1, "mem_mb": 1500, "runtime": 30, "nodes": nodes_},
+    }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
 
@@ -80,8 +85,16 @@ def snakemake_args() -> list[str]:
     """The train target through the cluster profile, on the GPU partition, the profile's train resources kept."""
     profile = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
     kept = [f"train:{key}={value}" for key, value in profile["set-resources"]["train"].items()]
-    return [TARGET, "--allowed-rules", "train", "--profile", "slurm",
-            "--set-resources", f"train:slurm_partition={PARTITION}", *kept]
+    return [
+        TARGET,
+        "--allowed-rules",
+        "train",
+        "--profile",
+        "slurm",
+        "--set-resources",
+        f"train:slurm_partition={PARTITION}",
+        *kept,
+    ]
 
 
 def job_ids(output: str) -> list[str]:
@@ -90,8 +103,9 @@ def job_ids(output: str) -> list[str]:
 
 def job_record(job_id: str) -> dict[str, str]:
     """`scontrol show job` as a dict: what SLURM allocated (kept MinJobAge seconds after the end)."""
-    text = subprocess.run(["scontrol", "show", "job", "-d", "-o", job_id], capture_output=True, text=True,
-                          timeout=30).stdout
+    text = subprocess.run(
+        ["scontrol", "show", "job", "-d", "-o", job_id], capture_output=True, text=True, timeout=30
+    ).stdout
     return dict(field.split("=", 1) for field in text.split() if "=" in field)
 
 
@@ -133,8 +147,9 @@ def train_equal(tmp: Path, nodes_: int, reference: dict, atol: float) -> tuple[d
 
 
 @pytest.mark.timeout(JOB_TIMEOUT_S + 300)
-def test_two_gpus_on_one_node_run_one_torchrun_of_two_ranks(gpu_nodes: list[str], reference: dict,
-                                                            tmp_path: Path) -> None:
+def test_two_gpus_on_one_node_run_one_torchrun_of_two_ranks(
+    gpu_nodes: list[str], reference: dict, tmp_path: Path
+) -> None:
     record, log = train_equal(tmp_path, 1, reference, atol=1e-5)  # test_train's two-rank tolerance
     assert record["Partition"] == PARTITION and record["NumNodes"] == "1", record
     assert record["JOB_GRES"] == "gpu:2", record
@@ -142,8 +157,7 @@ def test_two_gpus_on_one_node_run_one_torchrun_of_two_ranks(gpu_nodes: list[str]
 
 
 @pytest.mark.timeout(JOB_TIMEOUT_S + 300)
-def test_two_nodes_of_two_gpus_run_one_torchrun_per_node(gpu_nodes: list[str], reference: dict,
-                                                         tmp_path: Path) -> None:
+def test_two_nodes_of_two_gpus_run_one_torchrun_per_node(gpu_nodes: list[str], reference: dict, tmp_path: Path) -> None:
     record, log = train_equal(tmp_path, 2, reference, atol=WORLD4_ATOL)
     assert (record["NumNodes"], record["NumTasks"]) == ("2", "2"), record  # one task per node
     assert record["JOB_GRES"] == "gpu:4" and record["NodeList"] == "gpu[1-2]", record
@@ -165,15 +179,17 @@ def wait_for(what: str, check, proc: subprocess.Popen, output: Path, timeout: fl
 
 def running_job() -> str | None:
     """The running job of the GPU partition (the tests run one at a time)."""
-    done = subprocess.run(["squeue", "-h", "-p", PARTITION, "-t", "R", "-o", "%i"], capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(
+        ["squeue", "-h", "-p", PARTITION, "-t", "R", "-o", "%i"], capture_output=True, text=True, timeout=30
+    )
     return done.stdout.split()[0] if done.stdout.split() else None
 
 
 def elapsed_s(job: str) -> int:
     """A running job's elapsed time from squeue ([[D-]H:]M:S)."""
-    text = subprocess.run(["squeue", "-h", "-j", job, "-o", "%M"], capture_output=True, text=True,
-                          timeout=30).stdout.strip()
+    text = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%M"], capture_output=True, text=True, timeout=30
+    ).stdout.strip()
     days, _, clock = text.rpartition("-")
     seconds = 0
     for part in clock.split(":"):
@@ -188,8 +204,7 @@ def signal_window_s() -> int:
 
 
 @pytest.mark.timeout(3 * JOB_TIMEOUT_S)
-def test_usr1_from_slurm_checkpoints_every_node_and_the_retry_resumes(gpu_nodes: list[str],
-                                                                      tmp_path: Path) -> None:
+def test_usr1_from_slurm_checkpoints_every_node_and_the_retry_resumes(gpu_nodes: list[str], tmp_path: Path) -> None:
     """The profile's --signal=USR1@300 comes due, SLURM signals both nodes, the retry resumes.
 
     The job asks for 30 min; once all four ranks train, its time limit is lowered so
@@ -236,8 +251,10 @@ def test_usr1_from_slurm_checkpoints_every_node_and_the_retry_resumes(gpu_nodes:
     second = log()
     assert ranks_starting(second, world=4, nimg=stopped) == 4, second[-3000:]  # all four resumed there
     run = workdir / RESULTS / "train/run"
-    assert [p.name for p in checkpoint.all_checkpoints(run)] == [checkpoint.path_for(run, n).name
-                                                                 for n in (stopped, total)]
+    assert [p.name for p in checkpoint.all_checkpoints(run)] == [
+        checkpoint.path_for(run, n).name for n in (stopped, total)
+    ]
     assert_same_networks(final_state(straight / "run"), final_state(run), atol=1e-6)
-    assert_same_generator(workdir / RESULTS / "train", torch.load(straight / "run/generator.pt", weights_only=True),
-                          atol=1e-6)
+    assert_same_generator(
+        workdir / RESULTS / "train", torch.load(straight / "run/generator.pt", weights_only=True), atol=1e-6
+    )

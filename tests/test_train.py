@@ -17,13 +17,14 @@ import torch
 from stylegan import fileio, settings
 from stylegan.data.dataset import ShardDataset
 from stylegan.model import files
-from stylegan.train import checkpoint
-from stylegan.train.config import TrainSettings
 from stylegan.model.files import load_generator
 from stylegan.model.provenance import png_provenance
+from stylegan.train import checkpoint
+from stylegan.train.config import TrainSettings
 from stylegan.train.loop import build_networks
 from stylegan.train.preemption import EXIT_PREEMPTED
 from tests.training import assert_same_networks, dense, final_state, start, tiny, train
+
 
 @pytest.fixture(scope="module")
 def manifest(small_manifest: Path) -> Path:
@@ -55,8 +56,9 @@ def test_two_gloo_ranks_match_one_process(manifest: Path, dense_one: Path, tmp_p
     assert one["progress"] == two["progress"] and one["progress"]["nimg"] == 96
     assert two["world_size"] == 2 and len(two["rng"]["ranks"]) == 2
     assert_same_networks(one, two, atol=1e-5)
-    before = {k: v for k, v in build_networks(settings.load(TrainSettings, s), torch.device("cpu"))[0]
-              .state_dict().items()}
+    before = {
+        k: v for k, v in build_networks(settings.load(TrainSettings, s), torch.device("cpu"))[0].state_dict().items()
+    }
     assert any(not torch.equal(before[k], one["G"][k]) for k in before)  # training did move G
 
 
@@ -144,15 +146,34 @@ def test_generate_and_export_write_images_and_weights(manifest: Path, tmp_path: 
     assert set(exported) == {"format", "network", "G_ema", "nimg", "resolution", "alpha", "dataset"}
     assert exported["dataset"] == files.load(ckpt)["dataset"] is not None  # the export keeps what it trained on
     out = tmp_path / "gen"
-    args = ["generate", "--checkpoint", str(tmp_path / "g.pt"), "--seeds", "0-2,5", "--outdir", str(out / "img"),
-            "--grid", str(out / "grid.png"), "--mixing-grid", str(out / "mix.png"), "--seed", "1"]
+    args = [
+        "generate",
+        "--checkpoint",
+        str(tmp_path / "g.pt"),
+        "--seeds",
+        "0-2,5",
+        "--outdir",
+        str(out / "img"),
+        "--grid",
+        str(out / "grid.png"),
+        "--mixing-grid",
+        str(out / "mix.png"),
+        "--seed",
+        "1",
+    ]
     assert cli.main(args) == 0
-    assert sorted(p.name for p in (out / "img").iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png",
-                                                               "seed0005.png"]
+    assert sorted(p.name for p in (out / "img").iterdir()) == [
+        "seed0000.png",
+        "seed0001.png",
+        "seed0002.png",
+        "seed0005.png",
+    ]
     first = (out / "grid.png").read_bytes()
     assert cli.main(args) == 0 and (out / "grid.png").read_bytes() == first  # same seeds, same noise seed
     (tagged,) = png_provenance(out / "grid.png")  # the sample grid names the file it was drawn from
-    assert tagged["generator_sha256"] == fileio.sha256_file(tmp_path / "g.pt") and tagged["dataset"] == exported["dataset"]
+    assert (
+        tagged["generator_sha256"] == fileio.sha256_file(tmp_path / "g.pt") and tagged["dataset"] == exported["dataset"]
+    )
     from PIL import Image
 
     assert Image.open(out / "mix.png").size == (5 * 16, 5 * 16)
@@ -165,8 +186,17 @@ def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: P
     from stylegan import cli
 
     s = tiny(schedule={"minibatch_base": 6})
-    args = ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(tmp_path),
-            "--out", str(tmp_path / "g.pt")]
+    args = [
+        "train",
+        "--settings",
+        json.dumps(s),
+        "--manifest",
+        str(manifest),
+        "--run-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "g.pt"),
+    ]
     assert cli.main(args) == 2  # 6 is not a multiple of the mbstd group 4
     s = tiny(network={"resolution": 128})
     args[2] = json.dumps(s)
@@ -175,7 +205,8 @@ def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: P
 
 
 def test_non_finite_gradients_are_never_applied() -> None:
-    """A non-finite gradient leaves the weights and Adam's moments and step count as they were, decided on the device."""
+    """A non-finite gradient leaves the weights and Adam's moments and step count as they were, decided on the
+    device."""
     from stylegan.train.loop import apply_gradients
 
     model = torch.nn.Linear(3, 2)
@@ -242,8 +273,9 @@ def test_apply_gradients_averages_over_two_gloo_ranks(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
-def test_resume_under_another_process_count_continues_the_stream(manifest: Path, dense_one: Path, tmp_path: Path,
-                                                                 first: int, then: int) -> None:
+def test_resume_under_another_process_count_continues_the_stream(
+    manifest: Path, dense_one: Path, tmp_path: Path, first: int, then: int
+) -> None:
     """A checkpoint from `first` processes resumed with `then` ends where one uninterrupted process does.
 
     The data order, z and flips are global streams restored from the checkpoint's

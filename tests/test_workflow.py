@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_copy import REPO, copy_workflow, snakemake
 
 from stylegan import configcheck
-from workflow_copy import REPO, copy_workflow, snakemake
 
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -64,8 +64,9 @@ def test_library_names_key_value_and_rule(config: dict, expected: str) -> None:
     ],
     ids=["unknown-key", "bad-enum", "below-minimum"],
 )
-def test_bad_config_fails_before_any_job(workdir: Path, tmp_path: Path, section: str, values: dict,
-                                         expected: str) -> None:
+def test_bad_config_fails_before_any_job(
+    workdir: Path, tmp_path: Path, section: str, values: dict, expected: str
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({section: values}))
     run = snakemake(workdir, "--cores", "1", "--configfile", str(bad))
@@ -100,9 +101,14 @@ def test_dry_run_plans_every_rule_and_explains_it(workdir: Path) -> None:
     (workdir / "online.yaml").write_text(yaml.safe_dump(config))
     with_vgg = snakemake(workdir, "--dry-run", "--configfile", "online.yaml")
     assert with_vgg.returncode == 0 and online <= set(with_vgg.stdout.split()), with_vgg.stdout[-3000:]
-    for message in ("Making the demo's synthetic in-the-wild photos", "Listing eligible photos from the folder source",
-                    "Downloading photo chunk 000", "Downloading photo chunk 001", "Aligning faces in chunk 001",
-                    "Training StyleGAN (1 process(es))"):
+    for message in (
+        "Making the demo's synthetic in-the-wild photos",
+        "Listing eligible photos from the folder source",
+        "Downloading photo chunk 000",
+        "Downloading photo chunk 001",
+        "Aligning faces in chunk 001",
+        "Training StyleGAN (1 process(es))",
+    ):
         assert message in run.stdout
     assert not (workdir / "results").exists()
 
@@ -114,8 +120,17 @@ def test_several_train_nodes_outside_slurm_stop_with_the_fix(tmp_path: Path) -> 
     (workdir / "results/dataset/manifest.json").write_text("{}")  # never read: the job stops first
     two = tmp_path / "two.yaml"
     two.write_text(yaml.safe_dump({"train": {"resources": {"nodes": 2, "gpu": 2}}}))
-    run = snakemake(workdir, "results/train/generator.pt", "--cores", "1", "--allowed-rules", "train",
-                    "--configfile", str(two), env={"SLURM_JOB_ID": ""})
+    run = snakemake(
+        workdir,
+        "results/train/generator.pt",
+        "--cores",
+        "1",
+        "--allowed-rules",
+        "train",
+        "--configfile",
+        str(two),
+        env={"SLURM_JOB_ID": ""},
+    )
     assert run.returncode != 0
     fix = "train.resources.nodes is 2: run the train job through SLURM (--profile slurm), or set nodes: 1"
     assert fix in run.stdout, run.stdout[-3000:]

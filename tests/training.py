@@ -17,18 +17,31 @@ import torch
 
 from stylegan import settings
 from stylegan.model import files
+from stylegan.model.files import generator_file
+from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.train import checkpoint
 from stylegan.train.preemption import EXIT_PREEMPTED
-from stylegan.model.networks import Generator, NetworkSettings
-from stylegan.model.files import generator_file
 
 REPO = Path(__file__).resolve().parents[1]
-NETWORK = {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
-           "mapping_layers": 2, "mapping_fmaps": 16}
+NETWORK = {
+    "resolution": 16,
+    "fmap_base": 64,
+    "fmap_max": 16,
+    "latent_size": 16,
+    "dlatent_size": 16,
+    "mapping_layers": 2,
+    "mapping_fmaps": 16,
+}
 
 
-def make_generator(path: Path, seed: int = 0, nimg: int = 1000, resolution: int = 16, level: int | None = None,
-                   noise_strength: float | None = None) -> Path:
+def make_generator(
+    path: Path,
+    seed: int = 0,
+    nimg: int = 1000,
+    resolution: int = 16,
+    level: int | None = None,
+    noise_strength: float | None = None,
+) -> Path:
     """An initialised generator file of the `NETWORK` model at `resolution`, as training writes them.
 
     `level`: the resolution it was saved at (a snapshot taken while growing); `noise_strength`
@@ -49,13 +62,34 @@ def make_generator(path: Path, seed: int = 0, nimg: int = 1000, resolution: int 
 def tiny(**changes: dict) -> dict:
     """A 16² model trained 8² -> fade -> 16² in 0.2 kimg; `changes` update its sub-sections."""
     s = {
-        "network": {"resolution": 16, "fmap_base": 64, "fmap_max": 16, "latent_size": 16, "dlatent_size": 16,
-                    "mapping_layers": 2, "mapping_fmaps": 16, "mbstd_group_size": 4},
-        "schedule": {"lod_initial_resolution": 8, "lod_training_kimg": 0.048, "lod_transition_kimg": 0.048,
-                     "total_kimg": 0.2, "minibatch_preset": None, "minibatch_base": 8, "minibatch_dict": {},
-                     "lrate_base": 0.002, "lrate_dict": {}, "tick_kimg_base": 0.04, "tick_kimg_dict": {},
-                     "network_snapshot_ticks": 1},
-        "loss": {}, "speed": {"workers": 0}, "checkpoint": {"keep": 100, "grid": [2, 2]}, "seed": 3,
+        "network": {
+            "resolution": 16,
+            "fmap_base": 64,
+            "fmap_max": 16,
+            "latent_size": 16,
+            "dlatent_size": 16,
+            "mapping_layers": 2,
+            "mapping_fmaps": 16,
+            "mbstd_group_size": 4,
+        },
+        "schedule": {
+            "lod_initial_resolution": 8,
+            "lod_training_kimg": 0.048,
+            "lod_transition_kimg": 0.048,
+            "total_kimg": 0.2,
+            "minibatch_preset": None,
+            "minibatch_base": 8,
+            "minibatch_dict": {},
+            "lrate_base": 0.002,
+            "lrate_dict": {},
+            "tick_kimg_base": 0.04,
+            "tick_kimg_dict": {},
+            "network_snapshot_ticks": 1,
+        },
+        "loss": {},
+        "speed": {"workers": 0},
+        "checkpoint": {"keep": 100, "grid": [2, 2]},
+        "seed": 3,
     }
     for section, values in changes.items():
         s[section] = {**s[section], **values} if isinstance(values, dict) else values
@@ -70,22 +104,46 @@ def dense(**schedule: float) -> dict:
     into +-lr steps on rounding noise), so this model uses the dense input of Table 1 C.
     12 steps (0.096 kimg): 8², the fade (two Adam resets), the start of 16².
     """
-    return tiny(network={"use_noise": False, "const_input": False}, loss={"mixing_prob": 0.0},
-                schedule={"total_kimg": 0.096, **schedule})
+    return tiny(
+        network={"use_noise": False, "const_input": False},
+        loss={"mixing_prob": 0.0},
+        schedule={"total_kimg": 0.096, **schedule},
+    )
 
 
 def command(s: dict, manifest: Path, run: Path, nproc: int = 1) -> list[str]:
-    launcher = [sys.executable, "-m", "stylegan.cli"] if nproc == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}",
-        "-m", "stylegan.cli"]  # what the train rule runs, as `torchrun ... -m stylegan.cli`
-    return launcher + ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(run),
-                       "--out", str(run / "generator.pt")]
+    launcher = (
+        [sys.executable, "-m", "stylegan.cli"]
+        if nproc == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "stylegan.cli",
+        ]
+    )  # what the train rule runs, as `torchrun ... -m stylegan.cli`
+    return launcher + [
+        "train",
+        "--settings",
+        json.dumps(s),
+        "--manifest",
+        str(manifest),
+        "--run-dir",
+        str(run),
+        "--out",
+        str(run / "generator.pt"),
+    ]
 
 
 def start(s: dict, manifest: Path, run: Path, nproc: int = 1) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(command(s, manifest, run, nproc), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command(s, manifest, run, nproc), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def train(s: dict, manifest: Path, run: Path, nproc: int = 1, timeout: float = 180) -> int:

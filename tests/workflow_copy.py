@@ -30,17 +30,27 @@ def _env(env: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run this environment's snakemake in `workdir` to the end."""
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=workdir, env=_env(env), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=workdir,
+        env=_env(env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+    )
 
 
-def start_snakemake(workdir: Path, *args: str, output: Path, env: dict[str, str] | None = None
-                    ) -> subprocess.Popen[bytes]:
+def start_snakemake(
+    workdir: Path, *args: str, output: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start the same command in the background, for a test that acts while it runs; its output goes
     to the file `output` (a pipe nobody reads while the test waits would fill up and stall it)."""
     with output.open("wb") as sink:
-        return subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=_env(env), stdout=sink,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [str(BIN / "snakemake"), *args], cwd=workdir, env=_env(env), stdout=sink, stderr=subprocess.STDOUT
+        )

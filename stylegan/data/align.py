@@ -36,22 +36,39 @@ class AlignSettings:
     """The `align` config section."""
 
     workers: int = setting(2, "processes aligning within one job", ge=1)
-    output_size: int = setting(1024, "aligned image side in pixels (download_ffhq.py output_size)",
-                               pow2=True, ge=8, le=1024)
-    transform_size: int = setting(4096, "side the quad is sampled at (bilinear) before the Lanczos resize to "
-                                        "output_size; must be >= output_size (download_ffhq.py: 4096)", ge=8, le=8192)
+    output_size: int = setting(
+        1024, "aligned image side in pixels (download_ffhq.py output_size)", pow2=True, ge=8, le=1024
+    )
+    transform_size: int = setting(
+        4096,
+        "side the quad is sampled at (bilinear) before the Lanczos resize to "
+        "output_size; must be >= output_size (download_ffhq.py: 4096)",
+        ge=8,
+        le=8192,
+    )
     rotate: bool = setting(True, "level the eyes as FFHQ does; false keeps the photo's axes (FFHQ-U)")
-    padding: bool = setting(True, "reflect-pad with blur and median-colour blend where the quad leaves the photo; "
-                                  "false leaves black (FFHQ-U)")
+    padding: bool = setting(
+        True,
+        "reflect-pad with blur and median-colour blend where the quad leaves the photo; false leaves black (FFHQ-U)",
+    )
     detector: Literal["hog", "cnn"] = setting(
-        "hog", "dlib HOG frontal detector, or dlib's MMOD CNN detector from face-recognition-models")
-    upsample: int = setting(1, "times the detector upsamples the photo 2x to find small faces (Puzer's "
-                               "detector(img, 1))", ge=0, le=4)
+        "hog", "dlib HOG frontal detector, or dlib's MMOD CNN detector from face-recognition-models"
+    )
+    upsample: int = setting(
+        1, "times the detector upsamples the photo 2x to find small faces (Puzer's detector(img, 1))", ge=0, le=4
+    )
     detect_max_side: int | None = setting(
-        None, "run the detector on a copy scaled to at most this long side (landmarks still use the full photo); "
-              "detection is most of the time on large photos; null: full size, as FFHQ", ge=64)
-    max_image_pixels: int = setting(100_000_000, "photos with more pixels are refused as decompression bombs "
-                                                 "(Pillow refuses above 178,956,970 on its own)", ge=1, le=178956970)
+        None,
+        "run the detector on a copy scaled to at most this long side (landmarks still use the full photo); "
+        "detection is most of the time on large photos; null: full size, as FFHQ",
+        ge=64,
+    )
+    max_image_pixels: int = setting(
+        100_000_000,
+        "photos with more pixels are refused as decompression bombs (Pillow refuses above 178,956,970 on its own)",
+        ge=1,
+        le=178956970,
+    )
 
     def __post_init__(self) -> None:
         if self.transform_size < self.output_size:
@@ -150,7 +167,12 @@ def _bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
 def _crop(img: Image.Image, quad: np.ndarray, border: int) -> tuple[Image.Image, np.ndarray]:
     """Cut the photo to the quad's box plus the border, so padding and blur see only the face."""
     left, top, right, bottom = _bounds(quad)
-    crop = (max(left - border, 0), max(top - border, 0), min(right + border, img.size[0]), min(bottom + border, img.size[1]))
+    crop = (
+        max(left - border, 0),
+        max(top - border, 0),
+        min(right + border, img.size[0]),
+        min(bottom + border, img.size[1]),
+    )
     if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
         img = img.crop(crop)
         quad = quad - crop[0:2]
@@ -166,7 +188,12 @@ def _pad(img: Image.Image, quad: np.ndarray, qsize: float, border: int) -> tuple
     edge to 1 at the outer edge, so the padding reads as out-of-focus background.
     """
     left, top, right, bottom = _bounds(quad)
-    pad = (max(-left + border, 0), max(-top + border, 0), max(right - img.size[0] + border, 0), max(bottom - img.size[1] + border, 0))
+    pad = (
+        max(-left + border, 0),
+        max(-top + border, 0),
+        max(right - img.size[0] + border, 0),
+        max(bottom - img.size[1] + border, 0),
+    )
     if max(pad) <= border - 4:
         return img, quad, False
     pad = np.maximum(pad, int(np.rint(qsize * PAD)))

@@ -21,8 +21,8 @@ import logging
 import multiprocessing
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,17 @@ def align_photo(task: Task) -> dict[str, Any]:
     try:
         pixels = decode(photo["path"], settings.max_image_pixels)
     except PhotoError as err:
-        return _entry(photo, [face_record(photo, status="unreadable", reason=str(err), output_size=settings.output_size)])
+        return _entry(
+            photo, [face_record(photo, status="unreadable", reason=str(err), output_size=settings.output_size)]
+        )
     found = _finder(settings).find(pixels)
     if not found:
-        return _entry(photo, [face_record(photo, status="no_face", reason="no face detected", output_size=settings.output_size)])
-    return _entry(photo, [_align_face(photo, pixels, index, face, settings, Path(folder)) for index, face in enumerate(found)])
+        return _entry(
+            photo, [face_record(photo, status="no_face", reason="no face detected", output_size=settings.output_size)]
+        )
+    return _entry(
+        photo, [_align_face(photo, pixels, index, face, settings, Path(folder)) for index, face in enumerate(found)]
+    )
 
 
 def aligned_face(photo: dict[str, Any]) -> dict[str, Any]:
@@ -99,16 +105,30 @@ def aligned_face(photo: dict[str, Any]) -> dict[str, Any]:
         with Image.open(photo["path"]) as image:  # read as pack reads it, so the md5s agree
             pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
     except OSError as err:
-        return face_record(photo, status="unreadable", reason=f"{type(err).__name__}: {err}",
-                           output_size=photo["width"])
+        return face_record(
+            photo, status="unreadable", reason=f"{type(err).__name__}: {err}", output_size=photo["width"]
+        )
     side = pixels.shape[0]
-    return face_record(photo, face_id=f"{photo['photo_id']}#0", face_index=0, image=photo["path"],
-                       md5=hashlib.md5(pixels.tobytes()).hexdigest(), quad=[[0, 0], [0, side], [side, side], [side, 0]],
-                       qsize=float(side), output_size=side, status="ok")
+    return face_record(
+        photo,
+        face_id=f"{photo['photo_id']}#0",
+        face_index=0,
+        image=photo["path"],
+        md5=hashlib.md5(pixels.tobytes()).hexdigest(),
+        quad=[[0, 0], [0, side], [side, side], [side, 0]],
+        qsize=float(side),
+        output_size=side,
+        status="ok",
+    )
 
 
 def _align_face(
-    photo: dict[str, Any], pixels: np.ndarray, index: int, face: landmarks.Detection, settings: AlignSettings, folder: Path
+    photo: dict[str, Any],
+    pixels: np.ndarray,
+    index: int,
+    face: landmarks.Detection,
+    settings: AlignSettings,
+    folder: Path,
 ) -> dict[str, Any]:
     """Align one detected face, write its PNG atomically, and describe it."""
     known = dict(
@@ -120,7 +140,9 @@ def _align_face(
         output_size=settings.output_size,
     )
     try:
-        aligned = align(pixels, face.landmarks, settings.output_size, settings.transform_size, settings.rotate, settings.padding)
+        aligned = align(
+            pixels, face.landmarks, settings.output_size, settings.transform_size, settings.rotate, settings.padding
+        )
     except (ValueError, MemoryError) as err:  # AlignError (degenerate landmarks), or numpy/Pillow on extreme geometry
         return face_record(photo, **known, status="align_failed", reason=f"{type(err).__name__}: {err}")
     path = image_path(folder, photo["photo_id"], index)
@@ -157,8 +179,13 @@ def align_chunk(settings: AlignSettings, photos: Path, images: Path, out: Path, 
     return dict(counts)
 
 
-def _align_rest(settings: AlignSettings, records: list[dict[str, Any]], folder: Path, journal: fileio.Journal,
-                done: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], Counter]:
+def _align_rest(
+    settings: AlignSettings,
+    records: list[dict[str, Any]],
+    folder: Path,
+    journal: fileio.Journal,
+    done: dict[str, dict[str, Any]],
+) -> tuple[list[dict[str, Any]], Counter]:
     """Align the photos not yet done, journalling each; every face record of the chunk and their counts."""
     todo = [r for r in records if r["photo_id"] not in done]
     if done:
@@ -211,8 +238,10 @@ def _run(tasks: list[Task], settings: AlignSettings) -> Iterator[dict[str, Any]]
     # journal lets the rerun carry on.
     detect = any(photo["source"] != ALIGNED for photo, _, _ in tasks)
     pool = ProcessPoolExecutor(
-        settings.workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_load_models if detect else None, initargs=(settings,) if detect else ()
+        settings.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_load_models if detect else None,
+        initargs=(settings,) if detect else (),
     )
     try:
         yield from (done.result() for done in as_completed([pool.submit(align_photo, task) for task in tasks]))
@@ -235,4 +264,10 @@ def _report(chunk: str, photos: int, faces: list[dict[str, Any]], counts: Counte
         for face in faces
         if face["status"] != "ok"
     ]
-    return {"chunk": chunk, "photos": photos, "records": len(faces), "counts": dict(sorted(counts.items())), "failures": failures}
+    return {
+        "chunk": chunk,
+        "photos": photos,
+        "records": len(faces),
+        "counts": dict(sorted(counts.items())),
+        "failures": failures,
+    }

@@ -49,8 +49,10 @@ def read(path: Path) -> AttributeTable:
     lines = [line.split() for line in _lines(path)]
     (count, attributes), rows = _header(path, lines[:2]), lines[2:]
     if count != len(rows):
-        raise StageError(f"{path}: line 1 says {count} images but {len(rows)} lines follow; the file is cut or "
-                         "edited, download it again")
+        raise StageError(
+            f"{path}: line 1 says {count} images but {len(rows)} lines follow; the file is cut or "
+            "edited, download it again"
+        )
     for number, row in enumerate(rows, start=3):
         if len(row) != len(attributes) + 1:
             raise StageError(f"{path}: line {number} has {len(row) - 1} labels for {len(attributes)} attributes")
@@ -70,8 +72,10 @@ def attribute_names(path: Path) -> tuple[str, ...]:
 def _header(path: Path, lines: list[list[str]]) -> tuple[int, tuple[str, ...]]:
     """The image count and attribute names from the first two non-blank lines, split."""
     if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
-        raise StageError(f"{path}: not CelebA's attribute format (line 1: the image count, line 2: the attribute "
-                         "names, then 'file label label ...')")
+        raise StageError(
+            f"{path}: not CelebA's attribute format (line 1: the image count, line 2: the attribute "
+            "names, then 'file label label ...')"
+        )
     return int(lines[0][0]), tuple(lines[1])
 
 
@@ -80,8 +84,10 @@ def read_mapping(path: Path) -> dict[str, str]:
     lines = [line.split() for line in _lines(path)]
     header = lines[0] if lines else []
     if "idx" not in header or "orig_file" not in header:
-        raise StageError(f"{path}: a mapping file's first line names its columns, with 'idx' and 'orig_file' "
-                         "(CelebAMask-HQ's CelebA-HQ-to-CelebA-mapping.txt)")
+        raise StageError(
+            f"{path}: a mapping file's first line names its columns, with 'idx' and 'orig_file' "
+            "(CelebAMask-HQ's CelebA-HQ-to-CelebA-mapping.txt)"
+        )
     i, j = header.index("idx"), header.index("orig_file")
     return {row[i]: row[j] for row in lines[1:]}
 
@@ -93,8 +99,9 @@ def _lines(path: Path) -> list[str]:
         raise StageError(f"{path}: cannot read the file ({err})") from None
 
 
-def labelled_images(folder: Path, table: AttributeTable, source: Path, mapping: dict[str, str] | None = None
-                    ) -> tuple[list[Path], np.ndarray]:
+def labelled_images(
+    folder: Path, table: AttributeTable, source: Path, mapping: dict[str, str] | None = None
+) -> tuple[list[Path], np.ndarray]:
     """The images of `folder` with their label rows; every labelled name must be an image there.
 
     Without a mapping the table's names are paths relative to the folder (file names
@@ -102,8 +109,11 @@ def labelled_images(folder: Path, table: AttributeTable, source: Path, mapping: 
     """
     if not Path(folder).is_dir():
         raise StageError(f"{folder}: the folder of labelled faces does not exist")
-    files = {p.relative_to(folder).as_posix(): p for p in sorted(Path(folder).rglob("*"))
-             if p.suffix.lower() in IMAGE_SUFFIXES}
+    files = {
+        p.relative_to(folder).as_posix(): p
+        for p in sorted(Path(folder).rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES
+    }
     row_of = {name: k for k, name in enumerate(table.names)}
     if mapping is None:
         wanted = [(name, name) for name in table.names]
@@ -114,7 +124,9 @@ def labelled_images(folder: Path, table: AttributeTable, source: Path, mapping: 
     unlabelled = [orig for _, orig in wanted if orig not in row_of]
     if missing or unlabelled:
         example = (missing or unlabelled)[0]
-        raise StageError(f"{source} and {folder} do not match: {len(missing)} labelled images are not in the "
-                         f"folder, {len(unlabelled)} mapped images have no labels (e.g. {example}); use the "
-                         "attribute file (and mapping file) that came with these images")
+        raise StageError(
+            f"{source} and {folder} do not match: {len(missing)} labelled images are not in the "
+            f"folder, {len(unlabelled)} mapped images have no labels (e.g. {example}); use the "
+            "attribute file (and mapping file) that came with these images"
+        )
     return [files[image] for image, _ in wanted], table.labels[[row_of[orig] for _, orig in wanted]]

@@ -61,10 +61,14 @@ def datasheet(manifest: Path, rejected: Path) -> str:
 
 
 def _attribution(row: dict[str, Any]) -> str:
-    licence = f"[{_cell(row['license_name'])}]({row['license_url']})" if row["license_url"] else _cell(row["license_name"])
+    licence = (
+        f"[{_cell(row['license_name'])}]({row['license_url']})" if row["license_url"] else _cell(row["license_name"])
+    )
     link = row["page_url"] or row["source_url"]
-    return (f"| {_cell(row['face_id'])} | {_cell(row['title']) or '(untitled)'} | {_cell(row['author']) or '(unknown)'} "
-            f"| {licence} | {link} |")
+    return (
+        f"| {_cell(row['face_id'])} | {_cell(row['title']) or '(untitled)'} | {_cell(row['author']) or '(unknown)'} "
+        f"| {licence} | {link} |"
+    )
 
 
 def _cell(text: str) -> str:

@@ -34,9 +34,15 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 class ShardDataset(Dataset):
     """Images of one split at one level, as CHW tensors: uint8, or float in [-1, 1]."""
 
-    def __init__(self, manifest_path: str | os.PathLike[str], resolution: int | None = None,
-                 split: Literal["train", "validation"] = "train", dtype: Literal["float", "uint8"] = "float",
-                 xflip: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike[str],
+        resolution: int | None = None,
+        split: Literal["train", "validation"] = "train",
+        dtype: Literal["float", "uint8"] = "float",
+        xflip: bool = False,
+        seed: int = 0,
+    ) -> None:
         manifest = Path(manifest_path)
         document = Manifest.read(manifest)
         self.resolutions: tuple[int, ...] = tuple(sorted(document.levels))
@@ -119,5 +125,7 @@ def check_shard(manifest: Path, entry: ShardEntry, path: Path, levels: tuple[int
     """
     problems = shard_problems(entry, path, levels)
     if problems:
-        raise StageError(f"{path}: {problems[0]}, so it is not the shard {manifest} lists; "
-                         f"run `stylegan dataset verify --manifest {manifest}` or re-pack")
+        raise StageError(
+            f"{path}: {problems[0]}, so it is not the shard {manifest} lists; "
+            f"run `stylegan dataset verify --manifest {manifest}` or re-pack"
+        )

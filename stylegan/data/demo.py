@@ -120,8 +120,9 @@ def background(rng: np.random.Generator, width: int, height: int) -> Image.Image
     return Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8))
 
 
-def compose(head: Image.Image, face_side: float, scene: Image.Image, where: Placement
-            ) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def compose(
+    head: Image.Image, face_side: float, scene: Image.Image, where: Placement
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """Paste the head onto the scene, scaled, tilted and mirrored, with a soft oval edge.
 
     Returns the photo and the pasted box (left, top, right, bottom).

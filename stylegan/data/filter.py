@@ -51,30 +51,51 @@ PHASH_SIDE, PHASH_LOW = 32, 8  # 64-bit DCT pHash: 32x32 grey, the 8x8 lowest fr
 class FilterSettings:
     """The `filter` config section."""
 
-    max_upscale: float = setting(1.0, "a face is too small when its quad side in source pixels is below "
-                                      "align.output_size / max_upscale", gt=0)
-    sharpness_size: int = setting(256, "side faces are resized to before the Laplacian is measured, so the measure "
-                                       "is comparable across output sizes", ge=8, le=1024)
-    min_sharpness: float = setting(50.0, "blurry below this variance of the Laplacian of the grey face (0-255 scale)",
-                                   ge=0)
+    max_upscale: float = setting(
+        1.0, "a face is too small when its quad side in source pixels is below align.output_size / max_upscale", gt=0
+    )
+    sharpness_size: int = setting(
+        256,
+        "side faces are resized to before the Laplacian is measured, so the measure is comparable across output sizes",
+        ge=8,
+        le=1024,
+    )
+    min_sharpness: float = setting(
+        50.0, "blurry below this variance of the Laplacian of the grey face (0-255 scale)", ge=0
+    )
     min_chroma: float = setting(0.04, "greyscale/near-monochrome below this mean (max(RGB)-min(RGB))/255", ge=0, le=1)
-    min_eye_ratio: float = setting(0.12, "implausible landmarks below this eye-to-eye distance / qsize (FFHQ's quad "
-                                         "bounds it by 0.25)", ge=0, le=0.25)
-    max_roll: float = setting(60.0, "implausible landmarks when the eye line tilts more than this many degrees",
-                              ge=0, le=180)
-    max_hamming: int = setting(6, "near-duplicates when 64-bit DCT pHashes differ in at most this many bits; the "
-                                  "larger qsize is kept", ge=0, le=64)
-    exclude: str | None = setting(None, "exclusion list: face or photo ids a person rejected, one per line, '#' "
-                                        "comments; null for none")
-    optout: str | None = setting(None, "opt-out list: photo or owner ids whose owners opted out, one per line, '#' "
-                                       "comments; null for none")
-    automatic: bool = setting(True, "run the automatic filters (too_small to duplicate); false: only the exclusion "
-                                    "and opt-out lists, e.g. for FFHQ's published images (crawl.source aligned), "
-                                    "which NVIDIA filtered already")
+    min_eye_ratio: float = setting(
+        0.12,
+        "implausible landmarks below this eye-to-eye distance / qsize (FFHQ's quad bounds it by 0.25)",
+        ge=0,
+        le=0.25,
+    )
+    max_roll: float = setting(
+        60.0, "implausible landmarks when the eye line tilts more than this many degrees", ge=0, le=180
+    )
+    max_hamming: int = setting(
+        6,
+        "near-duplicates when 64-bit DCT pHashes differ in at most this many bits; the larger qsize is kept",
+        ge=0,
+        le=64,
+    )
+    exclude: str | None = setting(
+        None, "exclusion list: face or photo ids a person rejected, one per line, '#' comments; null for none"
+    )
+    optout: str | None = setting(
+        None, "opt-out list: photo or owner ids whose owners opted out, one per line, '#' comments; null for none"
+    )
+    automatic: bool = setting(
+        True,
+        "run the automatic filters (too_small to duplicate); false: only the exclusion "
+        "and opt-out lists, e.g. for FFHQ's published images (crawl.source aligned), "
+        "which NVIDIA filtered already",
+    )
     sheet_cell: int = setting(96, "contact sheet cell side in pixels", ge=16, le=1024)
     sheet_max: int = setting(100, "faces per filter on its contact sheet", ge=1)
-    workers: int = setting(2, "processes decoding and measuring faces (the filter job's threads and cpus_per_task)",
-                           ge=1)
+    workers: int = setting(
+        2, "processes decoding and measuring faces (the filter job's threads and cpus_per_task)", ge=1
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +130,9 @@ def load_face(record: dict[str, Any]) -> np.ndarray:
         with Image.open(record["image"]) as img:
             return np.asarray(img.convert("RGB"))
     except (OSError, KeyError, TypeError) as err:
-        raise StageError(f"face {record.get('face_id')}: cannot read aligned image {record.get('image')!r}: {err}") from None
+        raise StageError(
+            f"face {record.get('face_id')}: cannot read aligned image {record.get('image')!r}: {err}"
+        ) from None
 
 
 def sharpness(pixels: np.ndarray, size: int) -> float:
@@ -144,8 +167,9 @@ def phash(pixels: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def withdrawn(record: dict[str, Any], settings: FilterSettings, optout: set[str],
-              exclude: set[str]) -> Rejection | None:
+def withdrawn(
+    record: dict[str, Any], settings: FilterSettings, optout: set[str], exclude: set[str]
+) -> Rejection | None:
     """The opt-out or exclusion verdict on a face: from its ids alone, no pixels needed."""
     for key in ("photo_id", "owner_id"):
         if record.get(key) in optout:
@@ -162,7 +186,9 @@ def landmark_rejection(record: dict[str, Any], settings: FilterSettings) -> Reje
         return None
     eyes, roll = eye_geometry(record["landmarks"])
     if eyes / record["qsize"] < settings.min_eye_ratio:
-        return Rejection("landmarks", {"eye_ratio": round(eyes / record["qsize"], 4)}, {"min_eye_ratio": settings.min_eye_ratio})
+        return Rejection(
+            "landmarks", {"eye_ratio": round(eyes / record["qsize"], 4)}, {"min_eye_ratio": settings.min_eye_ratio}
+        )
     if abs(roll) > settings.max_roll:
         return Rejection("landmarks", {"roll": round(roll, 2)}, {"max_roll": settings.max_roll})
     return None
@@ -185,8 +211,9 @@ def judge(record: dict[str, Any], pixels: np.ndarray, settings: FilterSettings) 
     return None
 
 
-def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[str],
-                 exclude: set[str]) -> tuple[Rejection | None, int | None]:
+def measure_face(
+    record: dict[str, Any], settings: FilterSettings, optout: set[str], exclude: set[str]
+) -> tuple[Rejection | None, int | None]:
     """One face's verdict before the duplicate check, and its pHash if that check needs it.
 
     A withdrawn face whose aligned image is already gone (deleted on a takedown
@@ -207,16 +234,18 @@ def measure_face(record: dict[str, Any], settings: FilterSettings, optout: set[s
     return rejection, phash(pixels) if rejection is None else None
 
 
-def measure_all(faces: list[dict[str, Any]], settings: FilterSettings, optout: set[str],
-                exclude: set[str]) -> tuple[dict[str, Rejection], dict[str, int]]:
+def measure_all(
+    faces: list[dict[str, Any]], settings: FilterSettings, optout: set[str], exclude: set[str]
+) -> tuple[dict[str, Rejection], dict[str, int]]:
     """Every face's rejection (if any) and pHash (if needed), measured by `settings.workers` processes."""
     rejections: dict[str, Rejection] = {}
     hashes: dict[str, int] = {}
     measure = functools.partial(measure_face, settings=settings, optout=optout, exclude=exclude)
     chunksize = max(1, min(64, len(faces) // (4 * settings.workers)))
     with concurrent.futures.ProcessPoolExecutor(settings.workers) as pool:
-        measured = tqdm(pool.map(measure, faces, chunksize=chunksize), total=len(faces), desc="filter",
-                        unit="face", disable=None)
+        measured = tqdm(
+            pool.map(measure, faces, chunksize=chunksize), total=len(faces), desc="filter", unit="face", disable=None
+        )
         for record, (rejection, code) in zip(faces, measured):
             if code is not None:
                 hashes[record["face_id"]] = code
@@ -225,8 +254,9 @@ def measure_all(faces: list[dict[str, Any]], settings: FilterSettings, optout: s
     return rejections, hashes
 
 
-def near_duplicates(candidates: list[dict[str, Any]], hashes: dict[str, int], max_hamming: int,
-                    withdrawn: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+def near_duplicates(
+    candidates: list[dict[str, Any]], hashes: dict[str, int], max_hamming: int, withdrawn: Sequence[str] = ()
+) -> dict[str, tuple[str, int]]:
     """Faces whose pHash is within `max_hamming` bits of one ranked before them: id -> (that id, bits).
 
     Withdrawn faces (opt-out and exclusion lists) rank first, so a copy of a
@@ -269,8 +299,9 @@ def read_faces(chunks: Sequence[Path]) -> list[dict[str, Any]]:
     return records
 
 
-def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_path: Path,
-        summary_path: Path, sheets: Path) -> Counter:
+def run(
+    settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_path: Path, summary_path: Path, sheets: Path
+) -> Counter:
     """Filter every ok face of the align chunks; write kept, rejected, summary and sheets.
 
     Returns the counts written to the summary.
@@ -295,13 +326,18 @@ def run(settings: FilterSettings, chunks: list[Path], kept_path: Path, rejected_
     counts = summarise(records, upstream, rejected, kept)
     write_summary(summary_path, counts, settings)
     write_sheets(sheets, rejected, settings)
-    log.info("filter: %d of %d ok faces kept; rejected %s", len(kept), len(faces),
-             {f: counts[f] for f in FILTERS if counts[f]})
+    log.info(
+        "filter: %d of %d ok faces kept; rejected %s",
+        len(kept),
+        len(faces),
+        {f: counts[f] for f in FILTERS if counts[f]},
+    )
     return counts
 
 
-def summarise(records: list[dict[str, Any]], upstream: Counter, rejected: list[dict[str, Any]],
-              kept: list[dict[str, Any]]) -> Counter:
+def summarise(
+    records: list[dict[str, Any]], upstream: Counter, rejected: list[dict[str, Any]], kept: list[dict[str, Any]]
+) -> Counter:
     """Counts per upstream failure status, per filter, and kept."""
     counts = Counter({"records": len(records), "kept": len(kept)})
     counts.update({f"upstream:{status}": n for status, n in upstream.items()})

@@ -114,7 +114,7 @@ def _box(rect, sx: float = 1.0, sy: float = 1.0) -> tuple[int, int, int, int]:
     return (round(rect.left() * sx), round(rect.top() * sy), round(rect.right() * sx), round(rect.bottom() * sy))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def finder(kind: Kind, upsample: int, max_side: int | None = None) -> FaceFinder:
     """The process's FaceFinder for these settings, loaded on first use."""
     return FaceFinder(kind, upsample, max_side)

@@ -94,12 +94,20 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
             shards = tuple(_entry(path, entry) for entry in data["shards"])
-            return cls(resolution=int(data["resolution"]), levels=tuple(data["levels"]), settings=data["settings"],
-                       shards=shards, dropped=tuple(data.get("dropped", ())), format=data["format"],
-                       folder=path.parent)
+            return cls(
+                resolution=int(data["resolution"]),
+                levels=tuple(data["levels"]),
+                settings=data["settings"],
+                shards=shards,
+                dropped=tuple(data.get("dropped", ())),
+                format=data["format"],
+                folder=path.parent,
+            )
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise StageError(f"{path}: not a dataset manifest written by `stylegan dataset pack` "
-                             f"({type(err).__name__}: {err}); re-run pack") from None
+            raise StageError(
+                f"{path}: not a dataset manifest written by `stylegan dataset pack` "
+                f"({type(err).__name__}: {err}); re-run pack"
+            ) from None
 
     def write(self, path: str | Path) -> None:
         """Write atomically, with the per-split counts spelled out for people reading the file."""
@@ -115,6 +123,8 @@ def _entry(manifest: Path, entry: dict[str, Any]) -> ShardEntry:
     """One shard entry; a missing field names itself (older or hand-made manifests)."""
     missing = [f.name for f in dataclasses.fields(ShardEntry) if f.name not in entry]
     if missing:
-        raise StageError(f"{manifest}: shard entry {entry.get('path')!r} lacks {', '.join(map(repr, missing))}; "
-                         "not a manifest written by `stylegan dataset pack`: re-pack")
+        raise StageError(
+            f"{manifest}: shard entry {entry.get('path')!r} lacks {', '.join(map(repr, missing))}; "
+            "not a manifest written by `stylegan dataset pack`: re-pack"
+        )
     return ShardEntry(**{f.name: entry[f.name] for f in dataclasses.fields(ShardEntry)})

@@ -40,7 +40,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from stylegan import fileio, settings as settings_mod
+from stylegan import fileio
+from stylegan import settings as settings_mod
 from stylegan.data import versions
 from stylegan.data.manifest import CHANNELS, FORMAT, METADATA, Manifest, ShardEntry, level_name
 from stylegan.errors import StageError
@@ -61,21 +62,34 @@ class PackSettings:
     """The `pack` config section."""
 
     shards: int = setting(64, "shard files per split; faces go to one by a hash of their id", ge=1, le=99999)
-    workers: int = setting(2, "processes writing shards at once, and checking them in dataset_verify (both jobs' "
-                              "threads and cpus_per_task)", ge=1)
-    val_fraction: float = setting(1 / 7, "share of faces in the validation split, by hash of face id (1/7, as "
-                                         "FFHQ's 10,000 validation images of 70,000)", ge=0, lt=1)
+    workers: int = setting(
+        2,
+        "processes writing shards at once, and checking them in dataset_verify (both jobs' threads and cpus_per_task)",
+        ge=1,
+    )
+    val_fraction: float = setting(
+        1 / 7,
+        "share of faces in the validation split, by hash of face id (1/7, as "
+        "FFHQ's 10,000 validation images of 70,000)",
+        ge=0,
+        lt=1,
+    )
     # Uncompressed, as SG's FFHQ TFRecords (273 GB): benchmarks/dataset.py measured the
     # training reader 65x (256²) and 103x (1024²) faster than a zip of PNGs, every codec 2-9x.
     compression: Compression = setting(
-        "none", "HDF5 compression of the image levels: `none` (fastest reader, raw size: 4/3 of the top level, "
-                "about 294 GB for FFHQ at 1024²), `lzf`, `gzip` (PGGAN's, about 0.7 of raw), `blosc2-lz4`, "
-                "`blosc2-zstd`")
+        "none",
+        "HDF5 compression of the image levels: `none` (fastest reader, raw size: 4/3 of the top level, "
+        "about 294 GB for FFHQ at 1024²), `lzf`, `gzip` (PGGAN's, about 0.7 of raw), `blosc2-lz4`, "
+        "`blosc2-zstd`",
+    )
     gzip_level: int = setting(4, "gzip level when compression is gzip (PGGAN h5tool.py: 4)", ge=0, le=9)
     licenses: tuple[str, ...] = setting(
         ("2", "4", "8", "9", "10", "public-domain"),
         "licence ids allowed in shards (FFHQ's Flickr ids, NVlabs/ffhq-dataset README, and the demo's public "
-        "domain); faces with others are dropped and listed in the manifest", length=(1, None), unique=True)
+        "domain); faces with others are dropped and listed in the manifest",
+        length=(1, None),
+        unique=True,
+    )
 
 
 def levels(resolution: int) -> list[int]:
@@ -94,7 +108,9 @@ def pyramid(image: np.ndarray) -> list[np.ndarray]:
     current = image.astype(np.float32)
     out = [image]
     while current.shape[-1] > MIN_LEVEL:
-        current = (current[:, 0::2, 0::2] + current[:, 0::2, 1::2] + current[:, 1::2, 0::2] + current[:, 1::2, 1::2]) * 0.25
+        current = (
+            current[:, 0::2, 0::2] + current[:, 0::2, 1::2] + current[:, 1::2, 0::2] + current[:, 1::2, 1::2]
+        ) * 0.25
         out.append(np.clip(np.rint(current), 0, 255).astype(np.uint8))
     return out
 
@@ -123,8 +139,12 @@ def metadata_row(record: dict[str, Any]) -> dict[str, str]:
 
 def fingerprint(rows: list[dict[str, str]], resolution: int, settings: PackSettings) -> str:
     """What a shard's bytes depend on: its images (by md5), their metadata and the layout."""
-    layout = {"format": FORMAT, "resolution": resolution, "compression": settings.compression,
-              "gzip_level": settings.gzip_level if settings.compression == "gzip" else None}
+    layout = {
+        "format": FORMAT,
+        "resolution": resolution,
+        "compression": settings.compression,
+        "gzip_level": settings.gzip_level if settings.compression == "gzip" else None,
+    }
     text = json.dumps({"layout": layout, "rows": rows}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -152,12 +172,16 @@ def compression_filter(settings: PackSettings) -> dict[str, Any]:
     if settings.compression.startswith("blosc2-"):
         cname = settings.compression.removeprefix("blosc2-")
         return dict(hdf5plugin.Blosc2(cname=cname, clevel=BLOSC2_LEVEL, filters=hdf5plugin.Blosc2.SHUFFLE))
-    return {"none": {}, "lzf": {"compression": "lzf"},
-            "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level}}[settings.compression]
+    return {
+        "none": {},
+        "lzf": {"compression": "lzf"},
+        "gzip": {"compression": "gzip", "compression_opts": settings.gzip_level},
+    }[settings.compression]
 
 
-def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, split: str,
-                settings: PackSettings, print_: str) -> None:
+def write_shard(
+    path: Path, records: list[dict[str, Any]], resolution: int, split: str, settings: PackSettings, print_: str
+) -> None:
     """Write one shard atomically: every level, the metadata, and the fingerprint attrs."""
     count = len(records)
     compression = compression_filter(settings)
@@ -166,18 +190,27 @@ def write_shard(path: Path, records: list[dict[str, Any]], resolution: int, spli
         datasets = []
         for r in levels(resolution):
             chunk = min(count, math.ceil(CHUNK_BYTES / (CHANNELS * r * r)))  # PGGAN h5tool.py
-            datasets.append(h5.create_dataset(
-                level_name(r), shape=(count, CHANNELS, r, r), maxshape=(None, CHANNELS, r, r),
-                dtype=np.uint8, chunks=(chunk, CHANNELS, r, r), **compression))
+            datasets.append(
+                h5.create_dataset(
+                    level_name(r),
+                    shape=(count, CHANNELS, r, r),
+                    maxshape=(None, CHANNELS, r, r),
+                    dtype=np.uint8,
+                    chunks=(chunk, CHANNELS, r, r),
+                    **compression,
+                )
+            )
         for start in range(0, count, batch):
-            images = [pyramid(load_image(rec, resolution)) for rec in records[start:start + batch]]
+            images = [pyramid(load_image(rec, resolution)) for rec in records[start : start + batch]]
             for level, dataset in enumerate(datasets):
-                dataset[start:start + len(images)] = np.stack([image[level] for image in images])
+                dataset[start : start + len(images)] = np.stack([image[level] for image in images])
         text = h5py.string_dtype("utf-8")
         rows = [metadata_row(rec) for rec in records]
         for name, _ in METADATA:
             h5.create_dataset(name, data=[row[name] for row in rows], dtype=text)
-        h5.attrs.update({"fingerprint": print_, "split": split, "count": count, "resolution": resolution, "format": FORMAT})
+        h5.attrs.update(
+            {"fingerprint": print_, "split": split, "count": count, "resolution": resolution, "format": FORMAT}
+        )
 
 
 def shard_fingerprint(path: Path) -> str | None:
@@ -197,15 +230,23 @@ def group(records: list[dict[str, Any]], settings: PackSettings) -> dict[tuple[s
     return dict(sorted(groups.items()))
 
 
-def allowed(records: list[dict[str, Any]], licenses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def allowed(
+    records: list[dict[str, Any]], licenses: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split records into those whose licence is allowed and a report of the dropped."""
     keep, dropped = [], []
     for record in records:
         if str(record.get("license_id")) in licenses:
             keep.append(record)
         else:
-            dropped.append({"face_id": record["face_id"], "photo_id": record.get("photo_id"),
-                            "license_id": record.get("license_id"), "reason": "licence not in pack.licenses"})
+            dropped.append(
+                {
+                    "face_id": record["face_id"],
+                    "photo_id": record.get("photo_id"),
+                    "license_id": record.get("license_id"),
+                    "reason": "licence not in pack.licenses",
+                }
+            )
     for entry in dropped:
         log.warning("dropped %s: licence %r is not in pack.licenses", entry["face_id"], entry["license_id"])
     return keep, dropped
@@ -232,27 +273,50 @@ def pack(settings: PackSettings, faces: Path, shards: Path, manifest: Path) -> M
         raise StageError(f"{faces}: face ids repeat; each face must appear once")
     resolution = resolution_of(records)
     previous = _previous_entries(manifest)
-    groups = {_relative(shards / shard_name(split, index), manifest.parent): (split, index, members)
-              for (split, index), members in group(records, settings).items()}
-    jobs = [(shards, manifest.parent, split, index, members, resolution, settings, previous.get(rel))
-            for rel, (split, index, members) in groups.items()]
+    groups = {
+        _relative(shards / shard_name(split, index), manifest.parent): (split, index, members)
+        for (split, index), members in group(records, settings).items()
+    }
+    jobs = [
+        (shards, manifest.parent, split, index, members, resolution, settings, previous.get(rel))
+        for rel, (split, index, members) in groups.items()
+    ]
     with concurrent.futures.ProcessPoolExecutor(min(settings.workers, len(jobs))) as pool:
-        results = list(tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None))
+        results = list(
+            tqdm(pool.map(_pack_shard, *zip(*jobs)), total=len(jobs), desc="pack", unit="shard", disable=None)
+        )
     entries = tuple(entry for entry, _ in results)
     written = sum(rewrote for _, rewrote in results)
-    document = Manifest(resolution=resolution, levels=tuple(levels(resolution)),
-                        settings=settings_mod.as_dict(settings), shards=entries, dropped=tuple(dropped))
+    document = Manifest(
+        resolution=resolution,
+        levels=tuple(levels(resolution)),
+        settings=settings_mod.as_dict(settings),
+        shards=entries,
+        dropped=tuple(dropped),
+    )
     document.write(manifest)
-    versions.publish(manifest, document, [versions.face_row(r, split, rel)
-                                          for rel, (split, _, members) in groups.items() for r in members])
+    versions.publish(
+        manifest,
+        document,
+        [versions.face_row(r, split, rel) for rel, (split, _, members) in groups.items() for r in members],
+    )
     _remove_obsolete(shards, {e.path for e in entries}, manifest.parent)
-    log.info("pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries),
-             written, len(dropped))
+    log.info(
+        "pack: %s images in %d shards, %d rewritten, %d dropped", document.counts, len(entries), written, len(dropped)
+    )
     return document
 
 
-def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[dict[str, Any]], resolution: int,
-                settings: PackSettings, old: ShardEntry | None) -> tuple[ShardEntry, bool]:
+def _pack_shard(
+    shards: Path,
+    base: Path,
+    split: str,
+    index: int,
+    members: list[dict[str, Any]],
+    resolution: int,
+    settings: PackSettings,
+    old: ShardEntry | None,
+) -> tuple[ShardEntry, bool]:
     """One manifest entry, and whether the shard file had to be (re)written.
 
     A shard is rewritten only if the fingerprint in its attrs differs from what
@@ -271,8 +335,15 @@ def _pack_shard(shards: Path, base: Path, split: str, index: int, members: list[
         digest = old.sha256  # unchanged since the last manifest: no need to read it again
     else:
         digest = fileio.sha256_file(path)  # written by a run killed before its manifest
-    entry = ShardEntry(path=rel, split=split, index=index, count=len(members), sha256=digest,
-                       bytes=path.stat().st_size, fingerprint=print_)
+    entry = ShardEntry(
+        path=rel,
+        split=split,
+        index=index,
+        count=len(members),
+        sha256=digest,
+        bytes=path.stat().st_size,
+        fingerprint=print_,
+    )
     return entry, rewrite
 
 

@@ -88,11 +88,18 @@ def photo_record(**fields: Any) -> CatalogueRecord:
     return {key: fields.get(key) for key in CATALOGUE_KEYS}  # type: ignore[return-value]
 
 
-def downloaded(record: CatalogueRecord, *, crawled_at: str, sha256: str | None, path: str | None,
-               reason: str | None) -> PhotoRecord:
+def downloaded(
+    record: CatalogueRecord, *, crawled_at: str, sha256: str | None, path: str | None, reason: str | None
+) -> PhotoRecord:
     """The catalogue record with its download's outcome: ok when there is no `reason`."""
-    return {**record, "crawled_at": crawled_at, "sha256": sha256, "path": path,  # type: ignore[typeddict-item]
-            "status": "failed" if reason else "ok", "reason": reason}
+    return {
+        **record,
+        "crawled_at": crawled_at,
+        "sha256": sha256,
+        "path": path,  # type: ignore[typeddict-item]
+        "status": "failed" if reason else "ok",
+        "reason": reason,
+    }
 
 
 def face_record(photo: PhotoRecord, **fields: Any) -> FaceRecord:

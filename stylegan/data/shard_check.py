@@ -48,11 +48,17 @@ def _layout_problems(h5: h5py.File, entry: ShardEntry, levels: Sequence[int], fu
     missing = [n for n in names + columns if n not in h5]
     if missing:
         return [f"missing datasets {missing}"]
-    problems = [f"{n} has shape {h5[n].shape}, manifest says {(entry.count, CHANNELS, r, r)}"
-                for n, r in zip(names, levels) if h5[n].shape != (entry.count, CHANNELS, r, r)]
+    problems = [
+        f"{n} has shape {h5[n].shape}, manifest says {(entry.count, CHANNELS, r, r)}"
+        for n, r in zip(names, levels)
+        if h5[n].shape != (entry.count, CHANNELS, r, r)
+    ]
     problems += [f"{n} has dtype {h5[n].dtype}, expected uint8" for n in names if h5[n].dtype != np.uint8]
-    problems += [f"{m} holds {h5[m].shape[0]} rows, manifest says {entry.count}"
-                 for m in columns if h5[m].shape[0] != entry.count]
+    problems += [
+        f"{m} holds {h5[m].shape[0]} rows, manifest says {entry.count}"
+        for m in columns
+        if h5[m].shape[0] != entry.count
+    ]
     return problems
 
 

@@ -39,11 +39,17 @@ def verify(manifest: Path, out: Path, workers: int = 1) -> dict[str, Any]:
     check = functools.partial(shard_problems, levels=document.levels, full=True)
     with concurrent.futures.ProcessPoolExecutor(max(1, min(workers, len(entries)))) as pool:
         found = pool.map(check, [e for e, _ in entries], [p for _, p in entries])
-        for (entry, _), listed in tqdm(zip(entries, found), total=len(entries), desc="verify", unit="shard",
-                                       disable=None):
+        for (entry, _), listed in tqdm(
+            zip(entries, found), total=len(entries), desc="verify", unit="shard", disable=None
+        ):
             problems += [{"shard": entry.path, "problem": p} for p in listed]
-    report = {"ok": not problems, "manifest": str(manifest), "shards": len(entries),
-              "images": sum(e.count for e, _ in entries), "problems": problems}
+    report = {
+        "ok": not problems,
+        "manifest": str(manifest),
+        "shards": len(entries),
+        "images": sum(e.count for e, _ in entries),
+        "problems": problems,
+    }
     fileio.write_json(out, report)
     for problem in problems:
         log.error("%s: %s", problem["shard"], problem["problem"])

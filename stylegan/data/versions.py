@@ -57,10 +57,14 @@ def publish(manifest_path: Path, manifest: Manifest, faces: list[dict[str, str]]
     path = folder_of(manifest_path) / f"{manifest.fingerprint}.json"
     if path.is_file():
         return read(path)
-    version = Version(manifest.fingerprint, datetime.now(UTC).isoformat(timespec="microseconds"),
-                      tuple(sorted(faces, key=lambda f: f["face_id"])))
-    fileio.write_json(path, {"format": FORMAT, "fingerprint": version.fingerprint, "date": version.date,
-                             "faces": list(version.faces)})
+    version = Version(
+        manifest.fingerprint,
+        datetime.now(UTC).isoformat(timespec="microseconds"),
+        tuple(sorted(faces, key=lambda f: f["face_id"])),
+    )
+    fileio.write_json(
+        path, {"format": FORMAT, "fingerprint": version.fingerprint, "date": version.date, "faces": list(version.faces)}
+    )
     return version
 
 

@@ -47,9 +47,16 @@ NVIDIA_CLASSIFIERS = "celebahq-classifier-*.pkl"  # NVlabs/stylegan metrics/line
 def to_classifier(images: Tensor, resolution: int, source: str) -> Tensor:
     """[-1, 1] images [N,3,S,S] at the classifier resolution; S must be `resolution` times a power of two."""
     side = images.shape[-1]
-    if images.shape[-2] != side or side < resolution or side % resolution or (side // resolution) & (side // resolution - 1):
-        raise StageError(f"{source}: images of {images.shape[-2]}x{side} cannot be box-downsampled to "
-                         f"{resolution}² (metrics.ls.resolution); they must be square and {resolution}·2^k")
+    if (
+        images.shape[-2] != side
+        or side < resolution
+        or side % resolution
+        or (side // resolution) & (side // resolution - 1)
+    ):
+        raise StageError(
+            f"{source}: images of {images.shape[-2]}x{side} cannot be box-downsampled to "
+            f"{resolution}² (metrics.ls.resolution); they must be square and {resolution}·2^k"
+        )
     return box_downsample(images, resolution)
 
 
@@ -66,8 +73,9 @@ def load_face(path: Path, resolution: int) -> Tensor:
 
 def network_settings(s: LsSettings) -> NetworkSettings:
     """The discriminator at the classifier resolution, without minibatch stddev (group size 1)."""
-    return NetworkSettings(resolution=s.resolution, fmap_base=s.classifier.fmap_base,
-                           fmap_max=s.classifier.fmap_max, mbstd_group_size=1)
+    return NetworkSettings(
+        resolution=s.resolution, fmap_base=s.classifier.fmap_base, fmap_max=s.classifier.fmap_max, mbstd_group_size=1
+    )
 
 
 def held_out(name: str, fraction: float) -> bool:
@@ -103,15 +111,18 @@ def labelled_faces(faces: Path, table_path: Path, mapping: Path | None, attribut
     table = attributes.read(table_path)
     column = table.column(attribute, table_path)
     names = attributes.read_mapping(mapping) if mapping else None
-    paths, rows = attributes.labelled_images(faces, attributes.AttributeTable(table.names, (attribute,),
-                                                                              column[:, None]), table_path, names)
+    paths, rows = attributes.labelled_images(
+        faces, attributes.AttributeTable(table.names, (attribute,), column[:, None]), table_path, names
+    )
     return LabelledFaces(paths, rows[:, 0], str(table_path))
 
 
 def _check_classes(labels: np.ndarray, what: str, attribute: str, source: str) -> None:
     if len(np.unique(labels)) < 2:
-        raise StageError(f"{source}: attribute {attribute!r} has a single class ({int(labels[0]):+d}) in the "
-                         f"{what}; a classifier cannot learn it: remove it from metrics.ls.attributes")
+        raise StageError(
+            f"{source}: attribute {attribute!r} has a single class ({int(labels[0]):+d}) in the "
+            f"{what}; a classifier cannot learn it: remove it from metrics.ls.attributes"
+        )
 
 
 class FaceImages(torch.utils.data.Dataset):
@@ -128,8 +139,15 @@ class FaceImages(torch.utils.data.Dataset):
         return load_face(self.faces.paths[k], self.resolution), float(self.faces.labels[k])
 
 
-def train(s: LsSettings, faces: LabelledFaces, attribute: str, seed: int, out: Path,
-          device: torch.device | str = "cpu", workers: int = 0) -> dict[str, Any]:
+def train(
+    s: LsSettings,
+    faces: LabelledFaces,
+    attribute: str,
+    seed: int,
+    out: Path,
+    device: torch.device | str = "cpu",
+    workers: int = 0,
+) -> dict[str, Any]:
     """Train one classifier and save it; returns its record (held-out accuracy included)."""
     start, c = time.time(), s.classifier
     val = np.array([held_out(p.name, c.val_fraction) for p in faces.paths], dtype=bool)
@@ -140,10 +158,12 @@ def train(s: LsSettings, faces: LabelledFaces, attribute: str, seed: int, out: P
     torch.manual_seed(seed)
     net = Discriminator(network_settings(s)).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=c.lrate, betas=ADAM_BETAS, eps=ADAM_EPS)
-    sampler = torch.utils.data.RandomSampler(range(len(train_idx)), replacement=False, num_samples=c.images,
-                                             generator=torch.Generator().manual_seed(seed))
-    loader = torch.utils.data.DataLoader(FaceImages(faces, train_idx, s.resolution), batch_size=c.minibatch,
-                                         sampler=sampler, num_workers=workers)
+    sampler = torch.utils.data.RandomSampler(
+        range(len(train_idx)), replacement=False, num_samples=c.images, generator=torch.Generator().manual_seed(seed)
+    )
+    loader = torch.utils.data.DataLoader(
+        FaceImages(faces, train_idx, s.resolution), batch_size=c.minibatch, sampler=sampler, num_workers=workers
+    )
     for images, targets in loader:
         logits = net(images.to(device), res=s.resolution)
         loss = F.softplus(-targets.to(device, torch.float32) * logits).mean()
@@ -152,21 +172,36 @@ def train(s: LsSettings, faces: LabelledFaces, attribute: str, seed: int, out: P
         opt.step()
     net.eval()
     accuracy = evaluate(net, faces, np.flatnonzero(val), s.resolution, device)
-    record = {"format": FORMAT, "attribute": attribute, "network": as_dict(network_settings(s)),
-              "state": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "resolution": s.resolution,
-              "settings": as_dict(c), "train_faces": int(len(train_idx)), "val_faces": int(val.sum()),
-              "val_accuracy": accuracy, "labels": {"file": faces.source, "sha256": fileio.sha256_file(faces.source)},
-              "seconds": time.time() - start}
+    record = {
+        "format": FORMAT,
+        "attribute": attribute,
+        "network": as_dict(network_settings(s)),
+        "state": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "resolution": s.resolution,
+        "settings": as_dict(c),
+        "train_faces": int(len(train_idx)),
+        "val_faces": int(val.sum()),
+        "val_accuracy": accuracy,
+        "labels": {"file": faces.source, "sha256": fileio.sha256_file(faces.source)},
+        "seconds": time.time() - start,
+    }
     with fileio.atomic_path(out) as tmp:
         torch.save(record, tmp)
-    log.info("classifier %s: %d images in %.0f s, held-out accuracy %s on %d faces", attribute, c.images,
-             record["seconds"], accuracy, record["val_faces"])
+    log.info(
+        "classifier %s: %d images in %.0f s, held-out accuracy %s on %d faces",
+        attribute,
+        c.images,
+        record["seconds"],
+        accuracy,
+        record["val_faces"],
+    )
     return record
 
 
 @torch.no_grad()
-def evaluate(net: Discriminator, faces: LabelledFaces, indices: np.ndarray, resolution: int,
-             device: torch.device | str) -> float | None:
+def evaluate(
+    net: Discriminator, faces: LabelledFaces, indices: np.ndarray, resolution: int, device: torch.device | str
+) -> float | None:
     """Share of `indices` whose logit sign matches the label; None for no faces."""
     if len(indices) == 0:
         return None
@@ -195,8 +230,10 @@ def nvidia_pickles(entries: tuple[str, ...]) -> dict[str, Path]:
     pickles: dict[str, Path] = {}
     for path in sorted(files, key=lambda p: p.name):
         if nvidia_attribute(path) in pickles:
-            raise StageError(f"metrics.ls.classifiers: {path} and {pickles[nvidia_attribute(path)]} both classify "
-                             f"{nvidia_attribute(path)!r}")
+            raise StageError(
+                f"metrics.ls.classifiers: {path} and {pickles[nvidia_attribute(path)]} both classify "
+                f"{nvidia_attribute(path)!r}"
+            )
         pickles[nvidia_attribute(path)] = path
     return pickles
 
@@ -204,12 +241,18 @@ def nvidia_pickles(entries: tuple[str, ...]) -> dict[str, Path]:
 def save_nvidia(imported: Imported, source: Path, out: Path) -> Path:
     """An imported D_basic attribute classifier as our classifier file (no training record: NVIDIA's)."""
     if imported.resolution != imported.settings.resolution or imported.alpha != 1.0:
-        raise StageError(f"{source}: a classifier pickled below its top level ({imported.resolution}², alpha "
-                         f"{imported.alpha}); linear separability runs classifiers at their full resolution")
-    record = {"format": FORMAT, "attribute": nvidia_attribute(source), "network": as_dict(imported.settings),
-              "state": {k: v.detach().cpu() for k, v in imported.module.state_dict().items()},
-              "resolution": imported.settings.resolution,
-              "source": {"file": source.name, "sha256": fileio.sha256_file(source)}}
+        raise StageError(
+            f"{source}: a classifier pickled below its top level ({imported.resolution}², alpha "
+            f"{imported.alpha}); linear separability runs classifiers at their full resolution"
+        )
+    record = {
+        "format": FORMAT,
+        "attribute": nvidia_attribute(source),
+        "network": as_dict(imported.settings),
+        "state": {k: v.detach().cpu() for k, v in imported.module.state_dict().items()},
+        "resolution": imported.settings.resolution,
+        "source": {"file": source.name, "sha256": fileio.sha256_file(source)},
+    }
     with fileio.atomic_path(out) as tmp:
         torch.save(record, tmp)
     log.info("classifier %s: imported from %s", record["attribute"], source)
@@ -225,9 +268,18 @@ def load(path: Path, device: torch.device | str = "cpu") -> Classifier:
             raise ValueError(f"format {state.get('format')!r}, expected {FORMAT!r}")
         net = Discriminator(NetworkSettings(**state["network"]))
         net.load_state_dict(state["state"])
-    except (OSError, EOFError, KeyError, TypeError, ValueError, RuntimeError, AttributeError,
-            pickle.UnpicklingError) as err:
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        AttributeError,
+        pickle.UnpicklingError,
+    ) as err:
         why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise StageError(f"{path}: not an attribute classifier this version can load ({why}); {fix}") from None
-    return Classifier(state["attribute"], net.to(device).eval().requires_grad_(False), int(state["resolution"]),
-                      Path(path))
+    return Classifier(
+        state["attribute"], net.to(device).eval().requires_grad_(False), int(state["resolution"]), Path(path)
+    )

@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 # --- the distances -------------------------------------------------------------
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     samples2: np.ndarray | None = None) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, samples2: np.ndarray | None = None
+) -> float:
     """‖μ1-μ2‖² + Tr(Σ1 + Σ2 - 2 sqrtm(Σ1 Σ2)), real part, as SG1 computes it with scipy's sqrtm
     (NVlabs/stylegan `metrics/frechet_inception_distance.py`; SciPy 1.16 deprecated its disp=False).
 
@@ -79,13 +80,17 @@ def checked_root_trace(product: np.ndarray) -> float:
     with np.real) small beside the trace; a root that fails is a FidError saying how, never a NaN."""
     root = scipy.linalg.sqrtm(product)
     if not np.isfinite(root).all():
-        raise FidError(f"sqrtm(Σ1 Σ2) has {int((~np.isfinite(root)).sum())} non-finite entries "
-                       "(degenerate features, e.g. a collapsed generator)")
+        raise FidError(
+            f"sqrtm(Σ1 Σ2) has {int((~np.isfinite(root)).sum())} non-finite entries "
+            "(degenerate features, e.g. a collapsed generator)"
+        )
     trace = np.trace(root)
     imaginary = float(np.abs(np.diagonal(root).imag).sum())
     if imaginary > SQRTM_IMAG_TOL * max(abs(trace.real), 1.0):
-        raise FidError(f"sqrtm(Σ1 Σ2) has a diagonal imaginary part {imaginary:.3g} against a trace of "
-                       f"{trace.real:.6g} (beyond {SQRTM_IMAG_TOL:g} of it): the product is far from PSD")
+        raise FidError(
+            f"sqrtm(Σ1 Σ2) has a diagonal imaginary part {imaginary:.3g} against a trace of "
+            f"{trace.real:.6g} (beyond {SQRTM_IMAG_TOL:g} of it): the product is far from PSD"
+        )
     return float(trace.real)
 
 
@@ -100,8 +105,7 @@ def fid_of(fakes: FeatureStats, reals: FeatureStats) -> float:
     return frechet_distance(one.mean(), one.cov(), two.mean(), two.cov(), two.kept)
 
 
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int, subset_size: int,
-                              seed: int) -> float:
+def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int, subset_size: int, seed: int) -> float:
     """Unbiased MMD² with the kernel (x·y/d + 1)³, averaged over random subsets
     (NVlabs/stylegan2-ada-pytorch `metrics/kernel_inception_distance.py`), in float64."""
     d = real.shape[1]
@@ -131,8 +135,10 @@ def stream_plan(s: MetricsSettings, stream: str) -> tuple[int, int]:
     mixed = {mixing_stream(n): n for n in s.mixing.latents}
     if stream in mixed:
         return mixed[stream], s.mixing.num_fakes
-    raise StageError(f"metric stream {stream!r}: expected fid, curve or mix<n> with n in metrics.mixing.latents "
-                     f"{list(s.mixing.latents)}")
+    raise StageError(
+        f"metric stream {stream!r}: expected fid, curve or mix<n> with n in metrics.mixing.latents "
+        f"{list(s.mixing.latents)}"
+    )
 
 
 def mixed_ws(G: Generator, z: torch.Tensor, res: int, gen: torch.Generator) -> torch.Tensor:
@@ -145,7 +151,7 @@ def mixed_ws(G: Generator, z: torch.Tensor, res: int, gen: torch.Generator) -> t
     active = layers_at(res)
     if active - 1 < k - 1:
         raise StageError(f"mixing {k} latents needs {k} active layers, the {res}² generator has {active}")
-    points = torch.rand(n, active - 1, generator=gen).argsort(dim=1)[:, :k - 1] + 1  # in 1 .. active-1
+    points = torch.rand(n, active - 1, generator=gen).argsort(dim=1)[:, : k - 1] + 1  # in 1 .. active-1
     layer = torch.arange(G.num_layers)
     source = (layer.reshape(1, -1, 1) >= points.reshape(n, 1, -1)).sum(-1).to(w.device)  # latent of each layer
     return torch.gather(w, 1, source.unsqueeze(-1).expand(n, G.num_layers, w.shape[-1]))
@@ -168,8 +174,9 @@ def fake_images(G: Generator, meta: dict[str, Any], block: Block, latents: int) 
 
 
 @full_float32()
-def fake_stats(G: Generator, meta: dict[str, Any], detector: Inception, blocks: list[Block], latents: int,
-               keep: int) -> FeatureStats:
+def fake_stats(
+    G: Generator, meta: dict[str, Any], detector: Inception, blocks: list[Block], latents: int, keep: int
+) -> FeatureStats:
     """Feature statistics of the blocks' generated images, in sample order."""
     stats = FeatureStats(keep=keep)
     for block in blocks:
@@ -180,9 +187,18 @@ def fake_stats(G: Generator, meta: dict[str, Any], detector: Inception, blocks: 
 def stream_settings(s: MetricsSettings, stream: str, generator: Path) -> dict[str, Any]:
     """What a stream's samples depend on; partials and results record it."""
     latents, num = stream_plan(s, stream)
-    return {"stream": stream, "latents": latents, "num_fakes": num, "batch": s.batch, "seed": s.seed,
-            "keep": s.kid.max_samples, "generator_sha256": fileio.sha256_file(generator),
-            "truncation": None, "noise": "random", "inception": as_dict(s.inception)}
+    return {
+        "stream": stream,
+        "latents": latents,
+        "num_fakes": num,
+        "batch": s.batch,
+        "seed": s.seed,
+        "keep": s.kid.max_samples,
+        "generator_sha256": fileio.sha256_file(generator),
+        "truncation": None,
+        "noise": "random",
+        "inception": as_dict(s.inception),
+    }
 
 
 def shard(s: MetricsSettings, generator: Path, stream: str, index: int, out: Path, device: torch.device) -> None:
@@ -194,10 +210,10 @@ def shard(s: MetricsSettings, generator: Path, stream: str, index: int, out: Pat
     blocks = shard_blocks(num, s.batch, index, s.shards, s.seed, stream)
     stats = fake_stats(G, meta, detector, blocks, latents, s.kid.max_samples)
     info = partial_meta(num, s.batch, index, s.shards, stream_settings(s, stream, generator))
-    stats.save(out, {**info, "seconds": time.time() - start, "device": mr.device_name(device),
-                     "detector": detector.record})
-    log.info("%s shard %d/%d: samples %d .. %d in %.0f s", stream, index, s.shards, *info["range"],
-             time.time() - start)
+    stats.save(
+        out, {**info, "seconds": time.time() - start, "device": mr.device_name(device), "detector": detector.record}
+    )
+    log.info("%s shard %d/%d: samples %d .. %d in %.0f s", stream, index, s.shards, *info["range"], time.time() - start)
 
 
 # --- results -------------------------------------------------------------------
@@ -208,7 +224,9 @@ def load_reals(reals_json: Path) -> tuple[FeatureStats, dict[str, Any]]:
     try:
         pointer = json.loads(Path(reals_json).read_text())
     except (OSError, ValueError) as err:
-        raise StageError(f"{reals_json}: cannot read the real statistics' record ({err}); rerun metrics_reals") from None
+        raise StageError(
+            f"{reals_json}: cannot read the real statistics' record ({err}); rerun metrics_reals"
+        ) from None
     stats, meta = FeatureStats.load(Path(pointer["path"]))
     if meta.get("key") != pointer["key"]:
         raise StageError(f"{pointer['path']}: not the statistics {reals_json} names; rerun metrics_reals")
@@ -218,24 +236,58 @@ def load_reals(reals_json: Path) -> tuple[FeatureStats, dict[str, Any]]:
 def check_resolution(G: Generator, generator: Path, reals: dict[str, Any]) -> None:
     """Fakes and reals must be compared at the same resolution (the model's final one)."""
     if G.settings.resolution != reals["settings"]["resolution"]:
-        raise StageError(f"{generator}: a {G.settings.resolution}² model, but the real statistics are at "
-                         f"{reals['settings']['resolution']}² (train.network.resolution); rerun metrics_reals")
+        raise StageError(
+            f"{generator}: a {G.settings.resolution}² model, but the real statistics are at "
+            f"{reals['settings']['resolution']}² (train.network.resolution); rerun metrics_reals"
+        )
 
 
-def record(metric: str, value: float, generator: Path, meta: dict[str, Any], reals: FeatureStats,
-           reals_meta: dict[str, Any], fakes: FeatureStats, info: dict[str, Any], seconds: float, device: str,
-           extra: dict[str, Any] | None = None) -> mr.MetricResult:
+def record(
+    metric: str,
+    value: float,
+    generator: Path,
+    meta: dict[str, Any],
+    reals: FeatureStats,
+    reals_meta: dict[str, Any],
+    fakes: FeatureStats,
+    info: dict[str, Any],
+    seconds: float,
+    device: str,
+    extra: dict[str, Any] | None = None,
+) -> mr.MetricResult:
     """One MetricResult with everything the value depends on."""
-    settings = {**info["settings"], **(extra or {}), "reals": reals_meta["settings"],
-                "reals_available": reals_meta["available"], "generated_resolution": meta["resolution"],
-                "alpha": meta["alpha"], "shards": info.get("shards", 1)}
-    return mr.MetricResult(metric=metric, status=mr.COMPUTED, value=value, snapshot=str(generator),
-                           kimg=meta["nimg"] / 1000, num_reals=reals.count, num_fakes=fakes.count,
-                           detector=reals_meta["detector"], settings=settings, seconds=seconds, device=device)
+    settings = {
+        **info["settings"],
+        **(extra or {}),
+        "reals": reals_meta["settings"],
+        "reals_available": reals_meta["available"],
+        "generated_resolution": meta["resolution"],
+        "alpha": meta["alpha"],
+        "shards": info.get("shards", 1),
+    }
+    return mr.MetricResult(
+        metric=metric,
+        status=mr.COMPUTED,
+        value=value,
+        snapshot=str(generator),
+        kimg=meta["nimg"] / 1000,
+        num_reals=reals.count,
+        num_fakes=fakes.count,
+        detector=reals_meta["detector"],
+        settings=settings,
+        seconds=seconds,
+        device=device,
+    )
 
 
-def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list[Path], fid_out: Path,
-           kid: tuple[Path, Path] | None = None) -> float:
+def result(
+    s: MetricsSettings,
+    generator: Path,
+    reals_json: Path,
+    partials: list[Path],
+    fid_out: Path,
+    kid: tuple[Path, Path] | None = None,
+) -> float:
     """Merge a stream's shards into its FID result, and with `kid` (KID's reals record, its output) KID of
     the same generated features against KID's own reals. Returns the FID."""
     start = time.time()
@@ -253,15 +305,30 @@ def result(s: MetricsSettings, generator: Path, reals_json: Path, partials: list
     except FidError as err:
         raise StageError(f"{generator}: FID not computed: {err}") from None
     name = "fid" if info["settings"]["latents"] == 1 else f"fid_{mixing_stream(info['settings']['latents'])}"
-    mr.write(fid_out, record(name, fid, generator, meta, reals, reals_meta, fakes, info,
-                             seconds + time.time() - start, device))
+    mr.write(
+        fid_out,
+        record(name, fid, generator, meta, reals, reals_meta, fakes, info, seconds + time.time() - start, device),
+    )
     log.info("%s %s: %.4f (%d fakes, %d reals)", generator, name, fid, fakes.count, reals.count)
     if kid is not None:
         kid_reals, kid_meta = load_reals(kid[0])
         value = kernel_inception_distance(kid_reals.kept, fakes.kept, s.kid.subsets, s.kid.subset_size, s.seed)
-        mr.write(kid[1], record("kid", value, generator, meta, kid_reals, kid_meta, fakes, info,
-                                seconds + time.time() - start, device,
-                                {"kid": as_dict(s.kid), "kid_samples": [len(kid_reals.kept), len(fakes.kept)]}))
+        mr.write(
+            kid[1],
+            record(
+                "kid",
+                value,
+                generator,
+                meta,
+                kid_reals,
+                kid_meta,
+                fakes,
+                info,
+                seconds + time.time() - start,
+                device,
+                {"kid": as_dict(s.kid), "kid_samples": [len(kid_reals.kept), len(fakes.kept)]},
+            ),
+        )
         log.info("%s kid: %.6f", generator, value)
     return fid
 
@@ -273,14 +340,25 @@ def chosen_snapshots(run_dir: Path, every: int) -> list[Path]:
     """Every n-th generator snapshot of the run, and always the last."""
     found = files.all_snapshots(run_dir)
     if not found:
-        raise StageError(f"{run_dir}: no generator snapshots (training writes them every "
-                         "train.schedule.network_snapshot_ticks); retrain to draw the curve")
+        raise StageError(
+            f"{run_dir}: no generator snapshots (training writes them every "
+            "train.schedule.network_snapshot_ticks); retrain to draw the curve"
+        )
     chosen = found[::every]
     return chosen if chosen[-1] == found[-1] else chosen + [found[-1]]
 
 
-def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out: Path, plot: Path,
-          lowest_out: Path, device: torch.device, backbone: Path) -> dict[str, Any]:
+def curve(
+    s: MetricsSettings,
+    reals_json: Path,
+    run_dir: Path,
+    folder: Path,
+    out: Path,
+    plot: Path,
+    lowest_out: Path,
+    device: torch.device,
+    backbone: Path,
+) -> dict[str, Any]:
     """FID of each kept snapshot (one result file each, reused when its settings match), and PPL in W
     beside it when the VGG16 file `backbone` is there; the curve data with the lowest FID (the paper
     reports the lowest over training, Table 1's caption), and a plot. A snapshot whose FID cannot be
@@ -315,15 +393,24 @@ def curve(s: MetricsSettings, reals_json: Path, run_dir: Path, folder: Path, out
         raise StageError(f"{run_dir}: no snapshot's FID could be computed: {points[-1]['reason']}")
     lowest = min(computed, key=lambda p: p["fid"])
     ppl_note = None if backbone.is_file() else ppl.missing_backbone(backbone)
-    data = {"points": points, "lowest": lowest, "num_fakes": s.curve.num_fakes, "num_reals": reals.count,
-            "ppl": {"variants": list(ppl.CURVE_VARIANTS), "num_samples": s.curve.ppl_samples,
-                    "not_computed": ppl_note}}
+    data = {
+        "points": points,
+        "lowest": lowest,
+        "num_fakes": s.curve.num_fakes,
+        "num_reals": reals.count,
+        "ppl": {"variants": list(ppl.CURVE_VARIANTS), "num_samples": s.curve.ppl_samples, "not_computed": ppl_note},
+    }
     fileio.write_json(out, data)
-    fileio.write_bytes(plot, provenance.tagged_png(curve_png(points, lowest, s.curve.num_fakes, reals.count, ppl_note),
-                                                  [Path(p["snapshot"]) for p in points]))
+    fileio.write_bytes(
+        plot,
+        provenance.tagged_png(
+            curve_png(points, lowest, s.curve.num_fakes, reals.count, ppl_note), [Path(p["snapshot"]) for p in points]
+        ),
+    )
     best = mr.read(Path(lowest["result"]))
-    mr.write(lowest_out, dataclasses.replace(best, metric="fid_lowest",
-                                             settings={**best.settings, "snapshots": len(points)}))
+    mr.write(
+        lowest_out, dataclasses.replace(best, metric="fid_lowest", settings={**best.settings, "snapshots": len(points)})
+    )
     log.info("FID curve: %d snapshots, lowest %.4f at %.1f kimg", len(points), lowest["fid"], lowest["kimg"])
     return data
 
@@ -334,8 +421,15 @@ def reusable(path: Path, wanted: dict[str, Any]) -> mr.MetricResult | None:
     return done if done is not None and {k: done.settings.get(k) for k in wanted} == wanted else None
 
 
-def snapshot_fid(s: MetricsSettings, snapshot: Path, detector: Inception, reals: FeatureStats,
-                 reals_meta: dict[str, Any], wanted: dict[str, Any], device: torch.device) -> mr.MetricResult:
+def snapshot_fid(
+    s: MetricsSettings,
+    snapshot: Path,
+    detector: Inception,
+    reals: FeatureStats,
+    reals_meta: dict[str, Any],
+    wanted: dict[str, Any],
+    device: torch.device,
+) -> mr.MetricResult:
     """FID of one snapshot, all of its samples in this job; "not computed" and why when the distance fails."""
     start = time.time()
     G, meta = load_generator(snapshot, device)
@@ -346,17 +440,37 @@ def snapshot_fid(s: MetricsSettings, snapshot: Path, detector: Inception, reals:
         fid = fid_of(fakes, reals)
     except FidError as err:
         log.warning("%s (%.1f kimg): FID not computed: %s", snapshot.name, meta["nimg"] / 1000, err)
-        return mr.MetricResult(metric="fid", status=mr.NOT_COMPUTED, value=None, snapshot=str(snapshot),
-                               kimg=meta["nimg"] / 1000, reason=f"{snapshot}: {err}", settings=wanted,
-                               num_reals=reals.count, num_fakes=fakes.count, seconds=time.time() - start,
-                               device=mr.device_name(device))
+        return mr.MetricResult(
+            metric="fid",
+            status=mr.NOT_COMPUTED,
+            value=None,
+            snapshot=str(snapshot),
+            kimg=meta["nimg"] / 1000,
+            reason=f"{snapshot}: {err}",
+            settings=wanted,
+            num_reals=reals.count,
+            num_fakes=fakes.count,
+            seconds=time.time() - start,
+            device=mr.device_name(device),
+        )
     log.info("%s (%.1f kimg): FID %.4f", snapshot.name, meta["nimg"] / 1000, fid)
-    return record("fid", fid, snapshot, meta, reals, reals_meta, fakes, {"settings": wanted}, time.time() - start,
-                  mr.device_name(device))
+    return record(
+        "fid",
+        fid,
+        snapshot,
+        meta,
+        reals,
+        reals_meta,
+        fakes,
+        {"settings": wanted},
+        time.time() - start,
+        mr.device_name(device),
+    )
 
 
-def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, reals: int,
-              ppl_note: str | None) -> bytes:
+def curve_png(
+    points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, reals: int, ppl_note: str | None
+) -> bytes:
     """The paper's Fig. 7 panels: FID (the lowest starred, snapshots without one crossed at the axis) and
     PPL in W against training progress, or why PPL was not computed."""
     import matplotlib
@@ -369,8 +483,14 @@ def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, 
     fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     ok = [p for p in points if p["fid"] is not None]
     ax.plot([p["kimg"] for p in ok], [p["fid"] for p in ok], marker="o")
-    ax.plot([lowest["kimg"]], [lowest["fid"]], marker="*", markersize=14, linestyle="none",
-            label=f"lowest {lowest['fid']:.2f} at {lowest['kimg']:.0f} kimg")
+    ax.plot(
+        [lowest["kimg"]],
+        [lowest["fid"]],
+        marker="*",
+        markersize=14,
+        linestyle="none",
+        label=f"lowest {lowest['fid']:.2f} at {lowest['kimg']:.0f} kimg",
+    )
     failed = [p["kimg"] for p in points if p["fid"] is None]
     if failed:
         ax.plot(failed, [0] * len(failed), marker="x", color="red", linestyle="none", label="FID not computed")
@@ -382,8 +502,15 @@ def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, 
         right.set_ylabel("perceptual path length (LPIPS / ε²)")
         right.legend()
     else:
-        right.text(0.5, 0.5, "PPL not computed:\n" + textwrap.fill(ppl_note, 60), ha="center", va="center",
-                   fontsize=7, transform=right.transAxes)
+        right.text(
+            0.5,
+            0.5,
+            "PPL not computed:\n" + textwrap.fill(ppl_note, 60),
+            ha="center",
+            va="center",
+            fontsize=7,
+            transform=right.transAxes,
+        )
     right.set_title("perceptual path length in W over training")
     for a in (ax, right):
         a.set_xlabel("training progress (kimg: thousands of real images shown)")
@@ -399,8 +526,16 @@ def curve_png(points: list[dict[str, Any]], lowest: dict[str, Any], fakes: int, 
 # --- the real statistics job -------------------------------------------------------
 
 
-def reals(s: MetricsSettings, manifest: Path, resolution: int, cache: Path, out: Path, kid_out: Path,
-          train_xflip: bool, device: torch.device) -> dict[str, dict[str, Any]]:
+def reals(
+    s: MetricsSettings,
+    manifest: Path,
+    resolution: int,
+    cache: Path,
+    out: Path,
+    kid_out: Path,
+    train_xflip: bool,
+    device: torch.device,
+) -> dict[str, dict[str, Any]]:
     """Compute (or find in `cache`) both real statistics and write the records metric jobs read.
 
     FID's: `metrics.reals.num` images drawn at random, mirrored as the training run was
@@ -411,15 +546,23 @@ def reals(s: MetricsSettings, manifest: Path, resolution: int, cache: Path, out:
     from stylegan.metrics.reals import real_stats
 
     detector = Inception(s.inception, device)
-    plans = {out: (s.reals.num, s.reals.mirrored(train_xflip), FEATURES),
-             kid_out: (s.kid.max_reals, False, s.kid.max_reals)}
+    plans = {
+        out: (s.reals.num, s.reals.mirrored(train_xflip), FEATURES),
+        kid_out: (s.kid.max_reals, False, s.kid.max_reals),
+    }
     written = {}
     for path, (num, xflip, keep) in plans.items():
         start = time.time()
         stats, meta = real_stats(manifest, resolution, detector, num, xflip, keep, s.batch, s.seed, cache, s.workers)
-        written[str(path)] = {"key": meta["key"], "path": meta["path"], "num_reals": stats.count,
-                              "available": meta["available"], "settings": meta["settings"],
-                              "detector": meta["detector"], "seconds": time.time() - start,
-                              "device": mr.device_name(device)}
+        written[str(path)] = {
+            "key": meta["key"],
+            "path": meta["path"],
+            "num_reals": stats.count,
+            "available": meta["available"],
+            "settings": meta["settings"],
+            "detector": meta["detector"],
+            "seconds": time.time() - start,
+            "device": mr.device_name(device),
+        }
         fileio.write_json(path, written[str(path)])
     return written

@@ -25,9 +25,9 @@ from stylegan import fileio
 from stylegan.errors import StageError
 from stylegan.metrics.config import Band, FigureSettings
 from stylegan.model.files import load_generator
-from stylegan.model.provenance import tagged_png
 from stylegan.model.grids import layers_of, style_mixing_grid, tile
 from stylegan.model.networks import Generator
+from stylegan.model.provenance import tagged_png
 from stylegan.model.sampling import full_float32, inference_device, latents, mapped, render, synthesize, to_uint8
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,15 @@ log = logging.getLogger(__name__)
 
 def style_bands(s: FigureSettings, res: int) -> dict[Band, range]:
     """Fig. 3's coarse, middle and fine layers at output resolution `res` (empty where `res` stops short)."""
+
     def band(low: int, high: int) -> range:
         return layers_of(low, min(high, res)) if low <= res else range(0)
 
-    return {"coarse": band(4, s.coarse_max), "middle": band(2 * s.coarse_max, s.middle_max),
-            "fine": band(2 * s.middle_max, res)}
+    return {
+        "coarse": band(4, s.coarse_max),
+        "middle": band(2 * s.coarse_max, s.middle_max),
+        "fine": band(2 * s.middle_max, res),
+    }
 
 
 def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
@@ -47,8 +51,9 @@ def uncurated(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes:
     columns, rows = s.uncurated
     torch.manual_seed(s.seed)
     z = latents(list(range(s.seed, s.seed + columns * rows)), G.settings.latent_size)
-    images = render(G, z, res, alpha, psi=G.settings.truncation_psi, cutoff=G.settings.truncation_cutoff,
-                    noise="random")
+    images = render(
+        G, z, res, alpha, psi=G.settings.truncation_psi, cutoff=G.settings.truncation_cutoff, noise="random"
+    )
     return tile(images, columns, s.cell)
 
 
@@ -58,18 +63,22 @@ def style_mixing(G: Generator, s: FigureSettings, res: int, alpha: float) -> byt
     bands = style_bands(s, res)
     for band in dict.fromkeys(s.mixing_rows):
         if not bands[band]:
-            raise StageError(f"metrics.figures.mixing_rows: a {res}² generator has no {band} layers with "
-                             f"coarse_max {s.coarse_max} and middle_max {s.middle_max}; lower those or drop the row")
+            raise StageError(
+                f"metrics.figures.mixing_rows: a {res}² generator has no {band} layers with "
+                f"coarse_max {s.coarse_max} and middle_max {s.middle_max}; lower those or drop the row"
+            )
     n, size = s.mixing_columns, G.settings.latent_size
     columns_z = latents(list(range(s.seed, s.seed + n)), size)
     rows_z = latents(list(range(s.seed + n, s.seed + n + len(s.mixing_rows))), size)
-    return style_mixing_grid(G, columns_z, rows_z, [bands[band] for band in s.mixing_rows], res, alpha,
-                             1.0, None, s.cell)
+    return style_mixing_grid(
+        G, columns_z, rows_z, [bands[band] for band in s.mixing_rows], res, alpha, 1.0, None, s.cell
+    )
 
 
 @torch.no_grad()
-def noise_deviation(G: Generator, z: torch.Tensor, shown: int, draws: int, res: int, alpha: float,
-                    chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def noise_deviation(
+    G: Generator, z: torch.Tensor, shown: int, draws: int, res: int, alpha: float, chunk: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `shown` realisations of one latent under random noise, and the per-pixel standard deviation
     over `draws` realisations of the grey (channel-mean) uint8 image, scaled x4 and clipped to 0-255
     for display as NVlabs/stylegan `generate_figures.py` draws it. Running float64 sums keep memory flat."""
@@ -81,7 +90,7 @@ def noise_deviation(G: Generator, z: torch.Tensor, shown: int, draws: int, res: 
         grey = to_uint8(images).double().mean(dim=1)
         total += grey.sum(0)
         squares += (grey**2).sum(0)
-        kept += list(images[:max(0, shown - len(kept))])
+        kept += list(images[: max(0, shown - len(kept))])
     mean = total / draws
     std = (squares / draws - mean**2).clamp(min=0).sqrt()
     return torch.stack(kept), (std * 4).clamp(0, 255)
@@ -104,8 +113,10 @@ NOISE_COLUMNS = ("all", "none", "fine", "coarse")  # the paper's Fig. 5 (a)-(d)
 def noise_layer_modes(num_layers: int, s: FigureSettings, res: int) -> dict[str, tuple[str, ...]]:
     """Per-layer noise modes for Fig. 5's columns: stored noise maps where on, none where off."""
     if s.noise_coarse_max >= res:
-        raise StageError(f"metrics.figures.noise_coarse_max: {s.noise_coarse_max} leaves no fine layers in a "
-                         f"{res}² generator; set it below {res}")
+        raise StageError(
+            f"metrics.figures.noise_coarse_max: {s.noise_coarse_max} leaves no fine layers in a "
+            f"{res}² generator; set it below {res}"
+        )
     every = set(range(num_layers))
     coarse = set(layers_of(4, s.noise_coarse_max))
     on = {"all": every, "none": set(), "fine": every - coarse, "coarse": coarse}
@@ -128,11 +139,19 @@ def truncation(G: Generator, s: FigureSettings, res: int, alpha: float) -> bytes
 
 
 FIGURES: dict[str, Callable[[Generator, FigureSettings, int, float], bytes]] = {
-    "uncurated": uncurated, "style-mixing": style_mixing, "stochastic": stochastic, "noise": noise_layers,
+    "uncurated": uncurated,
+    "style-mixing": style_mixing,
+    "stochastic": stochastic,
+    "noise": noise_layers,
     "truncation": truncation,
 }
-STEMS = {"uncurated": "fig2_uncurated", "style-mixing": "fig3_style_mixing", "stochastic": "fig4_stochastic_variation",
-         "noise": "fig5_noise_layers", "truncation": "fig8_truncation"}  # file names: the paper's figure, its subject
+STEMS = {
+    "uncurated": "fig2_uncurated",
+    "style-mixing": "fig3_style_mixing",
+    "stochastic": "fig4_stochastic_variation",
+    "noise": "fig5_noise_layers",
+    "truncation": "fig8_truncation",
+}  # file names: the paper's figure, its subject
 
 
 @full_float32()

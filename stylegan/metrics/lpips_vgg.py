@@ -53,8 +53,10 @@ def heads_file() -> Path:
     """The v0.1 VGG linear heads inside the installed `lpips` package, found without importing it."""
     spec = importlib.util.find_spec("lpips")
     if spec is None or not spec.submodule_search_locations:
-        raise StageError("the lpips package is not installed; it ships LPIPS's linear heads "
-                         "(pip install lpips==0.1.4, or bash scripts/setup.sh)")
+        raise StageError(
+            "the lpips package is not installed; it ships LPIPS's linear heads "
+            "(pip install lpips==0.1.4, or bash scripts/setup.sh)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / HEADS_PATH
 
 
@@ -64,8 +66,9 @@ def check_sha256(path: Path, expected: str, what: str) -> None:
         raise StageError(f"{path}: {what} not found")
     actual = fileio.sha256_file(path)
     if actual != expected:
-        raise StageError(f"{path}: sha256 {actual} is not {what}'s {expected}; "
-                         "replace the file with the original download")
+        raise StageError(
+            f"{path}: sha256 {actual} is not {what}'s {expected}; replace the file with the original download"
+        )
 
 
 class Vgg16Features(nn.Module):
@@ -105,8 +108,9 @@ class LpipsVgg16(nn.Module):
 
     def load_weights(self, backbone: dict[str, Tensor], heads: dict[str, Tensor]) -> None:
         """torchvision's VGG16 state dict (classifier keys ignored) and lpips's v0.1 `vgg.pth`."""
-        self.vgg.load_state_dict({k: v for k, v in backbone.items() if k.startswith("features.")
-                                  and int(k.split(".")[1]) < CUTS[-1]})
+        self.vgg.load_state_dict(
+            {k: v for k, v in backbone.items() if k.startswith("features.") and int(k.split(".")[1]) < CUTS[-1]}
+        )
         # lpips `NetLinLayer`: model = Sequential(Dropout, Conv2d); the conv is model.1
         for i, head in enumerate(self.heads):
             head.weight.data.copy_(heads[f"lin{i}.model.1.weight"])
@@ -133,8 +137,10 @@ def load(backbone: Path, device: str | torch.device = "cpu") -> LpipsVgg16:
     check_sha256(backbone, VGG16_SHA256, f"torchvision's {VGG16_FILE}")
     net = LpipsVgg16()
     try:
-        net.load_weights(torch.load(backbone, map_location="cpu", weights_only=True),
-                         torch.load(heads, map_location="cpu", weights_only=True))
+        net.load_weights(
+            torch.load(backbone, map_location="cpu", weights_only=True),
+            torch.load(heads, map_location="cpu", weights_only=True),
+        )
     except (RuntimeError, KeyError) as err:
         raise StageError(f"{backbone}: not a VGG16 state dict ({err})") from None
     return net.to(device).eval().requires_grad_(False)

@@ -85,7 +85,7 @@ def keep_confident(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """SG1's most confident half: indices by the predicted class's float32 probability, a stable sort (ties,
     e.g. probabilities saturated at 1.0, keep the lowest indices), and the classes (argmax; 0: present)."""
     p = class_probabilities(logits)
-    order = np.argsort(-p.max(axis=1), kind="stable")[:len(logits) // 2]
+    order = np.argsort(-p.max(axis=1), kind="stable")[: len(logits) // 2]
     return order, p[order].argmax(axis=1)
 
 
@@ -95,8 +95,10 @@ def check_finite(generator: Path, arrays: dict[str, np.ndarray]) -> None:
     for a in arrays.values():
         bad |= ~np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
     if bad.any():
-        raise StageError(f"{generator}: {int(bad.sum())} of {len(bad)} samples have non-finite "
-                         f"{', '.join(arrays)} (a diverged generator?); linear separability is undefined for them")
+        raise StageError(
+            f"{generator}: {int(bad.sum())} of {len(bad)} samples have non-finite "
+            f"{', '.join(arrays)} (a diverged generator?); linear separability is undefined for them"
+        )
 
 
 def svm_entropy(x: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
@@ -112,8 +114,9 @@ def svm_entropy(x: np.ndarray, target: np.ndarray) -> tuple[float, bool]:
     return conditional_entropy(joint_table(predicted, target)), True
 
 
-def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: list[str], workers: int
-                 ) -> dict[str, Any]:
+def separability(
+    z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: list[str], workers: int
+) -> dict[str, Any]:
     """Per attribute and space H(Y|X), the two scores, and which fits failed; fits run in `workers` processes."""
     from sklearn.utils.parallel import Parallel, delayed
 
@@ -123,16 +126,21 @@ def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: l
         kept[name] = {"samples": int(len(order)), "positive": int((target == 0).sum())}
         tasks += [(name, space, order, target) for space in SPACES]
     features = {"z": z, "w": w}
-    out = Parallel(n_jobs=max(1, workers))(delayed(svm_entropy)(features[space][order], target)
-                                           for _, space, order, target in tasks)
+    out = Parallel(n_jobs=max(1, workers))(
+        delayed(svm_entropy)(features[space][order], target) for _, space, order, target in tasks
+    )
     entropy = {space: {} for space in SPACES}
     failed = []
     for (name, space, _, _), (h, fitted) in zip(tasks, out):
         entropy[space][name] = h
         if not fitted:
             failed.append(f"{name}/{space}")
-    return {"value": {space: float(2 ** sum(entropy[space].values())) for space in SPACES},
-            "entropy_bits": entropy, "kept": kept, "failed_fits": failed}
+    return {
+        "value": {space: float(2 ** sum(entropy[space].values())) for space in SPACES},
+        "entropy_bits": entropy,
+        "kept": kept,
+        "failed_fits": failed,
+    }
 
 
 # --- generation ------------------------------------------------------------------
@@ -140,54 +148,69 @@ def separability(z: np.ndarray, w: np.ndarray, logits: np.ndarray, attributes: l
 
 @torch.no_grad()
 @full_float32()
-def block_rows(G: Generator, meta: dict[str, Any], classifiers: list[clf.Classifier], block: Block
-               ) -> tuple[np.ndarray, ...]:
+def block_rows(
+    G: Generator, meta: dict[str, Any], classifiers: list[clf.Classifier], block: Block
+) -> tuple[np.ndarray, ...]:
     """z, w, the classifiers' logits [count, attributes] of the block's generated images, and each image's
     mean pixel (non-finite exactly when one of its pixels is, checked by the shard, never saved)."""
     device = next(G.parameters()).device
     z = torch.randn(block.count, G.settings.latent_size, generator=torch.Generator().manual_seed(block.seed))
     w = G.map(z.to(device))
     torch.manual_seed(block.seed)  # the noise maps
-    images = G.synthesize(w.unsqueeze(1).repeat(1, G.num_layers, 1), res=meta["resolution"], alpha=meta["alpha"],
-                          noise="random").float()
+    images = G.synthesize(
+        w.unsqueeze(1).repeat(1, G.num_layers, 1), res=meta["resolution"], alpha=meta["alpha"], noise="random"
+    ).float()
     images = at_final_resolution(images, G)
     x = clf.to_classifier(images, classifiers[0].resolution, "the generated images")
     logits = torch.stack([c(x) for c in classifiers], dim=1)
-    return (z.numpy(), w.float().cpu().numpy(), logits.float().cpu().numpy(),
-            images.mean(dim=(1, 2, 3)).cpu().numpy())
+    return (z.numpy(), w.float().cpu().numpy(), logits.float().cpu().numpy(), images.mean(dim=(1, 2, 3)).cpu().numpy())
 
 
 def load_classifiers(paths: list[Path], device: torch.device | str) -> list[clf.Classifier]:
     """The classifiers, all at one resolution."""
     loaded = [clf.load(p, device) for p in paths]
     if len({c.resolution for c in loaded}) > 1:
-        raise StageError(f"classifiers at several resolutions ({', '.join(f'{c.path}: {c.resolution}' for c in loaded)}); "
-                         "retrain them with one metrics.ls.resolution")
+        raise StageError(
+            f"classifiers at several resolutions ({', '.join(f'{c.path}: {c.resolution}' for c in loaded)}); "
+            "retrain them with one metrics.ls.resolution"
+        )
     return loaded
 
 
 def ls_settings(s: MetricsSettings, generator: Path, classifiers: list[clf.Classifier]) -> dict[str, Any]:
     """What the rows depend on; partials and the result record it."""
-    return {"num_samples": s.ls.num_samples, "batch": s.batch, "seed": s.seed, "truncation": None,
-            "noise": "random", "generator_sha256": fileio.sha256_file(generator),
-            "classifiers": {c.attribute: fileio.sha256_file(c.path) for c in classifiers},
-            "resolution": classifiers[0].resolution}
+    return {
+        "num_samples": s.ls.num_samples,
+        "batch": s.batch,
+        "seed": s.seed,
+        "truncation": None,
+        "noise": "random",
+        "generator_sha256": fileio.sha256_file(generator),
+        "classifiers": {c.attribute: fileio.sha256_file(c.path) for c in classifiers},
+        "resolution": classifiers[0].resolution,
+    }
 
 
-def shard(s: MetricsSettings, generator: Path, classifier_files: list[Path], index: int, out: Path,
-          device: torch.device) -> None:
+def shard(
+    s: MetricsSettings, generator: Path, classifier_files: list[Path], index: int, out: Path, device: torch.device
+) -> None:
     """The (z, w, logits) rows of shard `index` of `metrics.shards`, as .npz."""
     start = time.time()
     G, meta = load_generator(generator, device)
     classifiers = load_classifiers(classifier_files, device)
     blocks = shard_blocks(s.ls.num_samples, s.batch, index, s.shards, s.seed, "ls")
     rows = [block_rows(G, meta, classifiers, b) for b in blocks]
-    z, w, logits, images = (np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32)
-                            for k in range(4))
+    z, w, logits, images = (
+        np.concatenate([r[k] for r in rows]) if rows else np.zeros((0, 0), np.float32) for k in range(4)
+    )
     check_finite(generator, {"z": z, "w": w, "logits": logits, "images": images})
-    info = {**partial_meta(s.ls.num_samples, s.batch, index, s.shards, ls_settings(s, generator, classifiers)),
-            "attributes": [c.attribute for c in classifiers],
-            "seconds": time.time() - start, "device": mr.device_name(device), "generated_resolution": meta["resolution"]}
+    info = {
+        **partial_meta(s.ls.num_samples, s.batch, index, s.shards, ls_settings(s, generator, classifiers)),
+        "attributes": [c.attribute for c in classifiers],
+        "seconds": time.time() - start,
+        "device": mr.device_name(device),
+        "generated_resolution": meta["resolution"],
+    }
     save_arrays(out, {"z": z, "w": w, "logits": logits}, info, PARTIAL_FORMAT)
     log.info("ls shard %d/%d: %d samples in %.0f s", index, s.shards, len(z), time.time() - start)
 
@@ -200,9 +223,18 @@ def load_partial(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def not_computed(generator: Path, reason: str, out: Path, s: MetricsSettings) -> None:
     """The LS record when there is nothing to classify with: why, and what to supply."""
     _, meta = load_generator(generator)
-    mr.write(out, mr.MetricResult(metric="ls", status=mr.NOT_COMPUTED, value=None, snapshot=str(generator),
-                                  kimg=meta["nimg"] / 1000, reason=reason,
-                                  settings={"num_samples": s.ls.num_samples}))
+    mr.write(
+        out,
+        mr.MetricResult(
+            metric="ls",
+            status=mr.NOT_COMPUTED,
+            value=None,
+            snapshot=str(generator),
+            kimg=meta["nimg"] / 1000,
+            reason=reason,
+            settings={"num_samples": s.ls.num_samples},
+        ),
+    )
 
 
 def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path, workers: int) -> None:
@@ -221,12 +253,29 @@ def result(s: MetricsSettings, generator: Path, partials: list[Path], out: Path,
     sep = separability(z, w, logits, info["attributes"], workers)
     _, meta = load_generator(generator)
     seconds = info["seconds"] + time.time() - start
-    mr.write(out, mr.MetricResult(
-        metric="ls", status=mr.COMPUTED, value=sep["value"], snapshot=str(generator), kimg=meta["nimg"] / 1000,
-        num_fakes=int(len(z)), settings={**info["settings"], "attributes": info["attributes"],
-                                         "entropy_bits": sep["entropy_bits"], "kept": sep["kept"],
-                                         "failed_fits": sep["failed_fits"], "svm": f"LinearSVC(dual=True, random_state={SVM_SEED})",
-                                         "svm_seconds": time.time() - fit_start, "svm_workers": workers,
-                                         "shards": info["shards"], "ls": as_dict(s.ls)},
-        seconds=seconds, device=info["device"]))
+    mr.write(
+        out,
+        mr.MetricResult(
+            metric="ls",
+            status=mr.COMPUTED,
+            value=sep["value"],
+            snapshot=str(generator),
+            kimg=meta["nimg"] / 1000,
+            num_fakes=int(len(z)),
+            settings={
+                **info["settings"],
+                "attributes": info["attributes"],
+                "entropy_bits": sep["entropy_bits"],
+                "kept": sep["kept"],
+                "failed_fits": sep["failed_fits"],
+                "svm": f"LinearSVC(dual=True, random_state={SVM_SEED})",
+                "svm_seconds": time.time() - fit_start,
+                "svm_workers": workers,
+                "shards": info["shards"],
+                "ls": as_dict(s.ls),
+            },
+            seconds=seconds,
+            device=info["device"],
+        ),
+    )
     log.info("ls: z %.3f, w %.3f over %d attributes", sep["value"]["z"], sep["value"]["w"], len(info["attributes"]))

@@ -80,7 +80,7 @@ def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 def crop_face(images: Tensor) -> Tensor:
     """SG1's face crop: rows 3c:7c and columns 2c:6c, c = H // 8 (a 4c x 4c square)."""
     c = images.shape[2] // 8
-    return images[:, :, 3 * c:7 * c, 2 * c:6 * c]
+    return images[:, :, 3 * c : 7 * c, 2 * c : 6 * c]
 
 
 def filtered_mean(distances: np.ndarray) -> tuple[float, int]:
@@ -107,8 +107,9 @@ def segment_ws(G: Generator, variant: str, z0: Tensor, z1: Tensor, t: Tensor, ep
 
 @torch.no_grad()
 @full_float32()
-def block_distances(G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16, variant: str,
-                    block: Block, epsilon: float) -> np.ndarray:
+def block_distances(
+    G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16, variant: str, block: Block, epsilon: float
+) -> np.ndarray:
     """d(segment ends) / ε² for the block's pairs, float64 [count], in full float32 (TF32 off)."""
     device = next(G.parameters()).device
     gen = torch.Generator().manual_seed(block.seed)
@@ -137,19 +138,31 @@ def backbone_path(s: MetricsSettings, resources: Path) -> Path:
 
 def variant_settings(s: MetricsSettings, variant: str, generator: Path) -> dict[str, Any]:
     """What a variant's distances depend on; partials and the result record it."""
-    return {"variant": variant, "num_samples": s.ppl.num_samples, "epsilon": s.ppl.epsilon, "batch": s.batch,
-            "seed": s.seed, "generator_sha256": fileio.sha256_file(generator), "truncation": None,
-            "crop": True, "crop_target": CROP_TARGET, "distance": "lpips-vgg16-v0.1"}
+    return {
+        "variant": variant,
+        "num_samples": s.ppl.num_samples,
+        "epsilon": s.ppl.epsilon,
+        "batch": s.batch,
+        "seed": s.seed,
+        "generator_sha256": fileio.sha256_file(generator),
+        "truncation": None,
+        "crop": True,
+        "crop_target": CROP_TARGET,
+        "distance": "lpips-vgg16-v0.1",
+    }
 
 
-def shard_distances(s: MetricsSettings, G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16,
-                    variant: str, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+def shard_distances(
+    s: MetricsSettings, G: Generator, meta: dict[str, Any], distance: lpips_vgg.LpipsVgg16, variant: str, index: int
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The distances of shard `index` of `metrics.shards` of one variant, and the range they cover."""
     if variant not in VARIANTS:
         raise StageError(f"ppl variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     if G.settings.resolution < MIN_RESOLUTION:
-        raise StageError(f"perceptual path length needs a generator of at least {MIN_RESOLUTION}² (its face crop "
-                         f"is half the side and VGG16 pools it four times); this one is {G.settings.resolution}²")
+        raise StageError(
+            f"perceptual path length needs a generator of at least {MIN_RESOLUTION}² (its face crop "
+            f"is half the side and VGG16 pools it four times); this one is {G.settings.resolution}²"
+        )
     blocks = shard_blocks(s.ppl.num_samples, s.batch, index, s.shards, s.seed, f"ppl_{variant}")
     d = [block_distances(G, meta, distance, variant, b, s.ppl.epsilon) for b in blocks]
     return (np.concatenate(d) if d else np.zeros(0)), partial_meta(s.ppl.num_samples, s.batch, index, s.shards, {})
@@ -159,16 +172,25 @@ def save_partial(out: Path, distances: np.ndarray, info: dict[str, Any]) -> None
     save_arrays(out, {"distances": distances}, info, PARTIAL_FORMAT)
 
 
-def shard(s: MetricsSettings, generator: Path, backbone: Path, variant: str, index: int, out: Path,
-          device: torch.device) -> None:
+def shard(
+    s: MetricsSettings, generator: Path, backbone: Path, variant: str, index: int, out: Path, device: torch.device
+) -> None:
     """One shard of one variant, from the generator and VGG16 files, written as .npz."""
     start = time.time()
     G, meta = load_generator(generator, device)
     distance = lpips_vgg.load(backbone, device)
     d, info = shard_distances(s, G, meta, distance, variant, index)
-    save_partial(out, d, {**info, "settings": variant_settings(s, variant, generator), "seconds": time.time() - start,
-                          "device": mr.device_name(device),
-                          "backbone": {"path": str(backbone), "sha256": lpips_vgg.VGG16_SHA256}})
+    save_partial(
+        out,
+        d,
+        {
+            **info,
+            "settings": variant_settings(s, variant, generator),
+            "seconds": time.time() - start,
+            "device": mr.device_name(device),
+            "backbone": {"path": str(backbone), "sha256": lpips_vgg.VGG16_SHA256},
+        },
+    )
     log.info("ppl %s shard %d/%d: %d pairs in %.0f s", variant, index, s.shards, len(d), time.time() - start)
 
 
@@ -187,19 +209,25 @@ def merged_variant(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
 
 def missing_backbone(backbone: Path) -> str:
     """Why PPL is not computed without the VGG16 file, and how to supply it."""
-    return (f"the VGG16 ImageNet weights ({lpips_vgg.VGG16_FILE}, sha256 {lpips_vgg.VGG16_SHA256}) are not at "
-            f"{backbone}: download {lpips_vgg.VGG16_URL} to that path, or set metrics.ppl.vgg16 to the "
-            "file, or set metrics.ppl.download true on a machine with a network, then rerun")
+    return (
+        f"the VGG16 ImageNet weights ({lpips_vgg.VGG16_FILE}, sha256 {lpips_vgg.VGG16_SHA256}) are not at "
+        f"{backbone}: download {lpips_vgg.VGG16_URL} to that path, or set metrics.ppl.vgg16 to the "
+        "file, or set metrics.ppl.download true on a machine with a network, then rerun"
+    )
 
 
 def curve_settings(s: MetricsSettings, snapshot: Path) -> dict[str, Any]:
     """What a snapshot's Fig. 7 path lengths depend on."""
-    return {**variant_settings(s, "curve", snapshot), "variant": list(CURVE_VARIANTS),
-            "num_samples": s.curve.ppl_samples}
+    return {
+        **variant_settings(s, "curve", snapshot),
+        "variant": list(CURVE_VARIANTS),
+        "num_samples": s.curve.ppl_samples,
+    }
 
 
-def curve_point(s: MetricsSettings, snapshot: Path, distance: lpips_vgg.LpipsVgg16,
-                device: torch.device) -> mr.MetricResult:
+def curve_point(
+    s: MetricsSettings, snapshot: Path, distance: lpips_vgg.LpipsVgg16, device: torch.device
+) -> mr.MetricResult:
     """Fig. 7's path lengths of one training snapshot: W full and end, `metrics.curve.ppl_samples` pairs
     each, the protocol of `result`, all in this job."""
     start = time.time()
@@ -207,10 +235,17 @@ def curve_point(s: MetricsSettings, snapshot: Path, distance: lpips_vgg.LpipsVgg
     one = dataclasses.replace(s, shards=1, ppl=dataclasses.replace(s.ppl, num_samples=s.curve.ppl_samples))
     values = {v: filtered_mean(shard_distances(one, G, meta, distance, v, 0)[0])[0] for v in CURVE_VARIANTS}
     log.info("%s (%.1f kimg): PPL %s", snapshot.name, meta["nimg"] / 1000, values)
-    return mr.MetricResult(metric="ppl_curve", status=mr.COMPUTED, value=values, snapshot=str(snapshot),
-                           kimg=meta["nimg"] / 1000, num_fakes=s.curve.ppl_samples,
-                           settings=curve_settings(s, snapshot), seconds=time.time() - start,
-                           device=mr.device_name(device))
+    return mr.MetricResult(
+        metric="ppl_curve",
+        status=mr.COMPUTED,
+        value=values,
+        snapshot=str(snapshot),
+        kimg=meta["nimg"] / 1000,
+        num_fakes=s.curve.ppl_samples,
+        settings=curve_settings(s, snapshot),
+        seconds=time.time() - start,
+        device=mr.device_name(device),
+    )
 
 
 def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[Path], out: Path) -> None:
@@ -220,8 +255,17 @@ def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[P
     common = {"snapshot": str(generator), "kimg": meta["nimg"] / 1000}
     if not partials:
         reason = missing_backbone(backbone)
-        mr.write(out, mr.MetricResult(metric="ppl", status=mr.NOT_COMPUTED, value=None, reason=reason,
-                                      settings={"num_samples": s.ppl.num_samples}, **common))
+        mr.write(
+            out,
+            mr.MetricResult(
+                metric="ppl",
+                status=mr.NOT_COMPUTED,
+                value=None,
+                reason=reason,
+                settings={"num_samples": s.ppl.num_samples},
+                **common,
+            ),
+        )
         return
     by_variant: dict[str, list[Path]] = {}
     for path in partials:
@@ -236,8 +280,23 @@ def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[P
         values[variant], kept[variant] = filtered_mean(d)
         seconds += info["seconds"]
     settings = {k: v for k, v in info["settings"].items() if k != "variant"}
-    mr.write(out, mr.MetricResult(
-        metric="ppl", status=mr.COMPUTED, value=values, num_fakes=int(info["num"]),
-        detector=info["backbone"], settings={**settings, "kept_after_filter": kept, "shards": info["shards"],
-                                             "generated_resolution": meta["resolution"], "ppl": as_dict(s.ppl)},
-        seconds=seconds + time.time() - start, device=info["device"], **common))
+    mr.write(
+        out,
+        mr.MetricResult(
+            metric="ppl",
+            status=mr.COMPUTED,
+            value=values,
+            num_fakes=int(info["num"]),
+            detector=info["backbone"],
+            settings={
+                **settings,
+                "kept_after_filter": kept,
+                "shards": info["shards"],
+                "generated_resolution": meta["resolution"],
+                "ppl": as_dict(s.ppl),
+            },
+            seconds=seconds + time.time() - start,
+            device=info["device"],
+            **common,
+        ),
+    )

@@ -31,14 +31,23 @@ def reals_key(manifest: Path, detector: Inception, settings: dict[str, Any]) -> 
     """The cache key: the training shards' sha256s (from the manifest), the detector's file, kind and
     preprocessing (resize, normalisation, their version), and the settings."""
     shards = sorted((e.path, e.sha256, e.count) for e in Manifest.read(manifest).split("train"))
-    blob = json.dumps({"format": STATS_FORMAT, "shards": shards, "detector": detector.sha256,
-                       "kind": detector.kind, "preprocessing": detector.preprocessing,
-                       "settings": settings}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "format": STATS_FORMAT,
+            "shards": shards,
+            "detector": detector.sha256,
+            "kind": detector.kind,
+            "preprocessing": detector.preprocessing,
+            "settings": settings,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, xflip: bool, seed: int, batch: int,
-                 workers: int) -> Iterator[torch.Tensor]:
+def real_batches(
+    manifest: Path, resolution: int, chosen: np.ndarray, xflip: bool, seed: int, batch: int, workers: int
+) -> Iterator[torch.Tensor]:
     """The chosen training images at `resolution` as uint8 batches, in the chosen order.
 
     With `xflip` each is mirrored with probability 0.5, as SG1's fid50k does for a
@@ -49,15 +58,26 @@ def real_batches(manifest: Path, resolution: int, chosen: np.ndarray, xflip: boo
 
     from stylegan.data.dataset import ShardDataset
 
-    dataset = ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8", xflip=xflip,
-                           seed=block_seed(seed, "reals", 1))
+    dataset = ShardDataset(
+        manifest, resolution=resolution, split="train", dtype="uint8", xflip=xflip, seed=block_seed(seed, "reals", 1)
+    )
     loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=batch, num_workers=workers, shuffle=False)
     yield from loader
 
 
 @full_float32()
-def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, xflip: bool, keep: int,
-               batch: int, seed: int, cache: Path, workers: int = 0) -> tuple[FeatureStats, dict[str, Any]]:
+def real_stats(
+    manifest: Path,
+    resolution: int,
+    detector: Inception,
+    num: int,
+    xflip: bool,
+    keep: int,
+    batch: int,
+    seed: int,
+    cache: Path,
+    workers: int = 0,
+) -> tuple[FeatureStats, dict[str, Any]]:
     """Statistics of up to `num` training images, computed once per dataset and detector.
 
     The cache file is named by `reals_key`, so a repacked shard, another detector
@@ -76,8 +96,12 @@ def real_stats(manifest: Path, resolution: int, detector: Inception, num: int, x
             return stats, meta
     chosen = real_choice(size, num, seed)
     if len(chosen) < num:
-        log.warning("the train split has %d images at %d², fewer than the %d asked for: using all of them",
-                    size, resolution, num)
+        log.warning(
+            "the train split has %d images at %d², fewer than the %d asked for: using all of them",
+            size,
+            resolution,
+            num,
+        )
     stats = FeatureStats(keep=keep)
     for images in real_batches(manifest, resolution, chosen, xflip, seed, batch, workers):
         stats.add(detector(images))

@@ -27,19 +27,21 @@ FORMAT = "stylegan-metric/1"
 class MetricResult:
     """One metric of one snapshot. `value` is null exactly when `status` is "not computed"."""
 
-    metric: str                      # e.g. "fid", "kid", "fid_mix2"
-    status: str                      # COMPUTED | NOT_COMPUTED
+    metric: str  # e.g. "fid", "kid", "fid_mix2"
+    status: str  # COMPUTED | NOT_COMPUTED
     value: float | dict[str, float] | None
-    snapshot: str                    # the generator file evaluated
-    kimg: float | None               # its training progress (thousands of real images shown)
-    num_reals: int | None = None     # real images used (reported when fewer were available than asked)
-    num_fakes: int | None = None     # generated images or samples used
+    snapshot: str  # the generator file evaluated
+    kimg: float | None  # its training progress (thousands of real images shown)
+    num_reals: int | None = None  # real images used (reported when fewer were available than asked)
+    num_fakes: int | None = None  # generated images or samples used
     detector: dict[str, str] | None = None  # {"path": ..., "sha256": ...} of the feature network
     settings: dict[str, Any] = field(default_factory=dict)  # what the value depends on
     seconds: float | None = None
     device: str | None = None
-    reason: str | None = None        # why not computed, and how to supply what is missing
-    provenance: dict[str, Any] | None = None  # the generator's sha256 and dataset (stylegan.model.provenance.of_generator)
+    reason: str | None = None  # why not computed, and how to supply what is missing
+    provenance: dict[str, Any] | None = (
+        None  # the generator's sha256 and dataset (stylegan.model.provenance.of_generator)
+    )
     format: str = FORMAT
 
     def __post_init__(self) -> None:

@@ -54,7 +54,7 @@ class FeatureStats:
         self.total += f.sum(0).cpu().numpy()
         self.outer += (f.T @ f).cpu().numpy()
         if self._room() > 0:
-            self.chunks.append(features[:self._room()].float().cpu().numpy())
+            self.chunks.append(features[: self._room()].float().cpu().numpy())
         self.count += len(features)
 
     def mean(self) -> np.ndarray:
@@ -77,14 +77,21 @@ class FeatureStats:
             out.total += p.total
             out.outer += p.outer
             if out._room() > 0:
-                out.chunks.append(p.kept[:out._room()])
+                out.chunks.append(p.kept[: out._room()])
         return out
 
     def save(self, path: Path, meta: dict[str, Any]) -> None:
         """Write the sums and `meta` (what they were computed from) atomically as .npz."""
         with fileio.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, count=self.count, keep=self.keep, total=self.total, outer=self.outer, kept=self.kept,
-                     meta=json.dumps({"format": STATS_FORMAT, **meta}, sort_keys=True))
+            np.savez(
+                handle,
+                count=self.count,
+                keep=self.keep,
+                total=self.total,
+                outer=self.outer,
+                kept=self.kept,
+                meta=json.dumps({"format": STATS_FORMAT, **meta}, sort_keys=True),
+            )
 
     @staticmethod
     def load(path: Path) -> tuple[FeatureStats, dict[str, Any]]:
@@ -94,10 +101,13 @@ class FeatureStats:
                 meta = json.loads(str(z["meta"]))
                 if meta.get("format") != STATS_FORMAT:
                     raise ValueError(f"format {meta.get('format')!r}")
-                stats = FeatureStats(keep=int(z["keep"]), count=int(z["count"]), total=z["total"],
-                                     outer=z["outer"], chunks=[z["kept"]])
+                stats = FeatureStats(
+                    keep=int(z["keep"]), count=int(z["count"]), total=z["total"], outer=z["outer"], chunks=[z["kept"]]
+                )
         except (OSError, ValueError, KeyError) as err:
-            raise StageError(f"{path}: not feature statistics of this version ({err}); delete it to recompute") from None
+            raise StageError(
+                f"{path}: not feature statistics of this version ({err}); delete it to recompute"
+            ) from None
         return stats, meta
 
 

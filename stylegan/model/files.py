@@ -37,8 +37,9 @@ def save(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load(path: Path, map_location: str | torch.device = "cpu",
-         formats: tuple[str, ...] = (TRAINING_FORMAT, GENERATOR_FORMAT)) -> dict[str, Any]:
+def load(
+    path: Path, map_location: str | torch.device = "cpu", formats: tuple[str, ...] = (TRAINING_FORMAT, GENERATOR_FORMAT)
+) -> dict[str, Any]:
     """Load a file of one of `formats` safely; a foreign or damaged file is a StageError."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -54,15 +55,28 @@ def state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def generator_file(G_ema: Generator, network: NetworkSettings, nimg: int, resolution: int,
-                   alpha: float, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+def generator_file(
+    G_ema: Generator,
+    network: NetworkSettings,
+    nimg: int,
+    resolution: int,
+    alpha: float,
+    dataset: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The trained model alone: G_ema's weights, its settings, the level it was trained to and the data.
 
     `dataset` is the run's record of what it trained on (`stylegan.train.lineage`):
     the manifest's fingerprint, the face count and each switch to other data.
     """
-    return {"format": GENERATOR_FORMAT, "network": as_dict(network), "G_ema": state_dict(G_ema),
-            "nimg": nimg, "resolution": resolution, "alpha": alpha, "dataset": dataset}
+    return {
+        "format": GENERATOR_FORMAT,
+        "network": as_dict(network),
+        "G_ema": state_dict(G_ema),
+        "nimg": nimg,
+        "resolution": resolution,
+        "alpha": alpha,
+        "dataset": dataset,
+    }
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
@@ -93,8 +107,13 @@ def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator,
 
 def discriminator_file(D: Discriminator, network: NetworkSettings, resolution: int, alpha: float) -> dict[str, Any]:
     """A discriminator alone, with its settings and the level it runs at."""
-    return {"format": DISCRIMINATOR_FORMAT, "network": as_dict(network), "D": state_dict(D),
-            "resolution": resolution, "alpha": alpha}
+    return {
+        "format": DISCRIMINATOR_FORMAT,
+        "network": as_dict(network),
+        "D": state_dict(D),
+        "resolution": resolution,
+        "alpha": alpha,
+    }
 
 
 def load_discriminator(path, device: str | torch.device = "cpu") -> tuple[Discriminator, dict[str, Any]]:

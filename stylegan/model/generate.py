@@ -19,8 +19,8 @@ from stylegan.errors import StageError
 from stylegan.model import files
 from stylegan.model.files import generator_file, load_generator
 from stylegan.model.grids import grid_png, style_mixing_grid
-from stylegan.model.provenance import tagged_png
 from stylegan.model.networks import Generator
+from stylegan.model.provenance import tagged_png
 from stylegan.model.sampling import latents, render
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,28 @@ def read_latents(path: Path, size: int) -> torch.Tensor:
     except (OSError, ValueError) as err:
         raise StageError(f"--latents {path}: not a readable .npy file ({err})") from None
     if z.ndim != 2 or z.shape[1] != size or not np.issubdtype(z.dtype, np.floating):
-        raise StageError(f"--latents {path}: {z.dtype} array of shape {list(z.shape)}; "
-                         f"this generator needs float z of shape [N, {size}]")
+        raise StageError(
+            f"--latents {path}: {z.dtype} array of shape {list(z.shape)}; "
+            f"this generator needs float z of shape [N, {size}]"
+        )
     return torch.from_numpy(z.astype(np.float32))
 
 
-def generate(checkpoint_path: Path, seeds: list[int] | None, psi: float | None, cutoff: int | None, seed: int,
-             outdir: Path | None, grid: Path | None, mixing_grid: Path | None, mix_layers: tuple[int, int], *,
-             latents_file: Path | None = None, noise: str = "random", npy: Path | None = None) -> None:
+def generate(
+    checkpoint_path: Path,
+    seeds: list[int] | None,
+    psi: float | None,
+    cutoff: int | None,
+    seed: int,
+    outdir: Path | None,
+    grid: Path | None,
+    mixing_grid: Path | None,
+    mix_layers: tuple[int, int],
+    *,
+    latents_file: Path | None = None,
+    noise: str = "random",
+    npy: Path | None = None,
+) -> None:
     """Write what was asked for; noise maps are drawn from `seed`, so reruns are identical.
 
     z comes from `seeds` or, for comparisons with other implementations, from
@@ -102,7 +116,5 @@ def mixing_layers(G: Generator, layers: tuple[int, int]) -> range:
 def export(checkpoint_path: Path, out: Path) -> None:
     """Write G_ema's weights and settings alone (no D, no optimizer state) from any checkpoint."""
     G, meta = load_generator(checkpoint_path)
-    files.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"],
-                                   meta["dataset"]))
+    files.save(out, generator_file(G, G.settings, meta["nimg"], meta["resolution"], meta["alpha"], meta["dataset"]))
     log.info("exported G_ema (%d² level) to %s", meta["resolution"], out)
-

@@ -30,7 +30,7 @@ def grid_png(images: torch.Tensor, columns: int, size: int) -> bytes:
     canvas = torch.full((rows * h, columns * w, c), -1.0)
     for i, img in enumerate(images):
         r, k = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.permute(1, 2, 0)
+        canvas[r * h : (r + 1) * h, k * w : (k + 1) * w] = img.permute(1, 2, 0)
     pixels = to_uint8(canvas).numpy()
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
@@ -50,8 +50,17 @@ def layers_of(low: int, high: int) -> range:
 
 
 @torch.no_grad()
-def style_mixing_grid(G: Generator, columns_z: torch.Tensor, rows_z: torch.Tensor, row_layers: Sequence[range],
-                      res: int, alpha: float, psi: float, cutoff: int | None, cell: int) -> bytes:
+def style_mixing_grid(
+    G: Generator,
+    columns_z: torch.Tensor,
+    rows_z: torch.Tensor,
+    row_layers: Sequence[range],
+    res: int,
+    alpha: float,
+    psi: float,
+    cutoff: int | None,
+    cell: int,
+) -> bytes:
     """Fig. 3's layout: the top row shows sources B (columns), the left column sources A (rows);
     cell (i, j) takes A_i's styles except on layers `row_layers[i]`, which come from B_j."""
     b = G.truncate(mapped(G, columns_z), psi, cutoff)
@@ -59,7 +68,7 @@ def style_mixing_grid(G: Generator, columns_z: torch.Tensor, rows_z: torch.Tenso
     plain_b, plain_a = synthesize(G, b, res, alpha), synthesize(G, a, res, alpha)
     cells = [torch.full_like(plain_b[0], -1.0), *plain_b]
     for i, layers in enumerate(row_layers):
-        mixed = a[i:i + 1].repeat(len(b), 1, 1)
+        mixed = a[i : i + 1].repeat(len(b), 1, 1)
         mixed[:, layers] = b[:, layers]
         cells += [plain_a[i], *synthesize(G, mixed, res, alpha)]
     return tile(torch.stack(cells), len(b) + 1, cell)

@@ -36,8 +36,9 @@ class EqualizedLinear(nn.Module):
     the same effective Adam step size, and lrmul slows the mapping network down.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, gain: float = SQRT2,
-                 lrmul: float = 1.0, bias: bool = True) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, *, gain: float = SQRT2, lrmul: float = 1.0, bias: bool = True
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.gain, self.lrmul = gain, lrmul
@@ -55,15 +56,18 @@ class EqualizedLinear(nn.Module):
         return F.linear(x, self.effective_weight(), self.effective_bias())
 
     def extra_repr(self) -> str:
-        return (f"{self.in_features}->{self.out_features}, gain={self.gain:.4g}, "
-                f"lrmul={self.lrmul:g}, bias={self.bias is not None}")
+        return (
+            f"{self.in_features}->{self.out_features}, gain={self.gain:.4g}, "
+            f"lrmul={self.lrmul:g}, bias={self.bias is not None}"
+        )
 
 
 class EqualizedConv2d(nn.Module):
     """Stride-1 'same' convolution with equalized learning rate (see EqualizedLinear)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 gain: float = SQRT2, bias: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, gain: float = SQRT2, bias: bool = True
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.gain, self.lrmul = gain, 1.0
@@ -81,8 +85,10 @@ class EqualizedConv2d(nn.Module):
         return F.conv2d(x, self.effective_weight(), self.effective_bias(), padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}->{self.out_channels}, kernel={self.kernel_size}, "
-                f"gain={self.gain:.4g}, bias={self.bias is not None}")
+        return (
+            f"{self.in_channels}->{self.out_channels}, kernel={self.kernel_size}, "
+            f"gain={self.gain:.4g}, bias={self.bias is not None}"
+        )
 
 
 def _pairwise_sum_4x4(w: Tensor) -> Tensor:
@@ -94,7 +100,8 @@ def _pairwise_sum_4x4(w: Tensor) -> Tensor:
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upscale followed by a 3x3 conv, optionally fused into one transposed conv.
 
-    Fused, the padded 4-way SUM of the kernel (no x0.25, SG networks_stylegan.py `upscale2d_conv2d`; ROS's FusedUpsample divides by 4)
+    Fused, the padded 4-way SUM of the kernel (no x0.25, SG networks_stylegan.py `upscale2d_conv2d`;
+    ROS's FusedUpsample divides by 4)
     feeds a stride-2 `conv_transpose2d`, which costs a quarter of the FLOPs.
     [derived] A transposed conv applies its kernel rotated by 180 degrees, so the
     kernel is flipped before summing: fused and unfused compute the same function
@@ -202,7 +209,8 @@ class PixelNorm(nn.Module):
 class InstanceNorm(nn.Module):
     """Per-sample, per-channel zero mean and unit RMS over H,W, computed in fp32.
 
-    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (SG networks_stylegan.py `instance_norm`; ROS used the torch default); fp32 so
+    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (SG networks_stylegan.py `instance_norm`; ROS used the torch default);
+    fp32 so
     that bf16 autocast cannot lose the small variances of early layers.
     """
 
@@ -266,7 +274,8 @@ class StyleMod(nn.Module):
 
 
 class MinibatchStddev(nn.Module):
-    """Append the mean over C,H,W of the per-group stddev as one feature map (SG networks_stylegan.py `minibatch_stddev_layer`).
+    """Append the mean over C,H,W of the per-group stddev as one feature map
+    (SG networks_stylegan.py `minibatch_stddev_layer`).
 
     Groups are strided (sample i is in group i mod N/G), G = min(group_size, N),
     and the statistics run in fp32 as in SG; ROS's whole-batch variant (§5.9) is

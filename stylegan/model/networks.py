@@ -64,10 +64,14 @@ FUSED_MIN_RESOLUTION = 128  # SG networks_stylegan.py: fused_scale='auto' fuses 
 class NetworkSettings:
     """Hyper-parameters of G and D (config: ``train.network``); defaults are config F at 1024²."""
 
-    resolution: int = setting(1024, "final resolution R; the shards need every level from the initial one up to R",
-                              pow2=True, ge=8, le=1024)
-    fmap_base: int = setting(8192, "feature maps at a stage: min(fmap_base / 2**(stage*fmap_decay), fmap_max) "
-                                   "(SG networks_stylegan.py nf)", ge=1)
+    resolution: int = setting(
+        1024, "final resolution R; the shards need every level from the initial one up to R", pow2=True, ge=8, le=1024
+    )
+    fmap_base: int = setting(
+        8192,
+        "feature maps at a stage: min(fmap_base / 2**(stage*fmap_decay), fmap_max) (SG networks_stylegan.py nf)",
+        ge=1,
+    )
     fmap_decay: float = setting(1.0, "feature maps halve per stage at 1.0", ge=0)
     fmap_max: int = setting(512, "most feature maps of any layer", ge=1)
     latent_size: int = setting(512, "size of z (SG networks_stylegan.py G_mapping)", ge=1)
@@ -81,10 +85,15 @@ class NetworkSettings:
     truncation_psi: float = setting(0.7, "generation default psi (SG networks_stylegan.py G_style)", ge=0, le=1)
     truncation_cutoff: int = setting(8, "generation: truncate layers below this", ge=0)
     w_avg_beta: float = setting(0.995, "decay of the running average of w", ge=0, le=1)
-    mbstd_group_size: int = setting(4, "minibatch stddev group (SG networks_stylegan.py minibatch_stddev_layer); "
-                                       "each process's batch must be a multiple; 1 leaves the layer out", ge=1)
-    fused_scale: bool | None = setting(None, "fused up/down convolutions; null: at >= 128 as the reference "
-                                             "(fused_scale='auto')")
+    mbstd_group_size: int = setting(
+        4,
+        "minibatch stddev group (SG networks_stylegan.py minibatch_stddev_layer); "
+        "each process's batch must be a multiple; 1 leaves the layer out",
+        ge=1,
+    )
+    fused_scale: bool | None = setting(
+        None, "fused up/down convolutions; null: at >= 128 as the reference (fused_scale='auto')"
+    )
 
     def __post_init__(self) -> None:
         log2 = math.log2(self.resolution) if self.resolution > 0 else 0.0
@@ -93,8 +102,10 @@ class NetworkSettings:
         if self.mapping_layers == 0 and self.latent_size != self.dlatent_size:
             raise StageError("train.network: mapping_layers 0 (w = normalised z) needs latent_size == dlatent_size")
         if self.const_input and not self.use_styles:
-            raise StageError("train.network: const_input without use_styles gives G no way to see z; "
-                             "set const_input false (Table 1 rows A/B) or use_styles true")
+            raise StageError(
+                "train.network: const_input without use_styles gives G no way to see z; "
+                "set const_input false (Table 1 rows A/B) or use_styles true"
+            )
 
     @property
     def log2_resolution(self) -> int:
@@ -143,7 +154,8 @@ def _check_level(s: NetworkSettings, res: int, alpha: float) -> int:
 
 
 class MappingNetwork(nn.Module):
-    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01 (SG networks_stylegan.py G_mapping)."""
+    """z -> w: pixel-norm of z, then `mapping_layers` x (dense, lrelu) with lrmul 0.01
+    (SG networks_stylegan.py G_mapping)."""
 
     def __init__(self, s: NetworkSettings) -> None:
         super().__init__()
@@ -152,8 +164,7 @@ class MappingNetwork(nn.Module):
         width = s.latent_size
         for i in range(s.mapping_layers):
             out = s.dlatent_size if i == s.mapping_layers - 1 else s.mapping_fmaps
-            layers += [EqualizedLinear(width, out, gain=SQRT2, lrmul=s.mapping_lrmul),
-                       nn.LeakyReLU(LRELU_SLOPE)]
+            layers += [EqualizedLinear(width, out, gain=SQRT2, lrmul=s.mapping_lrmul), nn.LeakyReLU(LRELU_SLOPE)]
             width = out
         self.net = nn.Sequential(*layers)
 
@@ -162,7 +173,8 @@ class MappingNetwork(nn.Module):
 
 
 class LayerEpilogue(nn.Module):
-    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style (SG networks_stylegan.py layer_epilogue).
+    """After each synthesis conv, in SG's exact order: noise, bias, lrelu, norm, style
+    (SG networks_stylegan.py layer_epilogue).
 
     The norm is instance norm with styles (AdaIN = instance norm + StyleMod) and
     Progressive GAN's pixel norm without them.
@@ -193,7 +205,9 @@ class InputBlock(nn.Module):
         super().__init__()
         channels = s.nf(1)
         if s.const_input:
-            self.const = nn.Parameter(torch.ones(1, channels, 4, 4))  # SG networks_stylegan.py: ones, not randn (ROS's model.py)
+            self.const = nn.Parameter(
+                torch.ones(1, channels, 4, 4)
+            )  # SG networks_stylegan.py: ones, not randn (ROS's model.py)
             self.dense = None
         else:
             self.const = None
@@ -216,7 +230,8 @@ class InputBlock(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
-    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur (SG networks_stylegan.py; ROS adds it before)."""
+    """One doubling: up-conv, blur, epilogue, conv, epilogue; bias after the blur
+    (SG networks_stylegan.py; ROS adds it before)."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -245,8 +260,9 @@ class SynthesisNetwork(nn.Module):
         self.input = InputBlock(s)
         self.blocks = nn.ModuleDict({str(2**r): SynthesisBlock(s, 2**r) for r in range(3, s.log2_resolution + 1)})
         # SG networks_stylegan.py torgb: 1x1, gain 1, bias, no activation; one per level
-        self.torgb = nn.ModuleDict({str(2**r): EqualizedConv2d(s.nf(r - 1), 3, 1, gain=1.0)
-                                    for r in range(2, s.log2_resolution + 1)})
+        self.torgb = nn.ModuleDict(
+            {str(2**r): EqualizedConv2d(s.nf(r - 1), 3, 1, gain=1.0) for r in range(2, s.log2_resolution + 1)}
+        )
 
     def forward(self, ws: Tensor, *, res: int, alpha: float = 1.0, noise: str | Sequence[str] = "random") -> Tensor:
         """`noise` is one mode for every layer, or one per synthesis layer (the paper's Fig. 5)."""
@@ -256,7 +272,7 @@ class SynthesisNetwork(nn.Module):
         previous = x
         for r in range(3, log2_res + 1):
             previous = x
-            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], modes[2 * r - 4:2 * r - 2])
+            x = self.blocks[str(2**r)](x, ws[:, 2 * r - 4], ws[:, 2 * r - 3], modes[2 * r - 4 : 2 * r - 2])
         image = self.torgb[str(res)](x)
         if alpha < 1.0 and log2_res > 2:  # SG networks_stylegan.py progressive blend: alpha = 1 - frac(lod)
             image = torch.lerp(upscale2d(self.torgb[str(res // 2)](previous)), image, alpha)
@@ -288,9 +304,18 @@ class Generator(nn.Module):
         """[N, latent] -> w [N, dlatent]."""
         return self.mapping(z)
 
-    def forward(self, z: Tensor, *, res: int, alpha: float = 1.0, mixing_prob: float = 0.0,
-                psi: float = 1.0, cutoff: int | None = None, noise: str | Sequence[str] = "random",
-                update_w_avg: bool = False) -> Tensor:
+    def forward(
+        self,
+        z: Tensor,
+        *,
+        res: int,
+        alpha: float = 1.0,
+        mixing_prob: float = 0.0,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        noise: str | Sequence[str] = "random",
+        update_w_avg: bool = False,
+    ) -> Tensor:
         """Image [N,3,res,res] from z. `cutoff` None truncates every layer; psi=1 disables truncation."""
         w = self.map(z)
         if update_w_avg:
@@ -309,8 +334,7 @@ class Generator(nn.Module):
     @torch.no_grad()
     def update_w_avg(self, w: Tensor) -> None:
         """dlatent_avg = lerp(mean_batch(w), dlatent_avg, beta) (SG networks_stylegan.py G_style)."""
-        self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg,
-                                    self.settings.w_avg_beta))
+        self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg, self.settings.w_avg_beta))
 
     def mix(self, ws: Tensor, z: Tensor, res: int, mixing_prob: float) -> Tensor:
         """Style mixing regularisation: one crossover for the whole minibatch (see the class docstring)."""
@@ -334,7 +358,8 @@ class Generator(nn.Module):
 
 
 class FromRGB(nn.Module):
-    """1x1 conv from RGB to nf(r-1) features, bias, lrelu (SG networks_stylegan.py fromrgb; rosinality/style-based-gan-pytorch#33)."""
+    """1x1 conv from RGB to nf(r-1) features, bias, lrelu
+    (SG networks_stylegan.py fromrgb; rosinality/style-based-gan-pytorch#33)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -346,7 +371,8 @@ class FromRGB(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2) (SG networks_stylegan.py D_basic, not ROS's ConvBlock(in, out))."""
+    """Conv0 nf(r-1)->nf(r-1), then blur and Conv1_down nf(r-1)->nf(r-2)
+    (SG networks_stylegan.py D_basic, not ROS's ConvBlock(in, out))."""
 
     def __init__(self, s: NetworkSettings, resolution: int) -> None:
         super().__init__()
@@ -366,7 +392,8 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorHead(nn.Module):
-    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1 (SG networks_stylegan.py D_basic).
+    """4x4: minibatch stddev, conv 3x3, dense to nf(0), dense to one logit with gain 1
+    (SG networks_stylegan.py D_basic).
 
     A group size of 1 leaves the stddev layer out, as SG's D_basic adds it only when
     mbstd_group_size > 1 (the attribute classifiers are D without it).
@@ -393,8 +420,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.settings = s
         self.fromrgb = nn.ModuleDict({str(2**r): FromRGB(s.nf(r - 1)) for r in range(2, s.log2_resolution + 1)})
-        self.blocks = nn.ModuleDict({str(2**r): DiscriminatorBlock(s, 2**r)
-                                     for r in range(s.log2_resolution, 2, -1)})
+        self.blocks = nn.ModuleDict({str(2**r): DiscriminatorBlock(s, 2**r) for r in range(s.log2_resolution, 2, -1)})
         self.head = DiscriminatorHead(s)
 
     def forward(self, img: Tensor, *, res: int, alpha: float = 1.0) -> Tensor:
@@ -405,6 +431,8 @@ class Discriminator(nn.Module):
         x = self.fromrgb[str(res)](img)
         for r in range(log2_res, 2, -1):
             x = self.blocks[str(2**r)](x)
-            if r == log2_res and alpha < 1.0:  # SG networks_stylegan.py D_basic blend: lerp(fromrgb(downscale), block, alpha)
+            if (
+                r == log2_res and alpha < 1.0
+            ):  # SG networks_stylegan.py D_basic blend: lerp(fromrgb(downscale), block, alpha)
                 x = torch.lerp(self.fromrgb[str(res // 2)](downscale2d(img)), x, alpha)
         return self.head(x)

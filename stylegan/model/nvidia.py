@@ -84,8 +84,11 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("dnnlib.tflib.network", "Network"): PickledNetwork,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
-    **{(f"numpy.{core}.multiarray", name): fn for core in ("core", "_core")
-       for name, fn in (("_reconstruct", _reconstruct), ("scalar", scalar))},
+    **{
+        (f"numpy.{core}.multiarray", name): fn
+        for core in ("core", "_core")
+        for name, fn in (("_reconstruct", _reconstruct), ("scalar", scalar))
+    },
 }
 
 
@@ -122,8 +125,10 @@ def _check_state(net: PickledNetwork, path: Path) -> None:
     """The fields of `Network.__getstate__`, of the types it writes."""
     s = net.state
     if s.get("version") not in NETWORK_VERSIONS:
-        raise StageError(f"{path}: Network state version {s.get('version')!r}; StyleGAN (v1) pickles have "
-                         f"{' or '.join(map(str, NETWORK_VERSIONS))}")
+        raise StageError(
+            f"{path}: Network state version {s.get('version')!r}; StyleGAN (v1) pickles have "
+            f"{' or '.join(map(str, NETWORK_VERSIONS))}"
+        )
     fields = ("name", "build_func_name", "static_kwargs", "variables")
     if not all(k in s for k in fields) or not isinstance(s["static_kwargs"], dict):
         raise StageError(f"{path}: a Network state without {', '.join(fields)}")
@@ -142,21 +147,57 @@ def _check_state(net: PickledNetwork, path: Path) -> None:
 # readable only at these values. `_IRRELEVANT`: arguments that change how or when NVIDIA's
 # graph is built or what training does, never what a trained network computes.
 
-_COMMON_DEFAULTS = {"label_size": 0, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "nonlinearity": "lrelu",
-                    "use_wscale": True, "dtype": "float32", "fused_scale": "auto", "blur_filter": [1, 2, 1]}
-_G_DEFAULTS = {**_COMMON_DEFAULTS, "num_channels": 3, "resolution": 1024, "latent_size": 512, "dlatent_size": 512,
-               "mapping_layers": 8, "mapping_fmaps": 512, "mapping_lrmul": 0.01, "mapping_nonlinearity": "lrelu",
-               "normalize_latents": True, "use_styles": True, "const_input_layer": True, "use_noise": True,
-               "use_pixel_norm": False, "use_instance_norm": True, "truncation_psi": 0.7, "truncation_cutoff": 8,
-               "dlatent_avg_beta": 0.995}
-_D_DEFAULTS = {**_COMMON_DEFAULTS, "num_channels": 1, "resolution": 32, "mbstd_group_size": 4,
-               "mbstd_num_features": 1}
-_COMMON_FIXED = {"num_channels": 3, "label_size": 0, "nonlinearity": "lrelu", "use_wscale": True, "dtype": "float32",
-                 "blur_filter": [1, 2, 1]}
+_COMMON_DEFAULTS = {
+    "label_size": 0,
+    "fmap_base": 8192,
+    "fmap_decay": 1.0,
+    "fmap_max": 512,
+    "nonlinearity": "lrelu",
+    "use_wscale": True,
+    "dtype": "float32",
+    "fused_scale": "auto",
+    "blur_filter": [1, 2, 1],
+}
+_G_DEFAULTS = {
+    **_COMMON_DEFAULTS,
+    "num_channels": 3,
+    "resolution": 1024,
+    "latent_size": 512,
+    "dlatent_size": 512,
+    "mapping_layers": 8,
+    "mapping_fmaps": 512,
+    "mapping_lrmul": 0.01,
+    "mapping_nonlinearity": "lrelu",
+    "normalize_latents": True,
+    "use_styles": True,
+    "const_input_layer": True,
+    "use_noise": True,
+    "use_pixel_norm": False,
+    "use_instance_norm": True,
+    "truncation_psi": 0.7,
+    "truncation_cutoff": 8,
+    "dlatent_avg_beta": 0.995,
+}
+_D_DEFAULTS = {**_COMMON_DEFAULTS, "num_channels": 1, "resolution": 32, "mbstd_group_size": 4, "mbstd_num_features": 1}
+_COMMON_FIXED = {
+    "num_channels": 3,
+    "label_size": 0,
+    "nonlinearity": "lrelu",
+    "use_wscale": True,
+    "dtype": "float32",
+    "blur_filter": [1, 2, 1],
+}
 _G_FIXED = {**_COMMON_FIXED, "mapping_nonlinearity": "lrelu", "normalize_latents": True}
 _D_FIXED = {**_COMMON_FIXED, "mbstd_num_features": 1}
-_IRRELEVANT = {"structure", "randomize_noise", "force_clean_graph", "truncation_psi_val", "truncation_cutoff_val",
-               "style_mixing_prob", "dlatent_broadcast"}
+_IRRELEVANT = {
+    "structure",
+    "randomize_noise",
+    "force_clean_graph",
+    "truncation_psi_val",
+    "truncation_cutoff_val",
+    "style_mixing_prob",
+    "dlatent_broadcast",
+}
 
 
 def _arguments(net: PickledNetwork, defaults: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +209,18 @@ def _arguments(net: PickledNetwork, defaults: dict[str, Any], fixed: dict[str, A
     copies = [{k: _plain(v) for k, v in sub.static_kwargs.items()} for sub in [*net.components.values(), net]]
     for key, value in ((k, v) for kwargs in copies for k, v in kwargs.items()):
         if key not in defaults and key not in _IRRELEVANT:
-            raise StageError(f"network {net.name!r}: static argument {key}={value!r} is not one of "
-                             f"networks_stylegan.py's {net.build_func} that this importer knows")
+            raise StageError(
+                f"network {net.name!r}: static argument {key}={value!r} is not one of "
+                f"networks_stylegan.py's {net.build_func} that this importer knows"
+            )
     merged = {**defaults, **{k: v for kwargs in copies for k, v in kwargs.items() if k in defaults}}
     for key, needed in fixed.items():
         for value in [merged[key], *(kwargs[key] for kwargs in copies if key in kwargs)]:
             if value != needed:
-                raise StageError(f"network {net.name!r}: {key}={value!r} cannot be represented; "
-                                 f"our networks have only {key}={needed!r}")
+                raise StageError(
+                    f"network {net.name!r}: {key}={value!r} cannot be represented; "
+                    f"our networks have only {key}={needed!r}"
+                )
     return merged
 
 
@@ -199,28 +244,51 @@ def generator_settings(net: PickledNetwork) -> NetworkSettings:
     _expect(net, "G_style", {"synthesis": "G_synthesis", "mapping": "G_mapping"})
     a = _arguments(net, _G_DEFAULTS, _G_FIXED)
     if (a["use_instance_norm"], a["use_pixel_norm"]) != (a["use_styles"], not a["use_styles"]):
-        raise StageError(f"network {net.name!r}: use_instance_norm={a['use_instance_norm']}, use_pixel_norm="
-                         f"{a['use_pixel_norm']} with use_styles={a['use_styles']} cannot be represented; our "
-                         "networks use instance norm with styles and pixel norm without")
+        raise StageError(
+            f"network {net.name!r}: use_instance_norm={a['use_instance_norm']}, use_pixel_norm="
+            f"{a['use_pixel_norm']} with use_styles={a['use_styles']} cannot be represented; our "
+            "networks use instance norm with styles and pixel norm without"
+        )
     psi, cutoff = a["truncation_psi"], a["truncation_cutoff"]
     off = psi is None or cutoff is None or cutoff <= 0  # G_style: either None disables truncation
-    return _settings(net, {
-        "resolution": a["resolution"], "fmap_base": a["fmap_base"], "fmap_decay": a["fmap_decay"],
-        "fmap_max": a["fmap_max"], "latent_size": a["latent_size"], "dlatent_size": a["dlatent_size"],
-        "mapping_layers": a["mapping_layers"], "mapping_lrmul": a["mapping_lrmul"], "mapping_fmaps": a["mapping_fmaps"],
-        "const_input": a["const_input_layer"], "use_styles": a["use_styles"], "use_noise": bool(a["use_noise"]),
-        "truncation_psi": 1.0 if off else psi, "truncation_cutoff": _G_DEFAULTS["truncation_cutoff"] if off else cutoff,
-        "w_avg_beta": 1.0 if a["dlatent_avg_beta"] is None else a["dlatent_avg_beta"],
-        "fused_scale": _fused(a["fused_scale"])})
+    return _settings(
+        net,
+        {
+            "resolution": a["resolution"],
+            "fmap_base": a["fmap_base"],
+            "fmap_decay": a["fmap_decay"],
+            "fmap_max": a["fmap_max"],
+            "latent_size": a["latent_size"],
+            "dlatent_size": a["dlatent_size"],
+            "mapping_layers": a["mapping_layers"],
+            "mapping_lrmul": a["mapping_lrmul"],
+            "mapping_fmaps": a["mapping_fmaps"],
+            "const_input": a["const_input_layer"],
+            "use_styles": a["use_styles"],
+            "use_noise": bool(a["use_noise"]),
+            "truncation_psi": 1.0 if off else psi,
+            "truncation_cutoff": _G_DEFAULTS["truncation_cutoff"] if off else cutoff,
+            "w_avg_beta": 1.0 if a["dlatent_avg_beta"] is None else a["dlatent_avg_beta"],
+            "fused_scale": _fused(a["fused_scale"]),
+        },
+    )
 
 
 def discriminator_settings(net: PickledNetwork) -> NetworkSettings:
     """Our settings for a D_basic network; a group size of 0 or 1 both mean no minibatch stddev layer."""
     _expect(net, "D_basic", {})
     a = _arguments(net, _D_DEFAULTS, _D_FIXED)
-    return _settings(net, {"resolution": a["resolution"], "fmap_base": a["fmap_base"], "fmap_decay": a["fmap_decay"],
-                           "fmap_max": a["fmap_max"], "mbstd_group_size": max(1, a["mbstd_group_size"]),
-                           "fused_scale": _fused(a["fused_scale"])})
+    return _settings(
+        net,
+        {
+            "resolution": a["resolution"],
+            "fmap_base": a["fmap_base"],
+            "fmap_decay": a["fmap_decay"],
+            "fmap_max": a["fmap_max"],
+            "mbstd_group_size": max(1, a["mbstd_group_size"]),
+            "fused_scale": _fused(a["fused_scale"]),
+        },
+    )
 
 
 def _settings(net: PickledNetwork, fields: dict[str, Any]) -> NetworkSettings:
@@ -234,8 +302,10 @@ def _settings(net: PickledNetwork, fields: dict[str, Any]) -> NetworkSettings:
 def _expect(net: PickledNetwork, build_func: str, components: dict[str, str]) -> None:
     found = {key: sub.build_func for key, sub in net.components.items()}
     if net.build_func != build_func or found != components:
-        raise StageError(f"network {net.name!r} is built by {net.build_func} with components {found}; "
-                         f"expected networks_stylegan.py's {build_func} with {components}")
+        raise StageError(
+            f"network {net.name!r} is built by {net.build_func} with components {found}; "
+            f"expected networks_stylegan.py's {build_func} with {components}"
+        )
 
 
 # --- variables to parameters -----------------------------------------------------
@@ -269,11 +339,15 @@ def _epilogue(ours: str, theirs: str, layer: int, s: NetworkSettings) -> list[tu
     """A layer's noise strength and stored map, bias and style (networks_stylegan.py layer_epilogue)."""
     rows = [(f"{ours}.bias", f"G_synthesis/{theirs}/bias", _same)]
     if s.use_noise:
-        rows += [(f"{ours}.noise.weight", f"G_synthesis/{theirs}/Noise/weight", _same),
-                 (f"{ours}.noise.const_noise", f"G_synthesis/noise{layer}", _same)]
+        rows += [
+            (f"{ours}.noise.weight", f"G_synthesis/{theirs}/Noise/weight", _same),
+            (f"{ours}.noise.const_noise", f"G_synthesis/noise{layer}", _same),
+        ]
     if s.use_styles:
-        rows += [(f"{ours}.style.affine.weight", f"G_synthesis/{theirs}/StyleMod/weight", _dense),
-                 (f"{ours}.style.affine.bias", f"G_synthesis/{theirs}/StyleMod/bias", _same)]
+        rows += [
+            (f"{ours}.style.affine.weight", f"G_synthesis/{theirs}/StyleMod/weight", _dense),
+            (f"{ours}.style.affine.bias", f"G_synthesis/{theirs}/StyleMod/bias", _same),
+        ]
     return rows
 
 
@@ -281,11 +355,16 @@ def generator_table(s: NetworkSettings) -> list[tuple[str, str, Convert]]:
     """(our state key, NVIDIA's variable, conversion) for every parameter and buffer of a Generator."""
     rows = [("w_avg", "dlatent_avg", _same)]
     for i in range(s.mapping_layers):
-        rows += [(f"mapping.net.{2 * i}.weight", f"G_mapping/Dense{i}/weight", _dense),
-                 (f"mapping.net.{2 * i}.bias", f"G_mapping/Dense{i}/bias", _same)]
+        rows += [
+            (f"mapping.net.{2 * i}.weight", f"G_mapping/Dense{i}/weight", _dense),
+            (f"mapping.net.{2 * i}.bias", f"G_mapping/Dense{i}/bias", _same),
+        ]
     first = "4x4/Const" if s.const_input else "4x4/Dense"
-    rows.append(("synthesis.input.const", "G_synthesis/4x4/Const/const", _same) if s.const_input
-                else ("synthesis.input.dense.weight", "G_synthesis/4x4/Dense/weight", _dense))
+    rows.append(
+        ("synthesis.input.const", "G_synthesis/4x4/Const/const", _same)
+        if s.const_input
+        else ("synthesis.input.dense.weight", "G_synthesis/4x4/Dense/weight", _dense)
+    )
     rows += _epilogue("synthesis.input.epilogue0", first, 0, s)
     rows.append(("synthesis.input.conv.weight", "G_synthesis/4x4/Conv/weight", _conv))
     rows += _epilogue("synthesis.input.epilogue1", "4x4/Conv", 1, s)
@@ -298,8 +377,10 @@ def generator_table(s: NetworkSettings) -> list[tuple[str, str, Convert]]:
         rows += _epilogue(f"{ours}.epilogue1", f"{theirs}/Conv1", 2 * r - 3, s)
     for r in range(2, s.log2_resolution + 1):
         lod = s.log2_resolution - r
-        rows += [(f"synthesis.torgb.{2**r}.weight", f"G_synthesis/ToRGB_lod{lod}/weight", _conv),
-                 (f"synthesis.torgb.{2**r}.bias", f"G_synthesis/ToRGB_lod{lod}/bias", _same)]
+        rows += [
+            (f"synthesis.torgb.{2**r}.weight", f"G_synthesis/ToRGB_lod{lod}/weight", _conv),
+            (f"synthesis.torgb.{2**r}.bias", f"G_synthesis/ToRGB_lod{lod}/bias", _same),
+        ]
     return rows
 
 
@@ -308,34 +389,48 @@ def discriminator_table(s: NetworkSettings) -> list[tuple[str, str, Convert]]:
     rows = []
     for r in range(2, s.log2_resolution + 1):
         lod = s.log2_resolution - r
-        rows += [(f"fromrgb.{2**r}.conv.weight", f"FromRGB_lod{lod}/weight", _conv),
-                 (f"fromrgb.{2**r}.conv.bias", f"FromRGB_lod{lod}/bias", _same)]
+        rows += [
+            (f"fromrgb.{2**r}.conv.weight", f"FromRGB_lod{lod}/weight", _conv),
+            (f"fromrgb.{2**r}.conv.bias", f"FromRGB_lod{lod}/bias", _same),
+        ]
     for r in range(3, s.log2_resolution + 1):
         for ours, theirs in (("conv0", "Conv0"), ("conv1_down", "Conv1_down")):
-            rows += [(f"blocks.{2**r}.{ours}.weight", f"{2**r}x{2**r}/{theirs}/weight", _conv),
-                     (f"blocks.{2**r}.{ours}.bias", f"{2**r}x{2**r}/{theirs}/bias", _same)]
+            rows += [
+                (f"blocks.{2**r}.{ours}.weight", f"{2**r}x{2**r}/{theirs}/weight", _conv),
+                (f"blocks.{2**r}.{ours}.bias", f"{2**r}x{2**r}/{theirs}/bias", _same),
+            ]
     for ours, theirs, convert in (("conv", "Conv", _conv), ("dense0", "Dense0", _dense), ("dense1", "Dense1", _dense)):
-        rows += [(f"head.{ours}.weight", f"4x4/{theirs}/weight", convert), (f"head.{ours}.bias", f"4x4/{theirs}/bias", _same)]
+        rows += [
+            (f"head.{ours}.weight", f"4x4/{theirs}/weight", convert),
+            (f"head.{ours}.bias", f"4x4/{theirs}/bias", _same),
+        ]
     return rows
 
 
-def load_variables(module: nn.Module, table: Iterable[tuple[str, str, Convert]], variables: dict[str, np.ndarray],
-                   what: str) -> None:
+def load_variables(
+    module: nn.Module, table: Iterable[tuple[str, str, Convert]], variables: dict[str, np.ndarray], what: str
+) -> None:
     """Set every entry of `module.state_dict()` from `table`; a leftover on either side or a shape is an error."""
     table = list(table)
     ours = module.state_dict()
     unset = sorted(set(ours) - {key for key, _, _ in table})
     unused = sorted(set(variables) - {name for _, name, _ in table})
     missing = [name for _, name, _ in table if name not in variables]
-    for problem, names in (("variables missing", missing), ("variables not used", unused), ("parameters not set", unset)):
+    for problem, names in (
+        ("variables missing", missing),
+        ("variables not used", unused),
+        ("parameters not set", unset),
+    ):
         if names:
             raise StageError(f"{what}: {problem}: {', '.join(names)}")
     state = {}
     for key, name, convert in table:
         value = convert(variables[name])
         if value.shape != tuple(ours[key].shape):
-            raise StageError(f"{what}: variable {name} of shape {list(variables[name].shape)} does not fit "
-                             f"{key} {list(ours[key].shape)}: a static argument disagrees with the weights")
+            raise StageError(
+                f"{what}: variable {name} of shape {list(variables[name].shape)} does not fit "
+                f"{key} {list(ours[key].shape)}: a static argument disagrees with the weights"
+            )
         state[key] = torch.from_numpy(np.ascontiguousarray(value))
     module.load_state_dict(state)
 
@@ -410,19 +505,34 @@ def write_networks(imported: list[Imported], out: Path) -> dict[str, Path]:
 
 
 def kind(imported: list[Imported]) -> str:
-    """"snapshot" (G, D, Gs), "generator" or "classifier"."""
+    """ "snapshot" (G, D, Gs), "generator" or "classifier"."""
     keys = [i.key for i in imported]
     return "snapshot" if len(keys) == 3 else "generator" if keys == ["Gs"] else "classifier"
 
 
 def record(path: Path, imported: list[Imported], written: dict[str, Path]) -> dict[str, Any]:
     """The JSON written beside the files (`RECORD`): the source, its kind, each network's arguments and level."""
-    def describe(net: PickledNetwork) -> dict[str, Any]:
-        return {"name": net.name, "build_func_name": net.build_func,
-                "static_kwargs": {k: _plain(v) for k, v in net.static_kwargs.items()},
-                "components": {k: describe(sub) for k, sub in net.components.items()}}
 
-    return {"format": FORMAT, "source": {"file": Path(path).name, "sha256": fileio.sha256_file(path)},
-            "kind": kind(imported),
-            "networks": {i.key: {**describe(i.source), "settings": as_dict(i.settings), "resolution": i.resolution,
-                                 "alpha": i.alpha, "file": written[i.key].name} for i in imported}}
+    def describe(net: PickledNetwork) -> dict[str, Any]:
+        return {
+            "name": net.name,
+            "build_func_name": net.build_func,
+            "static_kwargs": {k: _plain(v) for k, v in net.static_kwargs.items()},
+            "components": {k: describe(sub) for k, sub in net.components.items()},
+        }
+
+    return {
+        "format": FORMAT,
+        "source": {"file": Path(path).name, "sha256": fileio.sha256_file(path)},
+        "kind": kind(imported),
+        "networks": {
+            i.key: {
+                **describe(i.source),
+                "settings": as_dict(i.settings),
+                "resolution": i.resolution,
+                "alpha": i.alpha,
+                "file": written[i.key].name,
+            }
+            for i in imported
+        },
+    }

@@ -23,8 +23,7 @@ def of_generator(path: Path) -> dict[str, Any]:
 
     `dataset` is None for files written before generators recorded their data.
     """
-    return {"generator": str(path), "generator_sha256": fileio.sha256_file(path),
-            "dataset": load(path).get("dataset")}
+    return {"generator": str(path), "generator_sha256": fileio.sha256_file(path), "dataset": load(path).get("dataset")}
 
 
 def tagged_png(png: bytes, generators: list[Path]) -> bytes:

@@ -46,16 +46,26 @@ def full_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def _in_chunks(G: Generator, batch: torch.Tensor, chunk: int, draw: Callable[[torch.Tensor], torch.Tensor]
-               ) -> torch.Tensor:
+def _in_chunks(
+    G: Generator, batch: torch.Tensor, chunk: int, draw: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """draw(part) over `batch` in parts of `chunk` on G's device, joined as float32 on the CPU."""
     device = next(G.parameters()).device
-    return torch.cat([draw(batch[i:i + chunk].to(device)).float().cpu() for i in range(0, len(batch), chunk)])
+    return torch.cat([draw(batch[i : i + chunk].to(device)).float().cpu() for i in range(0, len(batch), chunk)])
 
 
 @torch.no_grad()
-def render(G: Generator, z: torch.Tensor, res: int, alpha: float, *, psi: float = 1.0, cutoff: int | None = None,
-           noise: str | Sequence[str] = "const", chunk: int = 16) -> torch.Tensor:
+def render(
+    G: Generator,
+    z: torch.Tensor,
+    res: int,
+    alpha: float,
+    *,
+    psi: float = 1.0,
+    cutoff: int | None = None,
+    noise: str | Sequence[str] = "const",
+    chunk: int = 16,
+) -> torch.Tensor:
     """Images [N,3,res,res] in [-1,1] on the CPU, from latents in chunks of `chunk`.
 
     noise "const" uses the stored noise maps, so snapshots over training are comparable;
@@ -66,8 +76,9 @@ def render(G: Generator, z: torch.Tensor, res: int, alpha: float, *, psi: float 
 
 
 @torch.no_grad()
-def synthesize(G: Generator, ws: torch.Tensor, res: int, alpha: float, noise: str | Sequence[str] = "const",
-               chunk: int = 16) -> torch.Tensor:
+def synthesize(
+    G: Generator, ws: torch.Tensor, res: int, alpha: float, noise: str | Sequence[str] = "const", chunk: int = 16
+) -> torch.Tensor:
     """Images [N,3,res,res] in [-1,1] on the CPU from per-layer ws [N, num_layers, dlatent], in chunks."""
     return _in_chunks(G, ws, chunk, lambda part: G.synthesize(part, res=res, alpha=alpha, noise=noise))
 
@@ -91,8 +102,9 @@ def noise_layers(G: Generator) -> list[NoiseInjection]:
 
 def draw_noise(G: Generator, count: int, gen: torch.Generator) -> list[torch.Tensor]:
     """One noise map per noise input and sample, [count,1,r,r], on `gen`'s device."""
-    return [torch.randn(count, 1, m.resolution, m.resolution, generator=gen, device=gen.device)
-            for m in noise_layers(G)]
+    return [
+        torch.randn(count, 1, m.resolution, m.resolution, generator=gen, device=gen.device) for m in noise_layers(G)
+    ]
 
 
 @contextlib.contextmanager

@@ -30,25 +30,36 @@ MINIBATCH_PRESETS: dict[int, tuple[int, dict[int, int]]] = {
 class ScheduleSettings:
     """Progressive growing: phase lengths, minibatch and learning rate per level (SG `training_schedule`)."""
 
-    lod_initial_resolution: int = setting(8, "resolution training starts at (NVlabs/stylegan `train.py` "
-                                             "lod_initial_resolution)", pow2=True, ge=4, le=1024)
+    lod_initial_resolution: int = setting(
+        8, "resolution training starts at (NVlabs/stylegan `train.py` lod_initial_resolution)", pow2=True, ge=4, le=1024
+    )
     lod_training_kimg: float = setting(600.0, "kimg per stable phase", ge=0)
     lod_transition_kimg: float = setting(600.0, "kimg per fade to the next level", ge=0)
     total_kimg: float = setting(25000.0, "training length", gt=0)
-    minibatch_preset: int | None = setting(8, "the reference's minibatch table for 1/2/4/8 GPUs; null uses "
-                                              "minibatch_base/minibatch_dict", choices=tuple(MINIBATCH_PRESETS))
-    minibatch_base: int = setting(32, "GLOBAL minibatch where minibatch_dict has no entry (split over the "
-                                      "processes)", ge=1)
-    minibatch_dict: dict[int, int] = setting(factory=lambda: dict(MINIBATCH_PRESETS[8][1]),
-                                             doc="GLOBAL minibatch per resolution (keys: resolutions)", ge=1)
+    minibatch_preset: int | None = setting(
+        8,
+        "the reference's minibatch table for 1/2/4/8 GPUs; null uses minibatch_base/minibatch_dict",
+        choices=tuple(MINIBATCH_PRESETS),
+    )
+    minibatch_base: int = setting(
+        32, "GLOBAL minibatch where minibatch_dict has no entry (split over the processes)", ge=1
+    )
+    minibatch_dict: dict[int, int] = setting(
+        factory=lambda: dict(MINIBATCH_PRESETS[8][1]), doc="GLOBAL minibatch per resolution (keys: resolutions)", ge=1
+    )
     lrate_base: float = setting(0.001, "learning rate where lrate_dict has no entry", gt=0)
-    lrate_dict: dict[int, float] = setting(factory=lambda: {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003},
-                                           doc="learning rate per resolution (G and D)", gt=0)
+    lrate_dict: dict[int, float] = setting(
+        factory=lambda: {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003},
+        doc="learning rate per resolution (G and D)",
+        gt=0,
+    )
     minibatch_repeats: int = setting(4, "steps between schedule evaluations", ge=1)
     tick_kimg_base: float = setting(160.0, "kimg per tick where tick_kimg_dict has no entry", gt=0)
     tick_kimg_dict: dict[int, float] = setting(
         factory=lambda: {4: 160, 8: 140, 16: 120, 32: 100, 64: 80, 128: 60, 256: 40, 512: 30, 1024: 20},
-        doc="kimg per tick (log line) per resolution", gt=0)
+        doc="kimg per tick (log line) per resolution",
+        gt=0,
+    )
     image_snapshot_ticks: int = setting(1, "an image grid every n ticks", ge=1)
     network_snapshot_ticks: int = setting(10, "a checkpoint every n ticks, plus tick 1, preemption and the end", ge=1)
 
@@ -108,5 +119,6 @@ def resolutions(s: ScheduleSettings, resolution: int) -> list[int]:
 
 
 def ema_beta(minibatch: int, half_life_kimg: float) -> float:
-    """G_ema decay per step: half the weight after `half_life_kimg` thousand images (SG training_loop.py: Gs_beta = 0.5**(minibatch/(G_smoothing_kimg*1000)))."""
+    """G_ema decay per step: half the weight after `half_life_kimg` thousand images
+    (SG training_loop.py: Gs_beta = 0.5**(minibatch/(G_smoothing_kimg*1000)))."""
     return 0.5 ** (minibatch / (half_life_kimg * 1000.0)) if half_life_kimg > 0 else 0.0

@@ -59,8 +59,11 @@ def start_over_on_new_data(run_dir: Path, manifest: Path, d: Dist) -> None:
         return
     barrier(d)  # every rank has read the checkpoint before rank 0 removes it
     if d.main:
-        log.warning("%s trained on dataset %s, the manifest now describes another: starting over",
-                    run_dir, (record or {}).get("fingerprint", "unknown"))
+        log.warning(
+            "%s trained on dataset %s, the manifest now describes another: starting over",
+            run_dir,
+            (record or {}).get("fingerprint", "unknown"),
+        )
         for folder in ("checkpoints", "generators", "snapshots"):
             shutil.rmtree(run_dir / folder, ignore_errors=True)
         (run_dir / LOG_FILE).unlink(missing_ok=True)
@@ -81,8 +84,13 @@ def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
     }
 
@@ -108,12 +116,24 @@ def save(run_dir: Path, s: TrainSettings, st: TrainState) -> None:
     if not d.main:
         return
     state = {
-        "format": files.TRAINING_FORMAT, "settings": as_dict(s), "world_size": d.world,
-        "G": state_dict(st.G), "D": state_dict(st.D), "G_ema": state_dict(st.G_ema),
-        "opt_G": st.opt_G.state_dict(), "opt_D": st.opt_D.state_dict(),
-        "progress": {"nimg": p.nimg, "step": p.step, "sched_nimg": p.sched_nimg, "tick": p.tick,
-                     "tick_start_nimg": p.tick_start_nimg, "skipped": p.skipped},
-        "rng": {"ranks": rngs, "z_stream": st.z_stream.get_state()}, "dataset": st.dataset,
+        "format": files.TRAINING_FORMAT,
+        "settings": as_dict(s),
+        "world_size": d.world,
+        "G": state_dict(st.G),
+        "D": state_dict(st.D),
+        "G_ema": state_dict(st.G_ema),
+        "opt_G": st.opt_G.state_dict(),
+        "opt_D": st.opt_D.state_dict(),
+        "progress": {
+            "nimg": p.nimg,
+            "step": p.step,
+            "sched_nimg": p.sched_nimg,
+            "tick": p.tick,
+            "tick_start_nimg": p.tick_start_nimg,
+            "skipped": p.skipped,
+        },
+        "rng": {"ranks": rngs, "z_stream": st.z_stream.get_state()},
+        "dataset": st.dataset,
     }
     path = path_for(run_dir, p.nimg)
     files.save(path, state)

@@ -26,10 +26,16 @@ class LossSettings:
     # downscales them back, so d/dx_full = upsample(d/dx_low)/f² and SG's R1 is (native R1)/f²;
     # true scales gamma by (res/R)² so the native-resolution port regularises as SG did.
     r1_match_reference: bool = setting(
-        True, "scale gamma by (res/R)^2 as the reference's full-resolution R1 (NVlabs/stylegan `training/loss.py`; "
-              "derived: SG's R1 on reals upscaled by f is native R1 / f²)")
-    mixing_prob: float = setting(0.9, "style mixing probability (NVlabs/stylegan training/networks_stylegan.py "
-                                      "G_style style_mixing_prob)", ge=0, le=1)
+        True,
+        "scale gamma by (res/R)^2 as the reference's full-resolution R1 (NVlabs/stylegan `training/loss.py`; "
+        "derived: SG's R1 on reals upscaled by f is native R1 / f²)",
+    )
+    mixing_prob: float = setting(
+        0.9,
+        "style mixing probability (NVlabs/stylegan training/networks_stylegan.py G_style style_mixing_prob)",
+        ge=0,
+        le=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -59,29 +65,40 @@ class CheckpointSettings:
     """Where resumable state goes and how much of it is kept."""
 
     keep: int = setting(3, "newest checkpoints kept in the run directory", ge=1)
-    grid: tuple[int, int] = setting((7, 4), "snapshot grid columns, rows (SG training/misc.py: 7x4)", ge=1,
-                                    length=(2, 2))
+    grid: tuple[int, int] = setting(
+        (7, 4), "snapshot grid columns, rows (SG training/misc.py: 7x4)", ge=1, length=(2, 2)
+    )
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """The `train` config section."""
 
-    network: NetworkSettings = setting(factory=NetworkSettings, doc="G and D hyper-parameters (NVlabs/stylegan "
-                                                                    "training/networks_stylegan.py)")
-    schedule: ScheduleSettings = setting(factory=ScheduleSettings, doc="progressive growing (NVlabs/stylegan "
-                                         "training/training_loop.py); kimg = thousands of real images shown")
+    network: NetworkSettings = setting(
+        factory=NetworkSettings, doc="G and D hyper-parameters (NVlabs/stylegan training/networks_stylegan.py)"
+    )
+    schedule: ScheduleSettings = setting(
+        factory=ScheduleSettings,
+        doc="progressive growing (NVlabs/stylegan training/training_loop.py); kimg = thousands of real images shown",
+    )
     loss: LossSettings = setting(factory=LossSettings, doc="the loss and its regularisers")
     optimizer: OptimizerSettings = setting(factory=OptimizerSettings, doc="Adam for G and D")
     speed: SpeedSettings = setting(factory=SpeedSettings, doc="switches that do not change the maths")
     checkpoint: CheckpointSettings = setting(factory=CheckpointSettings, doc="checkpoints and snapshot grids")
-    resources: TrainResources = setting(factory=TrainResources, doc="what the train job asks SLURM for (read by "
-                                                                    "the rule, not the library)")
+    resources: TrainResources = setting(
+        factory=TrainResources, doc="what the train job asks SLURM for (read by the rule, not the library)"
+    )
     G_smoothing_kimg: float = setting(10.0, "G_ema half-life in kimg (NVlabs/stylegan training_loop.py)", ge=0)
     xflip: bool = setting(True, "mirror augmentation (NVlabs/stylegan train.py mirror_augment)")
     seed: int = setting(1000, "training seed (weights, latents, data order)", ge=0)
-    continue_on_new_data: bool = setting(False, "resume (or change level) on a manifest other than the checkpoint's, "
-                                                "recording the switch; false stops with an error naming both")
-    retrain_on_takedown: bool = setting(False, "the train rule depends on the manifest, so a repack (e.g. after a "
-                                               "takedown) retrains from scratch: a run directory whose checkpoint "
-                                               "trained on other data is cleared first")
+    continue_on_new_data: bool = setting(
+        False,
+        "resume (or change level) on a manifest other than the checkpoint's, "
+        "recording the switch; false stops with an error naming both",
+    )
+    retrain_on_takedown: bool = setting(
+        False,
+        "the train rule depends on the manifest, so a repack (e.g. after a "
+        "takedown) retrains from scratch: a run directory whose checkpoint "
+        "trained on other data is cleared first",
+    )

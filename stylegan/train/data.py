@@ -46,8 +46,17 @@ class RankBatches:
             k += self.minibatch
 
 
-def reals_loader(manifest: Path, resolution: int, minibatch: int, start: int, seed: int, rank: int, world: int,
-                 workers: int, pin_memory: bool) -> Iterator[torch.Tensor]:
+def reals_loader(
+    manifest: Path,
+    resolution: int,
+    minibatch: int,
+    start: int,
+    seed: int,
+    rank: int,
+    world: int,
+    workers: int,
+    pin_memory: bool,
+) -> Iterator[torch.Tensor]:
     """An endless iterator of this rank's reals at `resolution`, uint8 CHW, starting at image `start`.
 
     Bytes, not floats: a quarter of the traffic between loader workers and to the
@@ -58,8 +67,14 @@ def reals_loader(manifest: Path, resolution: int, minibatch: int, start: int, se
     """
     dataset = ShardDataset(manifest, resolution=resolution, split="train", dtype="uint8")
     sampler = RankBatches(len(dataset), minibatch, start, seed, rank, world)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                        generator=torch.Generator().manual_seed(seed), persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
     return iter(loader)
 
 
@@ -81,7 +96,16 @@ class Reals:
             self._batches = None  # the old loader's workers go before the new one's start
             s, d = self.s, self.d
             self.st.dataset = lineage.follow(self.st.dataset, self.manifest, nimg, s.continue_on_new_data)
-            self._batches = reals_loader(self.manifest, resolution, minibatch, nimg, s.seed, d.rank, d.world,
-                                         s.speed.workers, s.speed.pin_memory and d.device.type == "cuda")
+            self._batches = reals_loader(
+                self.manifest,
+                resolution,
+                minibatch,
+                nimg,
+                s.seed,
+                d.rank,
+                d.world,
+                s.speed.workers,
+                s.speed.pin_memory and d.device.type == "cuda",
+            )
             self._level = (resolution, minibatch)
         return to_float(next(self._batches).to(self.d.device, non_blocking=True))

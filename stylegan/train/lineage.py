@@ -45,13 +45,21 @@ def follow(record: dict[str, Any] | None, manifest: Path, nimg: int, allow_new: 
             f"{record['fingerprint']} ({record['faces']} faces), the manifest now describes {current['fingerprint']} "
             f"({current['faces']} faces), e.g. a repack after a takedown. Start a new run directory to train on the "
             f"new data alone, or continue this run on it with `stylegan train --continue-on-new-data` "
-            f"(config: train.continue_on_new_data: true), which records the switch in the generator")
+            f"(config: train.continue_on_new_data: true), which records the switch in the generator"
+        )
     before = None if record is None else record["fingerprint"]
-    log.warning("the run continues on dataset %s (%d faces) at %g kimg; before: %s", current["fingerprint"],
-                current["faces"], kimg, before or "unknown (a checkpoint without a dataset record)")
+    log.warning(
+        "the run continues on dataset %s (%d faces) at %g kimg; before: %s",
+        current["fingerprint"],
+        current["faces"],
+        kimg,
+        before or "unknown (a checkpoint without a dataset record)",
+    )
     changes = [] if record is None else record["changes"]
-    return {**current, "changes": [*changes, {"kimg": kimg, "from": before, "to": current["fingerprint"],
-                                              "faces": current["faces"]}]}
+    return {
+        **current,
+        "changes": [*changes, {"kimg": kimg, "from": before, "to": current["fingerprint"], "faces": current["faces"]}],
+    }
 
 
 def fingerprints(record: dict[str, Any] | None) -> list[str]:

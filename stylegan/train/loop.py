@@ -1,4 +1,5 @@
-"""The training loop: set-up, data, step, log, checkpoint, top to bottom (after NVlabs/stylegan `training/training_loop.py`).
+"""The training loop: set-up, data, step, log, checkpoint, top to bottom
+(after NVlabs/stylegan `training/training_loop.py`).
 
 One process per GPU under torchrun (WORLD_SIZE > 1: NCCL on GPUs, gloo on CPU),
 or one plain process. Data parallelism is done by hand rather than with the
@@ -83,13 +84,17 @@ def check_settings(s: TrainSettings, manifest: Path, world: int) -> None:
     base, table = s.schedule.minibatches()
     for res in resolutions(s.schedule, R):
         if res not in data.resolutions:
-            raise StageError(f"train.network.resolution {R}: the shards have no {res}² level "
-                             f"(levels {list(data.resolutions)}); lower it or raise align.output_size")
+            raise StageError(
+                f"train.network.resolution {R}: the shards have no {res}² level "
+                f"(levels {list(data.resolutions)}); lower it or raise align.output_size"
+            )
         mb = table.get(res, base)
         per_rank = mb // world
         if mb % world or per_rank % min(s.network.mbstd_group_size, per_rank):
-            raise StageError(f"train.schedule: the {res}² minibatch {mb} must split into {world} equal per-rank "
-                             f"batches, each a multiple of mbstd_group_size {s.network.mbstd_group_size}")
+            raise StageError(
+                f"train.schedule: the {res}² minibatch {mb} must split into {world} equal per-rank "
+                f"batches, each a multiple of mbstd_group_size {s.network.mbstd_group_size}"
+            )
 
 
 def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, stop: StopFlag) -> int:
@@ -108,8 +113,14 @@ def _train(s: TrainSettings, manifest: Path, run_dir: Path, out: Path, d: Dist, 
     loss = new_loss(st, s)
     reals = Reals(manifest, s, st)
     with TickLog(run_dir, d, total_nimg, p.nimg) as ticks:
-        log.info("%s at %d of %d images, %d process(es) on %s", "resuming" if resumed else "starting",
-                 p.nimg, total_nimg, d.world, d.device)
+        log.info(
+            "%s at %d of %d images, %d process(es) on %s",
+            "resuming" if resumed else "starting",
+            p.nimg,
+            total_nimg,
+            d.world,
+            d.device,
+        )
         while p.nimg < total_nimg:
             level = schedule(st, s)
             batch = next_batch(st, s, reals, level)
@@ -157,15 +168,17 @@ def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
     device (`apply_gradients`).
     """
     o = s.optimizer
-    return torch.optim.Adam(model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps,
-                            fused=True)
+    return torch.optim.Adam(
+        model.parameters(), lr=s.schedule.lrate_base, betas=(o.beta1, o.beta2), eps=o.eps, fused=True
+    )
 
 
 def new_loss(st: TrainState, s: TrainSettings) -> StyleGANLoss:
     """The loss over G (compiled when speed.compile) and D, in bf16 autocast when speed.bf16."""
     autocast = (lambda: torch.autocast(st.d.device.type, dtype=torch.bfloat16)) if s.speed.bf16 else None
-    return StyleGANLoss(torch.compile(st.G) if s.speed.compile else st.G, st.D, mixing_prob=s.loss.mixing_prob,
-                        autocast=autocast)
+    return StyleGANLoss(
+        torch.compile(st.G) if s.speed.compile else st.G, st.D, mixing_prob=s.loss.mixing_prob, autocast=autocast
+    )
 
 
 def level_of(s: TrainSettings, nimg: int) -> Level:
@@ -195,17 +208,19 @@ def next_batch(st: TrainState, s: TrainSettings, reals: Reals, level: Level) -> 
     """This rank's share of the global batch; z and flips are drawn for all of it, so every rank draws alike."""
     d, mb = st.d, level.minibatch
     images = reals.next(level.resolution, mb, st.progress.nimg)
-    z_d, z_g = (torch.randn(mb, s.network.latent_size, generator=st.z_stream)[d.rank::d.world].to(d.device)
-                for _ in range(2))
-    flip = (torch.rand(mb, generator=st.z_stream) < 0.5)[d.rank::d.world].to(d.device) if s.xflip else None
+    z_d, z_g = (
+        torch.randn(mb, s.network.latent_size, generator=st.z_stream)[d.rank :: d.world].to(d.device) for _ in range(2)
+    )
+    flip = (torch.rand(mb, generator=st.z_stream) < 0.5)[d.rank :: d.world].to(d.device) if s.xflip else None
     images = process_reals(images, level.alpha, flip)
     if s.speed.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return Batch(level, images, z_d, z_g)
 
 
-def step(st: TrainState, s: TrainSettings, loss: StyleGANLoss,
-         batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def step(
+    st: TrainState, s: TrainSettings, loss: StyleGANLoss, batch: Batch
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """D main + R1, then G main, each reduced over ranks and applied; then w_avg and the EMA of G.
 
     Returns the losses and the number of updates skipped, as tensors on the device: nothing here waits for it.
@@ -259,7 +274,8 @@ def apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer, world: i
 
 @torch.no_grad()
 def update_ema(ema: Generator, G: Generator, beta: float) -> None:
-    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied (SG training_loop.py Gs_beta; SG dnnlib/tflib/network.py setup_as_moving_average_of)."""
+    """G_ema = lerp(G, G_ema, beta); buffers (w_avg, stored noise) copied
+    (SG training_loop.py Gs_beta; SG dnnlib/tflib/network.py setup_as_moving_average_of)."""
     torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1.0 - beta)
     torch._foreach_copy_(list(ema.buffers()), list(G.buffers()))
 
@@ -287,11 +303,16 @@ def trained_generator(st: TrainState, s: TrainSettings) -> dict[str, Any]:
 
 
 def write_grid(path: Path, G_ema: Generator, level: Level, s: TrainSettings) -> None:
-    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation (SG training_loop.py and training/misc.py, is_validation=True)."""
-    z = torch.randn(s.checkpoint.grid[0] * s.checkpoint.grid[1], s.network.latent_size,
-                    generator=torch.Generator().manual_seed(s.seed + 2))  # the same latents at every snapshot
-    fileio.write_bytes(path, grid_png(render(G_ema, z, level.resolution, level.alpha), s.checkpoint.grid[0],
-                                      s.network.resolution))
+    """Image snapshot: the fixed latents through G_ema, untruncated as SG's validation
+    (SG training_loop.py and training/misc.py, is_validation=True)."""
+    z = torch.randn(
+        s.checkpoint.grid[0] * s.checkpoint.grid[1],
+        s.network.latent_size,
+        generator=torch.Generator().manual_seed(s.seed + 2),
+    )  # the same latents at every snapshot
+    fileio.write_bytes(
+        path, grid_png(render(G_ema, z, level.resolution, level.alpha), s.checkpoint.grid[0], s.network.resolution)
+    )
 
 
 def preempt(st: TrainState, s: TrainSettings, run_dir: Path) -> int:

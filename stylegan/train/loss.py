@@ -21,7 +21,8 @@ from stylegan.model.networks import Discriminator, Generator
 
 
 def process_reals(x: Tensor, alpha: float, flip: Tensor | None) -> Tensor:
-    """SG process_reals at native resolution (NVlabs/stylegan `training/training_loop.py` process_reals): mirror, then FadeLOD.
+    """SG process_reals at native resolution (NVlabs/stylegan `training/training_loop.py` process_reals):
+    mirror, then FadeLOD.
 
     During a fade the reals are blended with their own lower level exactly like G's
     output, so D cannot tell real from fake by sharpness alone.
@@ -47,8 +48,14 @@ def r1_penalty(logits: Tensor, reals: Tensor) -> Tensor:
 class StyleGANLoss:
     """Holds G, D and the loss constants; the loop calls one phase at a time and backpropagates."""
 
-    def __init__(self, G: Generator, D: Discriminator, *, mixing_prob: float,
-                 autocast: contextlib.AbstractContextManager | None = None) -> None:
+    def __init__(
+        self,
+        G: Generator,
+        D: Discriminator,
+        *,
+        mixing_prob: float,
+        autocast: contextlib.AbstractContextManager | None = None,
+    ) -> None:
         self.G, self.D, self.mixing_prob = G, D, mixing_prob
         self.autocast = autocast or contextlib.nullcontext
 
@@ -62,8 +69,9 @@ class StyleGANLoss:
             logits = self.D(self.fakes(z, res, alpha), res=res, alpha=alpha)
         return F.softplus(-logits.float()).mean()
 
-    def d_main_and_r1(self, reals: Tensor, z: Tensor, res: int, alpha: float,
-                      gamma: float) -> tuple[Tensor, dict[str, Tensor]]:
+    def d_main_and_r1(
+        self, reals: Tensor, z: Tensor, res: int, alpha: float, gamma: float
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """D phase, one graph as SG: softplus(D(fake)) + softplus(-D(real)) + gamma/2 * R1.
 
         R1 reuses the logits of the real pass, so reals go through D once. With
@@ -78,6 +86,10 @@ class StyleGANLoss:
         loss = F.softplus(fake_logits.float()) + F.softplus(-real_logits.float())
         r1 = r1_penalty(real_logits, reals) if gamma > 0 else torch.zeros_like(loss)
         loss = (loss + gamma * 0.5 * r1).mean()
-        stats = {"loss_d": loss.detach(), "r1": r1.detach().mean(),
-                 "real_score": real_logits.detach().float().mean(), "fake_score": fake_logits.detach().float().mean()}
+        stats = {
+            "loss_d": loss.detach(),
+            "r1": r1.detach().mean(),
+            "real_score": real_logits.detach().float().mean(),
+            "fake_score": fake_logits.detach().float().mean(),
+        }
         return loss, stats

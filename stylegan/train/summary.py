@@ -37,7 +37,9 @@ def generator_rows(G: Generator) -> list[Row]:
 def discriminator_rows(D: Discriminator) -> list[Row]:
     """All FromRGBs, one row per halving block from the top, the 4x4 head."""
     s = D.settings
-    rows: list[Row] = [(f"FromRGB x{len(D.fromrgb)}", _params(D.fromrgb), _shape(s.nf(s.log2_resolution - 1), s.resolution))]
+    rows: list[Row] = [
+        (f"FromRGB x{len(D.fromrgb)}", _params(D.fromrgb), _shape(s.nf(s.log2_resolution - 1), s.resolution))
+    ]
     for key, block in D.blocks.items():
         res = int(key)
         rows.append((f"{res}x{res}", _params(block), _shape(block.conv1_down.out_channels, res // 2)))
@@ -58,5 +60,6 @@ def summary(s: NetworkSettings) -> str:
     with torch.device("meta"):
         G, D = Generator(s), Discriminator(s)
     header = f"StyleGAN at {s.resolution}x{s.resolution} ({G.num_layers} synthesis layers)"
-    return "\n".join([header, "", *_table("Generator", generator_rows(G)), "",
-                      *_table("Discriminator", discriminator_rows(D))])
+    return "\n".join(
+        [header, "", *_table("Generator", generator_rows(G)), "", *_table("Discriminator", discriminator_rows(D))]
+    )

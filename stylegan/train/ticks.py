@@ -40,9 +40,17 @@ class TickLog:
     def __init__(self, run_dir: Path, d: Dist, total_nimg: int, nimg: int) -> None:
         self.d = d
         self.journal = fileio.Journal(run_dir / LOG_FILE, key=lambda r: r["tick"]) if d.main else None
-        self.bar = tqdm(total=total_nimg, initial=nimg, unit="img", unit_scale=True, dynamic_ncols=True,
-                        disable=not d.main, file=sys.stderr, desc="train",
-                        mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line per 30 s, not per step
+        self.bar = tqdm(
+            total=total_nimg,
+            initial=nimg,
+            unit="img",
+            unit_scale=True,
+            dynamic_ncols=True,
+            disable=not d.main,
+            file=sys.stderr,
+            desc="train",
+            mininterval=0.1 if sys.stderr.isatty() else 30,
+        )  # a log file gets a line per 30 s, not per step
         self.started, self.sums = time.time(), torch.zeros(STEPS + 1, dtype=torch.float64, device=d.device)
 
     def __enter__(self) -> TickLog:
@@ -88,16 +96,27 @@ def tick_record(p: Progress, level: Level, sums: torch.Tensor, seconds: float, d
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return {
-        "tick": p.tick, "kimg": p.nimg / 1000, "step": p.step, "resolution": level.resolution,
-        "lod": level.lod, "alpha": level.alpha, "minibatch": level.minibatch, "lrate": level.lrate,
-        **{key: sums[i] / n for i, key in enumerate(LOSSES)}, "skipped": p.skipped,
-        "sec_per_tick": seconds, "sec_per_kimg": seconds / max(tick_kimg, 1e-9), "memory_mb": memory,
+        "tick": p.tick,
+        "kimg": p.nimg / 1000,
+        "step": p.step,
+        "resolution": level.resolution,
+        "lod": level.lod,
+        "alpha": level.alpha,
+        "minibatch": level.minibatch,
+        "lrate": level.lrate,
+        **{key: sums[i] / n for i, key in enumerate(LOSSES)},
+        "skipped": p.skipped,
+        "sec_per_tick": seconds,
+        "sec_per_kimg": seconds / max(tick_kimg, 1e-9),
+        "memory_mb": memory,
         "time": time.time(),
     }
 
 
 def console_line(r: dict[str, Any]) -> str:
     """The record as one line under the bar."""
-    return (f"tick {r['tick']:<4d} kimg {r['kimg']:<8.1f} res {r['resolution']:<4d} alpha {r['alpha']:.3f} "
-            f"mb {r['minibatch']:<4d} lr {r['lrate']:.4g} G {r['loss_g']:.3f} D {r['loss_d']:.3f} "
-            f"R1 {r['r1']:.3g} sec/kimg {r['sec_per_kimg']:.2f} mem {r['memory_mb']:.0f} MB")
+    return (
+        f"tick {r['tick']:<4d} kimg {r['kimg']:<8.1f} res {r['resolution']:<4d} alpha {r['alpha']:.3f} "
+        f"mb {r['minibatch']:<4d} lr {r['lrate']:.4g} G {r['loss_g']:.3f} D {r['loss_d']:.3f} "
+        f"R1 {r['r1']:.3g} sec/kimg {r['sec_per_kimg']:.2f} mem {r['memory_mb']:.0f} MB"
+    )

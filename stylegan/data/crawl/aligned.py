@@ -44,16 +44,19 @@ def load_metadata(path: str | None) -> dict[str, dict[str, Any]]:
     except json.JSONDecodeError as err:
         raise StageError(f"crawl.aligned.metadata: {path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
-        raise StageError(f"crawl.aligned.metadata: {path} must hold a JSON object of image index -> entry, "
-                         "as ffhq-dataset-v2.json")
+        raise StageError(
+            f"crawl.aligned.metadata: {path} must hold a JSON object of image index -> entry, as ffhq-dataset-v2.json"
+        )
     by_name: dict[str, dict[str, Any]] = {}
     for index, entry in data.items():
         try:
             names = {PurePosixPath(entry[part]["file_path"]).name for part in ("image", "thumbnail") if part in entry}
             metadata = entry["metadata"]
         except (KeyError, TypeError):
-            raise StageError(f"crawl.aligned.metadata: {path}: entry {index!r} lacks metadata or "
-                             "image.file_path (ffhq-dataset-v2.json's fields)") from None
+            raise StageError(
+                f"crawl.aligned.metadata: {path}: entry {index!r} lacks metadata or "
+                "image.file_path (ffhq-dataset-v2.json's fields)"
+            ) from None
         by_name.update((name, metadata) for name in names)
     return by_name
 
@@ -65,10 +68,16 @@ def attribution(metadata: dict[str, Any] | None) -> dict[str, Any]:
     page = metadata.get("photo_url") or None
     owner = FLICKR_PAGE.match(page) if page else None
     licence = metadata.get("license") or None
-    return {"owner_id": owner and owner.group(1), "owner_name": metadata.get("author") or None,
-            "license_id": LICENSE_IDS.get(licence, "unknown"), "license_name": licence,
-            "license_url": metadata.get("license_url") or None, "page_url": page,
-            "title": metadata.get("photo_title") or None, "date_uploaded": metadata.get("date_uploaded") or None}
+    return {
+        "owner_id": owner and owner.group(1),
+        "owner_name": metadata.get("author") or None,
+        "license_id": LICENSE_IDS.get(licence, "unknown"),
+        "license_name": licence,
+        "license_url": metadata.get("license_url") or None,
+        "page_url": page,
+        "title": metadata.get("photo_title") or None,
+        "date_uploaded": metadata.get("date_uploaded") or None,
+    }
 
 
 def check_size(name: str, size: tuple[int | None, int | None], first: tuple[str, int] | None) -> int:
@@ -84,8 +93,10 @@ def check_size(name: str, size: tuple[int | None, int | None], first: tuple[str,
     except StageError as err:
         raise StageError(f"crawl.aligned.path: {name}: {err}") from None
     if first is not None and width != first[1]:
-        raise StageError(f"crawl.aligned.path: {name} is {width}², but {first[0]} is {first[1]}²; aligned images "
-                         "must all have one size")
+        raise StageError(
+            f"crawl.aligned.path: {name} is {width}², but {first[0]} is {first[1]}²; aligned images "
+            "must all have one size"
+        )
     return width
 
 
@@ -101,12 +112,23 @@ def catalogue(settings: AlignedSettings) -> list[CatalogueRecord]:
         name = path.relative_to(root).as_posix()
         side = check_size(name, pixel_size(path), first)
         first = first or (name, side)
-        records.append(photo_record(**attribution(metadata.get(path.name)), photo_id=f"{SOURCE}:{name}",
-                                    source=SOURCE, source_id=name, width=side, height=side))
+        records.append(
+            photo_record(
+                **attribution(metadata.get(path.name)),
+                photo_id=f"{SOURCE}:{name}",
+                source=SOURCE,
+                source_id=name,
+                width=side,
+                height=side,
+            )
+        )
     if not records:
         raise StageError(f"crawl.aligned.path: no images in {root}")
     unlicensed = sum(r["license_id"] == "unknown" for r in records)
     if unlicensed:
-        log.warning("%d of %d aligned images have no licence in crawl.aligned.metadata: license_id 'unknown'",
-                    unlicensed, len(records))
+        log.warning(
+            "%d of %d aligned images have no licence in crawl.aligned.metadata: license_id 'unknown'",
+            unlicensed,
+            len(records),
+        )
     return records

@@ -24,8 +24,11 @@ def build(settings: CrawlSettings, out: Path) -> int:
             fileio.write_jsonl(out, records)
             journal.finish()
     else:
-        records = aligned.catalogue(settings.aligned) if settings.source == aligned.SOURCE else folder.catalogue(
-            settings.folder)
+        records = (
+            aligned.catalogue(settings.aligned)
+            if settings.source == aligned.SOURCE
+            else folder.catalogue(settings.folder)
+        )
         fileio.write_jsonl(out, records)
     log.info("catalogue: %d photos from the %s source", len(records), settings.source)
     return len(records)

@@ -58,7 +58,7 @@ def chunk_of(photo_id: str, chunks: int) -> int:
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC, second precision (the records' `crawled_at`)."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def licence_refusal(record: dict[str, Any], settings: CrawlSettings) -> str | None:
@@ -136,8 +136,10 @@ class ChunkDownloader:
         log.info("chunk %03d: %d photos, %d already done, %d to fetch",
                  self.chunk, len(records), len(results), len(todo))  # fmt: skip
         failed = 0
-        with (tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar,
-              fileio.Journal(self.journal, key=photo_key) as journal):
+        with (
+            tqdm(total=len(records), initial=len(results), desc=f"chunk {self.chunk:03d}", unit="photo") as bar,
+            fileio.Journal(self.journal, key=photo_key) as journal,
+        ):
             for outcome in self._fetch_all(todo):
                 journal.record(outcome)
                 results[outcome["photo_id"]] = outcome
@@ -256,8 +258,9 @@ class ChunkDownloader:
             raise BadFile(f"truncated: {received} of {expected} bytes")
         return digest.hexdigest()
 
-    def _outcome(self, record: CatalogueRecord, path: Path | None, sha256: str | None,
-                 reason: str | None) -> PhotoRecord:
+    def _outcome(
+        self, record: CatalogueRecord, path: Path | None, sha256: str | None, reason: str | None
+    ) -> PhotoRecord:
         return downloaded(record, crawled_at=utc_now(), sha256=sha256, path=str(path) if path else None, reason=reason)
 
 

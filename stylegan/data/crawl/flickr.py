@@ -57,7 +57,7 @@ def unix_to_iso(seconds: int | str | None) -> str | None:
     """A Flickr unix timestamp as ISO 8601 UTC."""
     if seconds in (None, ""):
         return None
-    moment = dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(int(seconds), dt.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 

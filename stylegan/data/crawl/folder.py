@@ -95,5 +95,7 @@ def catalogue(settings: FolderSettings) -> list[dict[str, Any]]:
         log.warning("sidecar names %d files that are not in %s, e.g. %s", len(missing), root, missing[0])
     unlicensed = sum(r["license_id"] == "unknown" for r in records)
     if unlicensed:
-        log.warning("%d of %d photos have no sidecar entry: recorded with license_id 'unknown'", unlicensed, len(records))
+        log.warning(
+            "%d of %d photos have no sidecar entry: recorded with license_id 'unknown'", unlicensed, len(records)
+        )
     return records

@@ -25,9 +25,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "quarantined": sorted(r["photo_id"] for r in failed if str(r["reason"]).startswith(QUARANTINED)),
         "by_source": dict(collections.Counter(r["source"] for r in records)),
         "by_license": dict(collections.Counter(str(r["license_id"]) for r in records if r["status"] == "ok")),
-        "failures": [
-            {"photo_id": r["photo_id"], "reason": r["reason"], "source_url": r["source_url"]} for r in failed
-        ],
+        "failures": [{"photo_id": r["photo_id"], "reason": r["reason"], "source_url": r["source_url"]} for r in failed],
     }
 
 

@@ -15,8 +15,13 @@ from stylegan import fileio
 from stylegan.data.filter import COMMENT
 
 # Why a person rejects a face: the paper's statues, paintings and photos of photos (Appendix A), and two more.
-REASONS = {"statue": "statue", "painting": "painting", "photo": "photo of a photo", "not_face": "not a face",
-           "other": "other"}
+REASONS = {
+    "statue": "statue",
+    "painting": "painting",
+    "photo": "photo of a photo",
+    "not_face": "not a face",
+    "other": "other",
+}
 HEADER = "# faces rejected by a person (stylegan review): face id, then the reason"
 
 

@@ -78,15 +78,20 @@ def from_config(config: Path) -> tuple[Faces, Path]:
     values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     filter_settings = settings.load(face_filter.FilterSettings, values.get("filter") or {}, "filter")
     if filter_settings.exclude is None:
-        raise StageError(f"{config}: filter.exclude is null; set it to the list file the review writes "
-                         "(e.g. exclude.txt), so that the filter reads the marks")
+        raise StageError(
+            f"{config}: filter.exclude is null; set it to the list file the review writes "
+            "(e.g. exclude.txt), so that the filter reads the marks"
+        )
     results = Path(values.get("paths", {}).get("results", "results"))
     kept = results / "filter" / "kept.jsonl"
     if not kept.is_file():
         raise StageError(f"{kept}: no filter output yet; run the workflow's filter rule first")
-    faces = Faces(kept=fileio.read_jsonl(kept),  # type: ignore[arg-type]
-                  rejected=fileio.read_jsonl(results / "filter" / "rejected.jsonl"),
-                  images=(results / "align" / "faces").resolve(), settings=filter_settings)
+    faces = Faces(
+        kept=fileio.read_jsonl(kept),  # type: ignore[arg-type]
+        rejected=fileio.read_jsonl(results / "filter" / "rejected.jsonl"),
+        images=(results / "align" / "faces").resolve(),
+        settings=filter_settings,
+    )
     return faces, Path(filter_settings.exclude)
 
 
@@ -109,7 +114,8 @@ def scores(record: dict[str, Any], pixels: np.ndarray, filters: face_filter.Filt
         Score("qsize", f"{record['qsize']:.0f}", f"≥ {record['output_size'] / filters.max_upscale:.0f}"),
         Score("eye ratio", f"{eyes / record['qsize']:.3f}", f"≥ {filters.min_eye_ratio:g}"),
         Score("roll", f"{roll:.1f}°", f"≤ {filters.max_roll:g}°"),
-        Score("sharpness", f"{face_filter.sharpness(pixels, filters.sharpness_size):.0f}",
-              f"≥ {filters.min_sharpness:g}"),
+        Score(
+            "sharpness", f"{face_filter.sharpness(pixels, filters.sharpness_size):.0f}", f"≥ {filters.min_sharpness:g}"
+        ),
         Score("chroma", f"{face_filter.chroma(pixels):.3f}", f"≥ {filters.min_chroma:g}"),
     )

@@ -65,16 +65,24 @@ class Review:
         faces = self.faces.kept if view == "kept" else [r for r in self.faces.rejected if name in ("", r["filter"])]
         pages = max(1, math.ceil(len(faces) / self.per_page))
         number = min(max(1, _int(query.get("page", ["1"])[0])), pages)
-        shown = faces[(number - 1) * self.per_page: number * self.per_page]
+        shown = faces[(number - 1) * self.per_page : number * self.per_page]
         marks = exclusions.read_marks(self.exclude)
         cards = "\n".join(_card(r, self._shown(r["face_id"]), marks.get(r["face_id"]), view == "kept") for r in shown)
         here = {"view": view, "filter": name}
         return PAGE.format(
             title=html.escape(f"Review: {view} faces{f' ({name})' if name else ''}, page {number} of {pages}"),
-            reasons=html.escape(json.dumps(exclusions.REASONS)), views=self._views(view, name),
-            marked=len(marks), exclude=html.escape(str(self.exclude)), keys=KEYS, number=number, pages=pages,
-            prev=_href(here, max(1, number - 1)), next=_href(here, min(pages, number + 1)), cards=cards,
-            first=' aria-disabled="true"' if number == 1 else "", last=' aria-disabled="true"' if number == pages else "",
+            reasons=html.escape(json.dumps(exclusions.REASONS)),
+            views=self._views(view, name),
+            marked=len(marks),
+            exclude=html.escape(str(self.exclude)),
+            keys=KEYS,
+            number=number,
+            pages=pages,
+            prev=_href(here, max(1, number - 1)),
+            next=_href(here, min(pages, number + 1)),
+            cards=cards,
+            first=' aria-disabled="true"' if number == 1 else "",
+            last=' aria-disabled="true"' if number == pages else "",
             empty="" if shown else '<p class="empty">No faces here.</p>',
         )
 
@@ -90,8 +98,9 @@ class Review:
         """Links to the kept faces and to the faces each filter rejected, with their counts."""
         counts = {f: sum(r["filter"] == f for r in self.faces.rejected) for f in FILTERS}
         links = [_view_link("kept", "", f"kept ({len(self.faces.kept)})", view == "kept")]
-        links.append(_view_link("rejected", "", f"all rejected ({len(self.faces.rejected)})",
-                                view == "rejected" and not name))
+        links.append(
+            _view_link("rejected", "", f"all rejected ({len(self.faces.rejected)})", view == "rejected" and not name)
+        )
         links += [_view_link("rejected", f, f"{f} ({n})", name == f) for f, n in counts.items() if n]
         return " · ".join(links)
 
@@ -120,21 +129,36 @@ def _link(url: Any, text: Any) -> str:
 def _card(record: dict[str, Any], shown: Preview, reason: str | None, markable: bool) -> str:
     """One face: thumbnail, mark buttons (kept faces), attribution from the record, and scores."""
     face_id = html.escape(record["face_id"])
-    image = (f'<img src="/thumb?face={html.escape(quote(record["face_id"], safe=""))}" alt="face {face_id}" '
-             f'width="{THUMBNAIL}" height="{THUMBNAIL}">' if shown.thumbnail else '<p class="gone">no image</p>')
+    image = (
+        f'<img src="/thumb?face={html.escape(quote(record["face_id"], safe=""))}" alt="face {face_id}" '
+        f'width="{THUMBNAIL}" height="{THUMBNAIL}">'
+        if shown.thumbnail
+        else '<p class="gone">no image</p>'
+    )
     buttons = "".join(
         f'<button type="button" data-reason="{key}" aria-pressed="{str(key == reason).lower()}">'
-        f'{n} {html.escape(label)}</button>' for n, (key, label) in enumerate(exclusions.REASONS.items(), 1))
-    facts = [("face", face_id), ("photo", _link(record.get("page_url"), record.get("photo_id"))),
-             ("title", html.escape(str(record.get("title") or ""))),
-             ("author", html.escape(str(record.get("owner_name") or record.get("owner_id") or "unknown"))),
-             ("licence", _link(record.get("license_url"), record.get("license_name") or record.get("license_id")))]
-    rejection = (f'<p class="rejection">{html.escape(record["filter"])}: {_json(record["value"])} '
-                 f'(threshold {_json(record["threshold"])})</p>' if "filter" in record else "")
-    return (f'<article class="face{" marked" if reason else ""}" data-face="{face_id}" data-reason="{reason or ""}">'
-            f'{image}<p class="mark">{html.escape(exclusions.REASONS.get(reason or "", ""))}</p>'
-            f'{f"<div class=buttons>{buttons}</div>" if markable else ""}{rejection}'
-            f'<dl>{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)}</dl>{_scores(shown.scores)}</article>')
+        f"{n} {html.escape(label)}</button>"
+        for n, (key, label) in enumerate(exclusions.REASONS.items(), 1)
+    )
+    facts = [
+        ("face", face_id),
+        ("photo", _link(record.get("page_url"), record.get("photo_id"))),
+        ("title", html.escape(str(record.get("title") or ""))),
+        ("author", html.escape(str(record.get("owner_name") or record.get("owner_id") or "unknown"))),
+        ("licence", _link(record.get("license_url"), record.get("license_name") or record.get("license_id"))),
+    ]
+    rejection = (
+        f'<p class="rejection">{html.escape(record["filter"])}: {_json(record["value"])} '
+        f"(threshold {_json(record['threshold'])})</p>"
+        if "filter" in record
+        else ""
+    )
+    return (
+        f'<article class="face{" marked" if reason else ""}" data-face="{face_id}" data-reason="{reason or ""}">'
+        f'{image}<p class="mark">{html.escape(exclusions.REASONS.get(reason or "", ""))}</p>'
+        f"{f'<div class=buttons>{buttons}</div>' if markable else ''}{rejection}"
+        f"<dl>{''.join(f'<dt>{k}</dt><dd>{v}</dd>' for k, v in facts)}</dl>{_scores(shown.scores)}</article>"
+    )
 
 
 def _json(value: Any) -> str:
@@ -152,7 +176,8 @@ PAGE = """<!doctype html>
 <header>
 <nav class="views">{views}</nav>
 <p>marked: <span id="count">{marked}</span>, saved at each mark in <code>{exclude}</code></p>
-<nav class="pages"><a id="prev" href="{prev}"{first}>← previous</a> page {number} of {pages} <a id="next" href="{next}"{last}>next →</a></nav>
+<nav class="pages"><a id="prev" href="{prev}"{first}>← previous</a> page {number} of {pages}
+<a id="next" href="{next}"{last}>next →</a></nav>
 <p class="keys">{keys}</p>
 <p id="status" role="status"></p>
 </header>
@@ -240,8 +265,13 @@ def serve(config: Path, port: int, per_page: int) -> None:
     """Serve the review page of the workflow configured by `config` until interrupted."""
     faces, exclude = from_config(config)
     server = ReviewServer(Review(faces, exclude, per_page), port)
-    log.info("review: http://%s:%d/ (%d kept faces); every mark is saved at once in %s; Ctrl-C stops",
-             HOST, server.server_address[1], len(faces.kept), exclude)
+    log.info(
+        "review: http://%s:%d/ (%d kept faces); every mark is saved at once in %s; Ctrl-C stops",
+        HOST,
+        server.server_address[1],
+        len(faces.kept),
+        exclude,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
