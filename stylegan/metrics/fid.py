@@ -440,13 +440,11 @@ def snapshot_fid(
         fid = fid_of(fakes, reals)
     except FidError as err:
         log.warning("%s (%.1f kimg): FID not computed: %s", snapshot.name, meta["nimg"] / 1000, err)
-        return mr.MetricResult(
-            metric="fid",
-            status=mr.NOT_COMPUTED,
-            value=None,
-            snapshot=str(snapshot),
-            kimg=meta["nimg"] / 1000,
-            reason=f"{snapshot}: {err}",
+        return mr.not_computed(
+            "fid",
+            snapshot,
+            meta["nimg"] / 1000,
+            f"{snapshot}: {err}",
             settings=wanted,
             num_reals=reals.count,
             num_fakes=fakes.count,

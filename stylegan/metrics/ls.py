@@ -224,16 +224,7 @@ def not_computed(generator: Path, reason: str, out: Path, s: MetricsSettings) ->
     """The LS record when there is nothing to classify with: why, and what to supply."""
     _, meta = load_generator(generator)
     mr.write(
-        out,
-        mr.MetricResult(
-            metric="ls",
-            status=mr.NOT_COMPUTED,
-            value=None,
-            snapshot=str(generator),
-            kimg=meta["nimg"] / 1000,
-            reason=reason,
-            settings={"num_samples": s.ls.num_samples},
-        ),
+        out, mr.not_computed("ls", generator, meta["nimg"] / 1000, reason, settings={"num_samples": s.ls.num_samples})
     )
 
 

@@ -257,14 +257,7 @@ def result(s: MetricsSettings, generator: Path, backbone: Path, partials: list[P
         reason = missing_backbone(backbone)
         mr.write(
             out,
-            mr.MetricResult(
-                metric="ppl",
-                status=mr.NOT_COMPUTED,
-                value=None,
-                reason=reason,
-                settings={"num_samples": s.ppl.num_samples},
-                **common,
-            ),
+            mr.not_computed("ppl", generator, meta["nimg"] / 1000, reason, settings={"num_samples": s.ppl.num_samples}),
         )
         return
     by_variant: dict[str, list[Path]] = {}

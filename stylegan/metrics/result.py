@@ -51,6 +51,13 @@ class MetricResult:
             raise ValueError(f"metric {self.metric}: value must be null exactly when it is not computed")
 
 
+def not_computed(metric: str, snapshot: Path, kimg: float | None, reason: str, **rest: Any) -> MetricResult:
+    """A "not computed" record (value null, `reason` saying why): one constructor, so every metric says it alike."""
+    return MetricResult(
+        metric=metric, status=NOT_COMPUTED, value=None, snapshot=str(snapshot), kimg=kimg, reason=reason, **rest
+    )
+
+
 def device_name(device: Any) -> str:
     """A readable device label for the record: the GPU's name, or the CPU's."""
     import torch

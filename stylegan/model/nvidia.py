@@ -254,17 +254,12 @@ def generator_settings(net: PickledNetwork) -> NetworkSettings:
     return _settings(
         net,
         {
-            "resolution": a["resolution"],
-            "fmap_base": a["fmap_base"],
-            "fmap_decay": a["fmap_decay"],
-            "fmap_max": a["fmap_max"],
-            "latent_size": a["latent_size"],
-            "dlatent_size": a["dlatent_size"],
-            "mapping_layers": a["mapping_layers"],
-            "mapping_lrmul": a["mapping_lrmul"],
-            "mapping_fmaps": a["mapping_fmaps"],
+            **_same_names(
+                a,
+                *_SHARED,
+                *("latent_size", "dlatent_size", "mapping_layers", "mapping_lrmul", "mapping_fmaps", "use_styles"),
+            ),
             "const_input": a["const_input_layer"],
-            "use_styles": a["use_styles"],
             "use_noise": bool(a["use_noise"]),
             "truncation_psi": 1.0 if off else psi,
             "truncation_cutoff": _G_DEFAULTS["truncation_cutoff"] if off else cutoff,
@@ -281,14 +276,20 @@ def discriminator_settings(net: PickledNetwork) -> NetworkSettings:
     return _settings(
         net,
         {
-            "resolution": a["resolution"],
-            "fmap_base": a["fmap_base"],
-            "fmap_decay": a["fmap_decay"],
-            "fmap_max": a["fmap_max"],
+            **_same_names(a, *_SHARED),
             "mbstd_group_size": max(1, a["mbstd_group_size"]),
             "fused_scale": _fused(a["fused_scale"]),
         },
     )
+
+
+# G_style's and D_basic's arguments that are our settings under the same name.
+_SHARED = ("resolution", "fmap_base", "fmap_decay", "fmap_max")
+
+
+def _same_names(arguments: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The arguments our settings take as they are, under the reference's own names."""
+    return {name: arguments[name] for name in names}
 
 
 def _settings(net: PickledNetwork, fields: dict[str, Any]) -> NetworkSettings:

@@ -11,7 +11,6 @@ here by the image's file name (`00000.png` ... `69999.png`, unique in FFHQ).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path, PurePosixPath
@@ -19,7 +18,7 @@ from typing import Any
 
 from stylegan.data.crawl.config import AlignedSettings
 from stylegan.data.crawl.flickr import FLICKR_LICENSES
-from stylegan.data.crawl.folder import photo_files, pixel_size
+from stylegan.data.crawl.folder import photo_files, pixel_size, read_json_object
 from stylegan.data.pack import levels
 from stylegan.data.records import CatalogueRecord, photo_record
 from stylegan.errors import StageError
@@ -37,16 +36,7 @@ def load_metadata(path: str | None) -> dict[str, dict[str, Any]]:
     """FFHQ's per-image `metadata` by the file name of its image and of its thumbnail; {} without a file."""
     if not path:
         return {}
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise StageError(f"crawl.aligned.metadata: {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise StageError(f"crawl.aligned.metadata: {path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise StageError(
-            f"crawl.aligned.metadata: {path} must hold a JSON object of image index -> entry, as ffhq-dataset-v2.json"
-        )
+    data = read_json_object(path, "crawl.aligned.metadata", "image index -> entry, as ffhq-dataset-v2.json")
     by_name: dict[str, dict[str, Any]] = {}
     for index, entry in data.items():
         try:

@@ -27,18 +27,24 @@ log = logging.getLogger(__name__)
 SIDECAR_KEYS = set(CATALOGUE_KEYS) - {"photo_id", "source", "source_id", "width", "height"}
 
 
+def read_json_object(path: str, key: str, holds: str) -> dict[str, Any]:
+    """A configured JSON file that must hold an object; each failure names the config `key` that points at it."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StageError(f"{key}: {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise StageError(f"{key}: {path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise StageError(f"{key}: {path} must hold a JSON object of {holds}")
+    return data
+
+
 def load_sidecar(path: str | None) -> dict[str, dict[str, Any]]:
     """The sidecar mapping, checked; {} when none is configured."""
     if not path:
         return {}
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise StageError(f"crawl.folder.sidecar: {path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise StageError(f"crawl.folder.sidecar: {path} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise StageError(f"crawl.folder.sidecar: {path} must hold a JSON object of file name -> entry")
+    data = read_json_object(path, "crawl.folder.sidecar", "file name -> entry")
     for name, entry in data.items():
         if not isinstance(entry, dict):
             raise StageError(f"crawl.folder.sidecar: {path}: entry {name!r} must be an object")
