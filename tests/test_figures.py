@@ -26,20 +26,11 @@ from stylegan.model import files
 from stylegan.model.files import generator_file
 from stylegan.model.networks import Generator, NetworkSettings
 from stylegan.model.sampling import latents, render, to_uint8
+from tests.training import NETWORK
 
 torch.set_num_threads(1)
 
-NET = NetworkSettings(
-    resolution=32,
-    fmap_base=64,
-    fmap_max=16,
-    latent_size=16,
-    dlatent_size=16,
-    mapping_fmaps=16,
-    mapping_layers=2,
-    truncation_psi=0.5,
-    truncation_cutoff=2,
-)
+NET = NetworkSettings(**{**NETWORK, "resolution": 32, "truncation_psi": 0.5, "truncation_cutoff": 2})
 RES = 32
 # cell = RES: one PNG pixel per image pixel. Bands at 32²: coarse 4² (layers 0-1), middle 8²-16² (2-5),
 # fine 32² (6-7); coarse noise 4²-8² (layers 0-3).

@@ -179,38 +179,16 @@ def test_an_opted_out_face_whose_image_is_gone_is_still_rejected(tmp_path: Path)
         "sheets": tmp_path / "sheets",
     }
     settings = json.dumps({**SETTINGS, "optout": str(tmp_path / "optout.txt")})
-    assert (
-        cli.main(
-            [
-                "filter",
-                "--settings",
-                settings,
-                "--faces",
-                str(tmp_path / "000.jsonl"),
-                *[a for k, v in out.items() for a in (f"--{k}", str(v))],
-            ]
-        )
-        == 0
-    )
+    args = ["filter", "--settings", settings, "--faces", str(tmp_path / "000.jsonl")]
+    args += [a for k, v in out.items() for a in (f"--{k}", str(v))]
+    assert cli.main(args) == 0
     assert [r["face_id"] for r in fileio.read_jsonl(out["kept"])] == ["flickr:1#0"]
     assert [(r["face_id"], r["filter"]) for r in fileio.read_jsonl(out["rejected"])] == [("flickr:2#0", "optout")]
     assert (out["sheets"] / "optout.png").is_file()
     records[1]["image"] = str(tmp_path / "also-gone.png")  # a face that is not withdrawn must still fail loudly
     fileio.write_jsonl(tmp_path / "000.jsonl", records)
     (tmp_path / "optout.txt").write_text("")
-    assert (
-        cli.main(
-            [
-                "filter",
-                "--settings",
-                settings,
-                "--faces",
-                str(tmp_path / "000.jsonl"),
-                *[a for k, v in out.items() for a in (f"--{k}", str(v))],
-            ]
-        )
-        == 2
-    )
+    assert cli.main(args) == 2
 
 
 def test_unknown_setting_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

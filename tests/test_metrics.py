@@ -10,6 +10,7 @@ so these tests compute only a handful.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -40,6 +41,21 @@ SMALL = {
     "workers": 0,
     "kid": {"subsets": 3, "subset_size": 8},
 }
+
+
+def metrics_shard(s: str, generator: Path, stream: str, k: int, out: Path) -> int:
+    """`metrics shard`: one shard of a metric stream's features, as the rule runs it; the exit status."""
+    args = ["--settings", s, "--generator", str(generator), "--stream", stream, "--shard", str(k), "--out", str(out)]
+    return cli.main(["metrics", "shard", *args])
+
+
+def metrics_fid(
+    s: str, generator: Path, reals: Path, partials: Iterable[Path], out: Path, kid: tuple[Path, Path] | None = None
+) -> int:
+    """`metrics fid`: the merge of a metric's shards (and KID, given its reals and result file); the exit status."""
+    args = ["--generator", str(generator), "--reals", str(reals), "--partials", *map(str, partials), "--out", str(out)]
+    kid_args = ["--kid-reals", str(kid[0]), "--kid-out", str(kid[1])] if kid else []
+    return cli.main(["metrics", "fid", "--settings", s, *args, *kid_args])
 
 
 @pytest.fixture(scope="module")
@@ -279,46 +295,16 @@ def test_split_and_merge_equals_unsplit(data: dict) -> None:
         s = json.dumps({**SMALL, "shards": shards})
         partials = [tmp / f"split{shards}" / f"fid-{k:03d}.npz" for k in range(shards)]
         for k, path in enumerate(partials):
-            assert (
-                cli.main(
-                    [
-                        "metrics",
-                        "shard",
-                        "--settings",
-                        s,
-                        "--generator",
-                        str(generator),
-                        "--stream",
-                        "fid",
-                        "--shard",
-                        str(k),
-                        "--out",
-                        str(path),
-                    ]
-                )
-                == 0
-            )
+            assert metrics_shard(s, generator, "fid", k, path) == 0
         out = tmp / f"split{shards}"
         assert (
-            cli.main(
-                [
-                    "metrics",
-                    "fid",
-                    "--settings",
-                    s,
-                    "--generator",
-                    str(generator),
-                    "--reals",
-                    str(data["reals"]),
-                    "--partials",
-                    *map(str, partials),
-                    "--out",
-                    str(out / "fid.json"),
-                    "--kid-reals",
-                    str(data["kid_reals"]),
-                    "--kid-out",
-                    str(out / "kid.json"),
-                ]
+            metrics_fid(
+                s,
+                generator,
+                data["reals"],
+                partials,
+                out / "fid.json",
+                kid=(data["kid_reals"], out / "kid.json"),
             )
             == 0
         )
@@ -348,132 +334,24 @@ def test_bad_inputs_are_clear_errors_and_leave_no_result(data: dict, tmp_path: P
     s = json.dumps(SMALL)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a generator")
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "shard",
-                "--settings",
-                s,
-                "--generator",
-                str(junk),
-                "--stream",
-                "fid",
-                "--shard",
-                "0",
-                "--out",
-                str(tmp_path / "p.npz"),
-            ]
-        )
-        == 2
-    )
+    assert metrics_shard(s, junk, "fid", 0, tmp_path / "p.npz") == 2
     assert "junk.pt: cannot load the checkpoint" in caplog.text and not (tmp_path / "p.npz").exists()
 
     # a 32² model against real statistics at 16²: refused before any FID is written
     network = settings.load(NetworkSettings, {**NETWORK, "resolution": 32})
     files.save(tmp_path / "g32.pt", generator_file(Generator(network), network, 0, 32, 1.0))
     partial = tmp_path / "p32.npz"
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "shard",
-                "--settings",
-                s,
-                "--generator",
-                str(tmp_path / "g32.pt"),
-                "--stream",
-                "mix2",
-                "--shard",
-                "0",
-                "--out",
-                str(partial),
-            ]
-        )
-        == 0
-    )
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "fid",
-                "--settings",
-                s,
-                "--generator",
-                str(tmp_path / "g32.pt"),
-                "--reals",
-                str(data["reals"]),
-                "--partials",
-                str(partial),
-                "--out",
-                str(tmp_path / "fid.json"),
-            ]
-        )
-        == 2
-    )
+    assert metrics_shard(s, tmp_path / "g32.pt", "mix2", 0, partial) == 0
+    assert metrics_fid(s, tmp_path / "g32.pt", data["reals"], [partial], tmp_path / "fid.json") == 2
     assert "a 32² model, but the real statistics are at 16²" in caplog.text
     assert not (tmp_path / "fid.json").exists()
 
     # a missing shard, and a stream the settings do not define
     two = json.dumps({**SMALL, "shards": 2})
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "shard",
-                "--settings",
-                two,
-                "--generator",
-                str(data["generator"]),
-                "--stream",
-                "fid",
-                "--shard",
-                "1",
-                "--out",
-                str(tmp_path / "p1.npz"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "fid",
-                "--settings",
-                two,
-                "--generator",
-                str(data["generator"]),
-                "--reals",
-                str(data["reals"]),
-                "--partials",
-                str(tmp_path / "p1.npz"),
-                "--out",
-                str(tmp_path / "f.json"),
-            ]
-        )
-        == 2
-    )
+    assert metrics_shard(two, data["generator"], "fid", 1, tmp_path / "p1.npz") == 0
+    assert metrics_fid(two, data["generator"], data["reals"], [tmp_path / "p1.npz"], tmp_path / "f.json") == 2
     assert "starts at sample 4, expected 0; a shard is missing" in caplog.text and not (tmp_path / "f.json").exists()
-    assert (
-        cli.main(
-            [
-                "metrics",
-                "shard",
-                "--settings",
-                s,
-                "--generator",
-                str(data["generator"]),
-                "--stream",
-                "mix7",
-                "--shard",
-                "0",
-                "--out",
-                str(tmp_path / "p7.npz"),
-            ]
-        )
-        == 2
-    )
+    assert metrics_shard(s, data["generator"], "mix7", 0, tmp_path / "p7.npz") == 2
     assert "metric stream 'mix7'" in caplog.text
 
 

@@ -30,20 +30,12 @@ from stylegan.model.layers import (
 )
 from stylegan.model.networks import Discriminator, Generator, NetworkSettings, layers_at
 from stylegan.settings import load
+from tests.training import NETWORK
 
 torch.set_num_threads(1)
 
-# A reduced model for forward tests: same structure as config F, small widths.
-SMALL = NetworkSettings(
-    resolution=32,
-    fmap_base=64,
-    fmap_max=16,
-    latent_size=16,
-    dlatent_size=16,
-    mapping_fmaps=16,
-    mapping_layers=3,
-    mbstd_group_size=4,
-)
+# A reduced model for forward tests: same structure as config F, the shared small widths, at 32².
+SMALL = NetworkSettings(**{**NETWORK, "resolution": 32, "mapping_layers": 3, "mbstd_group_size": 4})
 
 
 def count(module: torch.nn.Module) -> int:

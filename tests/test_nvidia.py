@@ -284,6 +284,13 @@ def test_a_pickle_of_something_else_is_refused(tmp_path):
 # --- the command and its files -------------------------------------------------
 
 
+def generate(checkpoint: Path, latents: Path, npy: Path, *options: str) -> int:
+    """`generate` from saved latents into an .npy of images, as a user would run it; the exit status."""
+    return cli.main(
+        ["generate", "--checkpoint", str(checkpoint), "--latents", str(latents), *options, "--npy", str(npy)]
+    )
+
+
 def test_import_writes_our_files_and_generate_reproduces_nvidia(tmp_path):
     out = tmp_path / "net"
     assert cli.main(["import", "nvidia", str(DATA / "stylegan-128.pkl"), "--out", str(out)]) == 0
@@ -298,21 +305,7 @@ def test_import_writes_our_files_and_generate_reproduces_nvidia(tmp_path):
     rec = records("stylegan-128")
     np.save(tmp_path / "z.npy", rec["latents"])
     assert (
-        cli.main(
-            [
-                "generate",
-                "--checkpoint",
-                str(out / "generator.pt"),
-                "--latents",
-                str(tmp_path / "z.npy"),
-                "--noise",
-                "const",
-                "--psi",
-                "1",
-                "--npy",
-                str(tmp_path / "images.npy"),
-            ]
-        )
+        generate(out / "generator.pt", tmp_path / "z.npy", tmp_path / "images.npy", "--noise", "const", "--psi", "1")
         == 0
     )
     images = np.load(tmp_path / "images.npy")
@@ -328,20 +321,7 @@ def test_generate_refuses_latents_of_the_wrong_size(tmp_path, caplog):
     out = tmp_path / "net"
     assert cli.main(["import", "nvidia", str(DATA / "stylegan-32.pkl"), "--out", str(out)]) == 0
     np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-    assert (
-        cli.main(
-            [
-                "generate",
-                "--checkpoint",
-                str(out / "generator.pt"),
-                "--latents",
-                str(tmp_path / "z.npy"),
-                "--npy",
-                str(tmp_path / "x.npy"),
-            ]
-        )
-        == 2
-    )
+    assert generate(out / "generator.pt", tmp_path / "z.npy", tmp_path / "x.npy") == 2
     assert "shape [N, 24]" in caplog.text
 
 

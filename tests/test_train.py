@@ -23,7 +23,7 @@ from stylegan.train import checkpoint
 from stylegan.train.config import TrainSettings
 from stylegan.train.loop import build_networks
 from stylegan.train.preemption import EXIT_PREEMPTED
-from tests.training import assert_same_networks, dense, final_state, start, tiny, train
+from tests.training import assert_same_networks, dense, final_state, start, tiny, train, train_args
 
 
 @pytest.fixture(scope="module")
@@ -186,21 +186,11 @@ def test_bad_batch_layout_is_refused_before_training(manifest: Path, tmp_path: P
     from stylegan import cli
 
     s = tiny(schedule={"minibatch_base": 6})
-    args = [
-        "train",
-        "--settings",
-        json.dumps(s),
-        "--manifest",
-        str(manifest),
-        "--run-dir",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "g.pt"),
-    ]
-    assert cli.main(args) == 2  # 6 is not a multiple of the mbstd group 4
+    assert (
+        cli.main(train_args(s, manifest, tmp_path, tmp_path / "g.pt")) == 2
+    )  # 6 is not a multiple of the mbstd group 4
     s = tiny(network={"resolution": 128})
-    args[2] = json.dumps(s)
-    assert cli.main(args) == 2  # the shards stop at 64²
+    assert cli.main(train_args(s, manifest, tmp_path, tmp_path / "g.pt")) == 2  # the shards stop at 64²
     assert not (tmp_path / "checkpoints").exists()
 
 

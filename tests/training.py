@@ -62,16 +62,7 @@ def make_generator(
 def tiny(**changes: dict) -> dict:
     """A 16² model trained 8² -> fade -> 16² in 0.2 kimg; `changes` update its sub-sections."""
     s = {
-        "network": {
-            "resolution": 16,
-            "fmap_base": 64,
-            "fmap_max": 16,
-            "latent_size": 16,
-            "dlatent_size": 16,
-            "mapping_layers": 2,
-            "mapping_fmaps": 16,
-            "mbstd_group_size": 4,
-        },
+        "network": {**NETWORK, "mbstd_group_size": 4},
         "schedule": {
             "lod_initial_resolution": 8,
             "lod_training_kimg": 0.048,
@@ -126,17 +117,12 @@ def command(s: dict, manifest: Path, run: Path, nproc: int = 1) -> list[str]:
             "stylegan.cli",
         ]
     )  # what the train rule runs, as `torchrun ... -m stylegan.cli`
-    return launcher + [
-        "train",
-        "--settings",
-        json.dumps(s),
-        "--manifest",
-        str(manifest),
-        "--run-dir",
-        str(run),
-        "--out",
-        str(run / "generator.pt"),
-    ]
+    return launcher + train_args(s, manifest, run, run / "generator.pt")
+
+
+def train_args(s: dict, manifest: Path, run: Path, out: Path) -> list[str]:
+    """The `train` command's arguments, for the launcher above or for `cli.main` in this process."""
+    return ["train", "--settings", json.dumps(s), "--manifest", str(manifest), "--run-dir", str(run), "--out", str(out)]
 
 
 def start(s: dict, manifest: Path, run: Path, nproc: int = 1) -> subprocess.Popen:
