@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -886,7 +887,18 @@ def _metrics_ls(args: argparse.Namespace) -> None:
     )
 
 
+def _threads_from_omp() -> None:
+    """Let OMP_NUM_THREADS decide torch's CPU threads before torch loads.
+
+    Snakemake exports MKL_NUM_THREADS as a rule's `threads` (1 unless the rule says), and
+    torch's CPU convolutions follow it, so a job given OMP_NUM_THREADS=n ran on one thread.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _threads_from_omp()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

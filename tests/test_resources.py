@@ -39,3 +39,15 @@ def test_the_world_size_counts_one_process_per_gpu_or_one_cpu_process_per_node()
     assert TrainResources(gpu=8, nodes=2).processes_per_node == 8
     assert TrainResources(gpu=8, nodes=2).processes == 16
     assert TrainResources(gpu=0, nodes=3).processes == 3
+
+
+def test_a_job_given_omp_threads_gives_torch_as_many(monkeypatch) -> None:
+    """Snakemake sets MKL_NUM_THREADS to the rule's threads (1); the command lets OMP_NUM_THREADS win."""
+    import os
+
+    from stylegan import cli
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    cli._threads_from_omp()
+    assert os.environ["MKL_NUM_THREADS"] == "3"

@@ -31,10 +31,6 @@ LOGS = config["paths"]["logs"]
 CHUNKS = [f"{i:03d}" for i in range(config["crawl"]["chunks"])]
 METRICS = f"{RESULTS}/metrics"
 METRIC_SHARDS = [f"{i:03d}" for i in range(config["metrics"]["shards"])]
-# A torch job's CPU threads: Snakemake exports MKL_NUM_THREADS (and the other BLAS counts) as
-# the rule's `threads`, 1 for these rules, and torch's CPU convolutions (oneDNN) follow that
-# count, not OMP_NUM_THREADS alone; so a job sets both to the CPUs it asked for.
-TORCH_THREADS = "OMP_NUM_THREADS={resources.cpus_per_gpu} MKL_NUM_THREADS={resources.cpus_per_gpu}"
 # What every metric and figure job asks SLURM for (stylegan/resources.py).
 METRIC_RESOURCES = CONFIG.metrics.resources.slurm()
 # PPL and LS: where the VGG16 file and the labelled faces are, and whether they are there.

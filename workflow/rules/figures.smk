@@ -22,5 +22,5 @@ rule figure:
     message:
         "Drawing {wildcards.figure} from the trained generator"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli figures {params.command} "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli figures {params.command} "
         "--settings {params.settings:q} --generator {input} --out {output} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule metrics_reals:
     message:
         "Inception statistics of the training images for FID and for KID (cached by content)"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics reals --settings {params.settings:q} "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics reals --settings {params.settings:q} "
         "--manifest {input.manifest} {params.level} --cache {params.cache} --out {output.reals} "
         "--kid-out {output.kid} --train-xflip {params.train_xflip} > {log} 2>&1"
 
@@ -58,7 +58,7 @@ rule metrics_shard:
     message:
         "Inception features of generated images: {wildcards.stream}, shard {wildcards.shard}"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics shard --settings {params.settings:q} "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics shard --settings {params.settings:q} "
         "--generator {input} --stream {wildcards.stream} --shard {params.shard} --out {output} > {log} 2>&1"
 
 
@@ -136,6 +136,6 @@ rule metrics_fid_curve:
     message:
         "FID and perceptual path length of every kept training snapshot (Fig. 7)"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics curve --settings {params.settings:q} "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics curve --settings {params.settings:q} "
         "--reals {input.reals} --run-dir {params.run} --folder {params.folder} --out {output.data} "
         "--plot {output.plot} --lowest {output.lowest} --vgg16 {params.vgg16} > {log} 2>&1"

@@ -44,7 +44,7 @@ rule metrics_ppl_shard:
     message:
         "Perceptual path length {wildcards.variant}, shard {wildcards.shard}"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics ppl-shard "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics ppl-shard "
         "--settings {params.settings:q} --generator {input.generator} --vgg16 {input.vgg16} "
         "--variant {wildcards.variant} --shard {params.shard} --out {output} > {log} 2>&1"
 
@@ -113,7 +113,7 @@ rule metrics_ls_classifier:
     message:
         "Training the attribute classifier {wildcards.attribute}"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics classifier "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics classifier "
         "--settings {params.settings:q} --attribute {wildcards.attribute} --faces {params.faces} "
         "--attributes-file {input.attributes} {params.mapping} --seed {params.seed} --workers {params.workers} "
         "--out {output} > {log} 2>&1"
@@ -139,7 +139,7 @@ rule metrics_ls_shard:
     message:
         "Linear separability: generating and classifying shard {wildcards.shard}"
     shell:
-        TORCH_THREADS + " python -m stylegan.cli metrics ls-shard "
+        "OMP_NUM_THREADS={resources.cpus_per_gpu} python -m stylegan.cli metrics ls-shard "
         "--settings {params.settings:q} --generator {input.generator} --classifiers {input.classifiers} "
         "--shard {params.shard} --out {output} > {log} 2>&1"
 

@@ -19,8 +19,6 @@ nnodes=${SLURM_STEP_NUM_NODES:-1}
 node=${SLURMD_NODENAME:-$(hostname -s)}
 cpus=${SLURM_CPUS_PER_TASK:-$nproc}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cpus > nproc ? cpus / nproc : 1 ))}  # this node's CPUs, shared
-# torch's CPU convolutions follow MKL's count, which Snakemake sets to the rule's threads (1).
-export MKL_NUM_THREADS=$OMP_NUM_THREADS
 
 if [ "$nnodes" = 1 ]; then
     echo "launch_torchrun: node $node: $nproc process(es), standalone" >&2
