@@ -7,9 +7,11 @@ random tensors, so data loading is excluded.
 
 --compare (the default on CPU): in one process, our step and the REFERENCE step,
 interleaved rep by rep and thread count by thread count, medians; ratio = ours /
-reference. The reference is the step as it was before the blur and gradient-step rewrite, restated here from
+reference. The reference is the step as it was before the speed work, restated here from
 the same layers with its old formulations: the blur as a grouped convolution
-(autograd's double backward runs one small conv per channel), the for-loop Adam,
+(autograd's double backward runs one small conv per channel), D's down-convolutions
+below 128² as a full-size conv then a box average (SG's fused_scale='auto'),
+contiguous (NCHW) tensors, the for-loop Adam,
 `apply_gradients` flattening every gradient, reading a Python bool (a host-device
 sync) and copying them back, and the EMA one parameter at a time.
 
@@ -46,8 +48,8 @@ sys.path[:0] = [str(ROOT)]
 
 from stylegan import settings  # noqa: E402
 from stylegan.distributed import Dist  # noqa: E402
-from stylegan.model.layers import Blur  # noqa: E402
-from stylegan.model.networks import NetworkSettings  # noqa: E402
+from stylegan.model.layers import Blur, DownConv2d, downscale2d  # noqa: E402
+from stylegan.model.networks import FUSED_MIN_RESOLUTION, NetworkSettings  # noqa: E402
 from stylegan.model.schedule import MINIBATCH_PRESETS, Level, ema_beta  # noqa: E402
 from stylegan.train.config import SpeedSettings, TrainSettings  # noqa: E402
 from stylegan.train.loop import Batch, build_networks, new_loss, new_state, step  # noqa: E402
@@ -63,6 +65,13 @@ class GroupedConvBlur(Blur):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         return F.conv2d(x, self.kernel.to(x.dtype).expand(channels, 1, 3, 3), padding=1, groups=channels)
+
+
+class ConvThenDownscale(DownConv2d):
+    """The reference's down-conv below 128² (SG fused_scale='auto'): a 3x3 conv at full size, then the box average."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return downscale2d(F.conv2d(x, self.effective_weight(), self.effective_bias(), padding=1))
 
 
 def reference_apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer) -> bool:
@@ -92,18 +101,17 @@ def level(res: int, batch: int) -> Level:
     return Level(kimg=0.0, lod=0.0, resolution=res, alpha=1.0, minibatch=batch, lrate=0.002, tick_kimg=1.0)
 
 
-def reals(res: int, batch: int, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+def reals(res: int, batch: int, device: torch.device, layout: torch.memory_format) -> torch.Tensor:
+    return (torch.rand(batch, 3, res, res, device=device) * 2 - 1).contiguous(memory_format=layout)
 
 
 def ours(net: NetworkSettings, batch: int, flag: str, device: torch.device) -> Callable[[], None]:
     """The loop's own step (`stylegan.train.loop.step`) with one speed flag on."""
-    speed = SpeedSettings(channels_last=flag == "channels_last", bf16=flag == "bf16", compile=flag == "compile")
+    speed = SpeedSettings(channels_last=flag == "channels_last" or None, bf16=flag == "bf16", compile=flag == "compile")
     s = TrainSettings(network=net, speed=speed)
     st = new_state(s, Dist(0, 1, device))
     loss = new_loss(st, s)
-    x, lv = reals(net.resolution, batch, device, speed.channels_last), level(net.resolution, batch)
+    x, lv = reals(net.resolution, batch, device, speed.memory_format(device)), level(net.resolution, batch)
 
     def run() -> None:
         z = torch.randn(2, batch, net.latent_size, device=device)
@@ -114,19 +122,27 @@ def ours(net: NetworkSettings, batch: int, flag: str, device: torch.device) -> C
 
 def reference(net: NetworkSettings, batch: int, device: torch.device) -> Callable[[], None]:
     """The reference step, restated (see the module docstring); the same weights as ours at step 0."""
-    s = TrainSettings(network=net)
+    s = TrainSettings(network=net, speed=SpeedSettings(channels_last=False))
     G, D = build_networks(s, device)
     for module in (G, D):
         for parent in list(module.modules()):
             for name, child in parent.named_children():
                 if isinstance(child, Blur):
                     setattr(parent, name, GroupedConvBlur().to(device))
+                elif isinstance(child, DownConv2d) and parent.resolution < FUSED_MIN_RESOLUTION:
+                    old = ConvThenDownscale(child.in_channels, child.out_channels).to(device)
+                    old.load_state_dict(child.state_dict())
+                    setattr(parent, name, old)
     G_ema = build_networks(s, device)[0].eval().requires_grad_(False)
     o = s.optimizer
     opt_G, opt_D = (torch.optim.Adam(m.parameters(), lr=0.002, betas=(o.beta1, o.beta2), eps=o.eps) for m in (G, D))
     loss = StyleGANLoss(G, D, mixing_prob=s.loss.mixing_prob)
     res = net.resolution
-    x, gamma, beta = reals(res, batch, device, False), r1_gamma(10.0, True, res, res), ema_beta(batch, 10.0)
+    x, gamma, beta = (
+        reals(res, batch, device, torch.contiguous_format),
+        r1_gamma(10.0, True, res, res),
+        ema_beta(batch, 10.0),
+    )
 
     def run() -> None:
         z = torch.randn(2, batch, net.latent_size, device=device)

@@ -125,24 +125,27 @@ class UpConv2d(EqualizedConv2d):
 
 
 class DownConv2d(EqualizedConv2d):
-    """A 3x3 conv followed by a 2x2 box downscale, optionally fused into one stride-2 conv.
+    """A 3x3 conv then a 2x2 box downscale (SG networks_stylegan.py `conv2d_downscale2d`), at a quarter of the FLOPs.
 
-    Fused, the padded 4-way sum times 0.25 (SG networks_stylegan.py `conv2d_downscale2d`) is exactly the box
-    average of the conv's outputs; correlation needs no flip here.
+    [derived] Both steps are linear and shift-invariant, so they commute: the box
+    average of the conv's outputs equals a stride-2 conv over the 2x2 box average
+    (stride 1) of the zero-padded input. One `avg_pool2d` (zero padding counted, so
+    always /4) then a stride-2 3x3 conv: 9/4 multiply-adds per input pixel and channel
+    pair, where conv-then-pool (SG below 128²) costs 9 and SG's fused 4x4 stride-2
+    conv (from 128²) costs 4 plus a kernel rebuilt from the weights on every call.
+    The same function of the same weights at every resolution; only rounding
+    differs. Measured in `benchmarks/train.py`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, fused: bool, gain: float = SQRT2) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, gain: float = SQRT2) -> None:
         super().__init__(in_channels, out_channels, 3, gain=gain, bias=True)
-        self.fused = fused
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.fused:
-            return downscale2d(super().forward(x))
-        kernel = _pairwise_sum_4x4(self.effective_weight()) * 0.25
-        return F.conv2d(x, kernel, self.effective_bias(), stride=2, padding=1)
+        boxed = F.avg_pool2d(x, 2, stride=1, padding=1)
+        return F.conv2d(boxed, self.effective_weight(), self.effective_bias(), stride=2)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, down=2, fused={self.fused}"
+        return f"{super().extra_repr()}, down=2 (box, then stride-2 conv)"
 
 
 def upscale2d(x: Tensor) -> Tensor:
@@ -209,8 +212,9 @@ class PixelNorm(nn.Module):
 class InstanceNorm(nn.Module):
     """Per-sample, per-channel zero mean and unit RMS over H,W, computed in fp32.
 
-    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (SG networks_stylegan.py `instance_norm`; ROS used the torch default);
-    fp32 so
+    eps 1e-8, not nn.InstanceNorm2d's 1e-5 (SG networks_stylegan.py `instance_norm`; ROS used the torch default):
+    (x - mean) / sqrt(mean((x - mean)²) + eps) is torch's instance norm without running statistics
+    or affine, one kernel forward and backward instead of seven element-wise ops. fp32 so
     that bf16 autocast cannot lose the small variances of early layers.
     """
 
@@ -219,13 +223,17 @@ class InstanceNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        y = at_least_fp32(x)
-        y = y - y.mean(dim=(2, 3), keepdim=True)
-        y = y * torch.rsqrt(y.square().mean(dim=(2, 3), keepdim=True) + self.eps)
-        return y.to(x.dtype)
+        y = F.instance_norm(at_least_fp32(x), eps=self.eps)
+        return y.to(x.dtype).contiguous(memory_format=_layout(x))
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}, fp32"
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    """The memory format of `x`: ops that return NCHW must not switch a channels-last network's layout."""
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 NOISE_MODES = ("random", "const", "none")
@@ -255,7 +263,7 @@ class NoiseInjection(nn.Module):
             noise = torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
         else:
             raise ValueError(f"noise mode {mode!r}: expected one of {NOISE_MODES}")
-        return x + noise * self.weight.to(x.dtype).reshape(1, -1, 1, 1)
+        return torch.addcmul(x, noise, self.weight.to(x.dtype).reshape(1, -1, 1, 1))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, resolution={self.resolution}"
@@ -270,7 +278,7 @@ class StyleMod(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         style = self.affine(w).reshape(w.shape[0], 2, -1, 1, 1).to(x.dtype)
-        return x * (style[:, 0] + 1) + style[:, 1]
+        return torch.addcmul(style[:, 1], x, style[:, 0] + 1)
 
 
 class MinibatchStddev(nn.Module):

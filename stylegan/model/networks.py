@@ -92,7 +92,9 @@ class NetworkSettings:
         ge=1,
     )
     fused_scale: bool | None = setting(
-        None, "fused up/down convolutions; null: at >= 128 as the reference (fused_scale='auto')"
+        None,
+        "G's fused up-convolutions (one transposed conv); null: at >= 128 as the reference (fused_scale='auto'). "
+        "D's down-convolutions are always one stride-2 conv, the same function",
     )
 
     def __post_init__(self) -> None:
@@ -121,7 +123,7 @@ class NetworkSettings:
         return min(int(self.fmap_base / 2.0 ** (stage * self.fmap_decay)), self.fmap_max)
 
     def fused(self, resolution: int) -> bool:
-        """Whether resampling at this (G output / D input) resolution uses the fused conv."""
+        """Whether G's up-convolution to this resolution is the fused transposed conv (the same function either way)."""
         return resolution >= FUSED_MIN_RESOLUTION if self.fused_scale is None else self.fused_scale
 
 
@@ -380,7 +382,7 @@ class DiscriminatorBlock(nn.Module):
         self.resolution = resolution
         self.conv0 = EqualizedConv2d(s.nf(r - 1), s.nf(r - 1), 3)
         self.blur = Blur()
-        self.conv1_down = DownConv2d(s.nf(r - 1), s.nf(r - 2), fused=s.fused(resolution))
+        self.conv1_down = DownConv2d(s.nf(r - 1), s.nf(r - 2))
         self.act = nn.LeakyReLU(LRELU_SLOPE)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from stylegan.model.networks import NetworkSettings
 from stylegan.model.schedule import ScheduleSettings
 from stylegan.resources import TrainResources
@@ -52,12 +54,20 @@ class OptimizerSettings:
 class SpeedSettings:
     """Speed switches that leave the maths alone (tf32 changes matmul rounding only)."""
 
-    channels_last: bool = setting(False, "channels-last memory format")
+    channels_last: bool | None = setting(
+        None,
+        "channels-last memory format; null: on CPU (oneDNN's faster convolutions, benchmarks/train.py), off on CUDA",
+    )
     tf32: bool = setting(True, "TF32 matmuls and convolutions on Ampere or later")
     bf16: bool = setting(False, "bfloat16 autocast of forward passes (CUDA)")
     compile: bool = setting(False, "torch.compile G (D is not compiled: R1 needs double backward)")
     workers: int = setting(2, "DataLoader worker processes per training process", ge=0)
     pin_memory: bool = setting(True, "pinned host memory (GPU only)")
+
+    def memory_format(self, device: torch.device) -> torch.memory_format:
+        """The layout of G, D and the reals on `device`: channels-last where asked, or by default on CPU."""
+        on = device.type == "cpu" if self.channels_last is None else self.channels_last
+        return torch.channels_last if on else torch.contiguous_format
 
 
 @dataclass(frozen=True)

@@ -155,10 +155,10 @@ def new_state(s: TrainSettings, d: Dist) -> TrainState:
 def build_networks(s: TrainSettings, device: torch.device) -> tuple[Generator, Discriminator]:
     """G and D as at step 0: seeded from train.seed, so every rank starts from the same weights."""
     torch.manual_seed(s.seed)
-    G, D = Generator(s.network).to(device), Discriminator(s.network).to(device)
-    if s.speed.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    return G, D
+    layout = s.speed.memory_format(device)
+    return Generator(s.network).to(device, memory_format=layout), Discriminator(s.network).to(
+        device, memory_format=layout
+    )
 
 
 def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
@@ -212,9 +212,7 @@ def next_batch(st: TrainState, s: TrainSettings, reals: Reals, level: Level) -> 
         torch.randn(mb, s.network.latent_size, generator=st.z_stream)[d.rank :: d.world].to(d.device) for _ in range(2)
     )
     flip = (torch.rand(mb, generator=st.z_stream) < 0.5)[d.rank :: d.world].to(d.device) if s.xflip else None
-    images = process_reals(images, level.alpha, flip)
-    if s.speed.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    images = process_reals(images, level.alpha, flip).contiguous(memory_format=s.speed.memory_format(d.device))
     return Batch(level, images, z_d, z_g)
 
 
