@@ -3,7 +3,7 @@
 Prints a table: resolution, batch, variant, milliseconds per step, images per
 second and peak memory. A "step" is what one training iteration costs the
 networks: G(z) -> D -> non-saturating loss -> backward through both. It tells
-whether the fused up/down convs (`fused_scale`) and channels-last pay on the
+whether G's fused up-convs (`fused_scale`) and channels-last pay on the
 machine it runs on; the training benchmark measures whole sec/kimg.
 
     .venv/bin/python benchmarks/networks.py                    # config F widths, 8..64, CPU

@@ -94,7 +94,7 @@ class NetworkSettings:
     fused_scale: bool | None = setting(
         None,
         "G's fused up-convolutions (one transposed conv); null: at >= 128 as the reference (fused_scale='auto'). "
-        "D's down-convolutions are always one stride-2 conv, the same function",
+        "D's down-convolutions are always a 2x2 box then a stride-2 conv, the same function",
     )
 
     def __post_init__(self) -> None:
