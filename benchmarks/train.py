@@ -48,7 +48,20 @@ sys.path[:0] = [str(ROOT)]
 
 from stylegan import settings  # noqa: E402
 from stylegan.distributed import Dist  # noqa: E402
-from stylegan.model.layers import Blur, DownConv2d, downscale2d  # noqa: E402
+from stylegan.model.layers import (  # noqa: E402
+    Blur,
+    DownConv2d,
+    EqualizedConv2d,
+    EqualizedLinear,
+    InstanceNorm,
+    NoiseInjection,
+    StyleMod,
+    UpConv2d,
+    _pairwise_sum_4x4,
+    at_least_fp32,
+    downscale2d,
+    upscale2d,
+)
 from stylegan.model.networks import FUSED_MIN_RESOLUTION, NetworkSettings  # noqa: E402
 from stylegan.model.schedule import MINIBATCH_PRESETS, Level, ema_beta  # noqa: E402
 from stylegan.train.config import SpeedSettings, TrainSettings  # noqa: E402
@@ -67,11 +80,90 @@ class GroupedConvBlur(Blur):
         return F.conv2d(x, self.kernel.to(x.dtype).expand(channels, 1, 3, 3), padding=1, groups=channels)
 
 
-class ConvThenDownscale(DownConv2d):
-    """The reference's down-conv below 128² (SG fused_scale='auto'): a 3x3 conv at full size, then the box average."""
+class SGDownConv2d(DownConv2d):
+    """The reference's down-conv, SG's two forms: below 128² a full-size conv then the box average;
+    from 128² a stride-2 4x4 conv of the kernel rebuilt on every call (`sg_fused`, set by `restate`)."""
+
+    sg_fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return downscale2d(F.conv2d(x, self.effective_weight(), self.effective_bias(), padding=1))
+        if self.sg_fused:
+            kernel = _pairwise_sum_4x4(self.effective_weight()) * 0.25
+            return F.conv2d(x, kernel, self.bias, stride=2, padding=1)
+        return downscale2d(F.conv2d(x, self.effective_weight(), self.bias, padding=1))
+
+
+class WeightScaledLinear(EqualizedLinear):
+    """The reference's dense layer: the weight scaled on every call, the bias too (x1 included)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lrmul
+        return F.linear(x, self.effective_weight(), bias)
+
+
+class WeightScaledConv2d(EqualizedConv2d):
+    """The reference's conv: the weight scaled on every call, whatever its size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.effective_weight(), self.bias, padding=self.kernel_size // 2)
+
+
+class WeightScaledUpConv2d(UpConv2d):
+    """The reference's up-conv: as ours, the weight scaled on every call."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return super().forward(x)
+        return F.conv2d(upscale2d(x), self.effective_weight(), padding=1)
+
+
+class ElementwiseInstanceNorm(InstanceNorm):
+    """The reference's instance norm: seven element-wise ops and their backward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = at_least_fp32(x)
+        y = y - y.mean(dim=(2, 3), keepdim=True)
+        return (y * torch.rsqrt(y.square().mean(dim=(2, 3), keepdim=True) + self.eps)).to(x.dtype)
+
+
+class MulAddNoise(NoiseInjection):
+    """The reference's noise: a multiply then an add."""
+
+    def forward(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode != "random":
+            return super().forward(x, mode)
+        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        return x + noise * self.weight.to(x.dtype).reshape(1, -1, 1, 1)
+
+
+class MulAddStyle(StyleMod):
+    """The reference's style: a multiply then an add."""
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        style = self.affine(w).reshape(w.shape[0], 2, -1, 1, 1).to(x.dtype)
+        return x * (style[:, 0] + 1) + style[:, 1]
+
+
+OLD_FORMS = {  # each layer's class in our networks -> its formulation in the reference step
+    Blur: GroupedConvBlur,
+    DownConv2d: SGDownConv2d,
+    EqualizedLinear: WeightScaledLinear,
+    EqualizedConv2d: WeightScaledConv2d,
+    UpConv2d: WeightScaledUpConv2d,
+    InstanceNorm: ElementwiseInstanceNorm,
+    NoiseInjection: MulAddNoise,
+    StyleMod: MulAddStyle,
+}
+
+
+def restate(network: torch.nn.Module) -> None:
+    """Give every layer of `network` its reference formulation, in place: the same parameters, the old forward."""
+    for parent in network.modules():
+        for child in parent.children():
+            if type(child) in OLD_FORMS:
+                child.__class__ = OLD_FORMS[type(child)]
+            if isinstance(child, SGDownConv2d):
+                child.sg_fused = parent.resolution >= FUSED_MIN_RESOLUTION
 
 
 def reference_apply_gradients(model: torch.nn.Module, opt: torch.optim.Optimizer) -> bool:
@@ -124,15 +216,7 @@ def reference(net: NetworkSettings, batch: int, device: torch.device) -> Callabl
     """The reference step, restated (see the module docstring); the same weights as ours at step 0."""
     s = TrainSettings(network=net, speed=SpeedSettings(channels_last=False))
     G, D = build_networks(s, device)
-    for module in (G, D):
-        for parent in list(module.modules()):
-            for name, child in parent.named_children():
-                if isinstance(child, Blur):
-                    setattr(parent, name, GroupedConvBlur().to(device))
-                elif isinstance(child, DownConv2d) and parent.resolution < FUSED_MIN_RESOLUTION:
-                    old = ConvThenDownscale(child.in_channels, child.out_channels).to(device)
-                    old.load_state_dict(child.state_dict())
-                    setattr(parent, name, old)
+    restate(G), restate(D)
     G_ema = build_networks(s, device)[0].eval().requires_grad_(False)
     o = s.optimizer
     opt_G, opt_D = (torch.optim.Adam(m.parameters(), lr=0.002, betas=(o.beta1, o.beta2), eps=o.eps) for m in (G, D))
