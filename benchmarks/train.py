@@ -8,12 +8,14 @@ random tensors, so data loading is excluded.
 --compare (the default on CPU): in one process, our step and the REFERENCE step,
 interleaved rep by rep and thread count by thread count, medians; ratio = ours /
 reference. The reference is the step as it was before the speed work, restated here from
-the same layers with its old formulations: the blur as a grouped convolution
-(autograd's double backward runs one small conv per channel), D's down-convolutions
-below 128² as a full-size conv then a box average (SG's fused_scale='auto'),
-contiguous (NCHW) tensors, the for-loop Adam,
-`apply_gradients` flattening every gradient, reading a Python bool (a host-device
-sync) and copying them back, and the EMA one parameter at a time.
+the same layers with its old formulations (`OLD_FORMS`, held to the same function by
+tests/test_benchmark_train.py): the blur as a grouped convolution (autograd's double
+backward runs one small conv per channel); D's down-convolutions as SG's fused_scale='auto'
+(below 128² a full-size conv then a box average, above it a 4x4 kernel rebuilt per call);
+every weight scaled on every call; instance norm, noise and styles as element-wise ops;
+contiguous (NCHW) tensors; the for-loop Adam; `apply_gradients` flattening every gradient,
+reading a Python bool (a host-device sync) and copying them back; and the EMA one
+parameter at a time.
 
 Sweep (the default on CUDA): one row per flag, batch and level, in one process;
 on CUDA the allocator's peak per row. Without --batch, CUDA runs the per-GPU minibatch of the reference's
@@ -27,6 +29,7 @@ kimg ~ 23 s/kimg; NVlabs/stylegan2-ada-pytorch README.md, its PyTorch successor:
     .venv/bin/python benchmarks/train.py --widths demo --resolutions 8 16 32 64
     .venv/bin/python benchmarks/train.py --device cuda      # every level 8²-1024², every flag, 1x 2x 4x the 8-GPU batch
     .venv/bin/python benchmarks/train.py --no-compare --resolutions 8 --batch 4 --iters 1   # the sweep's path on CPU
+    .venv/bin/python benchmarks/train.py --profile --widths demo --resolutions 32 --batch 4 --threads 1
 """
 
 from __future__ import annotations
@@ -341,6 +344,22 @@ def comparison(args: argparse.Namespace) -> None:
                     )
 
 
+def profile(args: argparse.Namespace) -> None:
+    """torch.profiler's table of one step, ours and the reference's, by self time, per (widths, resolution, batch)."""
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads[0])
+    for name in args.widths:
+        for res in args.resolutions:
+            for batch in args.batch or [4, 16]:
+                for flag in ("default", "reference"):
+                    run = trainer(widths(name, res), batch, flag, device)
+                    run(), run()  # warm-up: allocator, oneDNN primitives
+                    with torch.profiler.profile() as prof:
+                        timed(run, device)
+                    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)
+                    print(f"\n## {flag}: widths {name}, {res}², batch {batch}, {args.threads[0]} thread(s)\n{table}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -370,6 +389,10 @@ def main() -> None:
     parser.add_argument("--flags", nargs="+", default=list(FLAGS), choices=FLAGS, help="sweep: speed flags")
     parser.add_argument("--iters", type=int, default=3, help="timed steps (medians)")
     parser.add_argument("--warmup", type=int, default=1, help="sweep: untimed steps first")
+    parser.add_argument(
+        "--profile", action="store_true", help="torch.profiler's table of one step (ours, then the reference)"
+    )
+    parser.add_argument("--rows", type=int, default=12, help="profile: rows per table, by self time")
     args = parser.parse_args()
     device = torch.device(args.device)
     args.resolutions = args.resolutions or (CUDA_RESOLUTIONS if device.type == "cuda" else [8, 16, 32])
@@ -377,7 +400,9 @@ def main() -> None:
         f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
         f"torch {torch.__version__}, widths {' '.join(args.widths)}, medians of {args.iters}"
     )
-    if args.compare if args.compare is not None else device.type == "cpu":
+    if args.profile:
+        profile(args)
+    elif args.compare if args.compare is not None else device.type == "cpu":
         comparison(args)
     else:
         sweep(args)

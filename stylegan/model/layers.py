@@ -116,7 +116,7 @@ class UpConv2d(EqualizedConv2d):
 
     Fused, the padded 4-way SUM of the kernel (no x0.25, SG networks_stylegan.py `upscale2d_conv2d`;
     ROS's FusedUpsample divides by 4)
-    feeds a stride-2 `conv_transpose2d`, which costs a quarter of the FLOPs.
+    feeds a stride-2 `conv_transpose2d`: 16 multiply-adds per input pixel and channel pair instead of 36.
     [derived] A transposed conv applies its kernel rotated by 180 degrees, so the
     kernel is flipped before summing: fused and unfused compute the same function
     of the same weights, and `fused` is a pure speed switch. (SG does not flip, so
