@@ -12,7 +12,7 @@ the same layers with its old formulations (`OLD_FORMS`, held to the same functio
 tests/test_benchmark_train.py): the blur as a grouped convolution (autograd's double
 backward runs one small conv per channel); D's down-convolutions as SG's fused_scale='auto'
 (below 128² a full-size conv then a box average, above it a 4x4 kernel rebuilt per call);
-every weight scaled on every call; instance norm, noise and styles as element-wise ops;
+each dense bias multiplied by its lrmul even when 1; instance norm, noise and styles as element-wise ops;
 contiguous (NCHW) tensors; the for-loop Adam; `apply_gradients` flattening every gradient,
 reading a Python bool (a host-device sync) and copying them back; and the EMA one
 parameter at a time.
@@ -54,16 +54,13 @@ from stylegan.distributed import Dist  # noqa: E402
 from stylegan.model.layers import (  # noqa: E402
     Blur,
     DownConv2d,
-    EqualizedConv2d,
     EqualizedLinear,
     InstanceNorm,
     NoiseInjection,
     StyleMod,
-    UpConv2d,
     _pairwise_sum_4x4,
     at_least_fp32,
     downscale2d,
-    upscale2d,
 )
 from stylegan.model.networks import FUSED_MIN_RESOLUTION, NetworkSettings  # noqa: E402
 from stylegan.model.schedule import MINIBATCH_PRESETS, Level, ema_beta  # noqa: E402
@@ -97,27 +94,11 @@ class SGDownConv2d(DownConv2d):
 
 
 class WeightScaledLinear(EqualizedLinear):
-    """The reference's dense layer: the weight scaled on every call, the bias too (x1 included)."""
+    """The reference's dense layer: the bias multiplied by lrmul on every call, x1 included."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias * self.lrmul
         return F.linear(x, self.effective_weight(), bias)
-
-
-class WeightScaledConv2d(EqualizedConv2d):
-    """The reference's conv: the weight scaled on every call, whatever its size."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.effective_weight(), self.bias, padding=self.kernel_size // 2)
-
-
-class WeightScaledUpConv2d(UpConv2d):
-    """The reference's up-conv: as ours, the weight scaled on every call."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:
-            return super().forward(x)
-        return F.conv2d(upscale2d(x), self.effective_weight(), padding=1)
 
 
 class ElementwiseInstanceNorm(InstanceNorm):
@@ -151,8 +132,6 @@ OLD_FORMS = {  # each layer's class in our networks -> its formulation in the re
     Blur: GroupedConvBlur,
     DownConv2d: SGDownConv2d,
     EqualizedLinear: WeightScaledLinear,
-    EqualizedConv2d: WeightScaledConv2d,
-    UpConv2d: WeightScaledUpConv2d,
     InstanceNorm: ElementwiseInstanceNorm,
     NoiseInjection: MulAddNoise,
     StyleMod: MulAddStyle,

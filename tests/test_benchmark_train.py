@@ -1,7 +1,7 @@
 """The training benchmark's reference step computes what ours computes: every speed change kept the maths.
 
 `benchmarks/train.py` restates each layer's old formulation (grouped-conv blur,
-conv-then-pool down-convs, weights scaled on every call, element-wise instance norm,
+conv-then-pool down-convs, the x1 bias multiply, element-wise instance norm,
 multiply-then-add noise and styles). In float64 the two networks must agree to
 rounding in G's images, D's logits and the gradients of D's loss with R1, so a ratio
 in its table compares two ways of doing the same sums.

@@ -28,17 +28,6 @@ def at_least_fp32(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def scale_smaller(x: Tensor, weight: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-    """The operands of a product with `weight * scale`, the scale put on whichever of x and weight is smaller.
-
-    (w*s)·x = w·(s*x): the same product. In a dense layer, and in a conv with
-    many channels at 4²-8², the activations hold far fewer numbers than the weights,
-    so scaling them saves a weight-sized multiply and temporary on every call and
-    in every backward (measured in `benchmarks/train.py`).
-    """
-    return (x * scale, weight) if x.numel() < weight.numel() else (x, weight * scale)
-
-
 class EqualizedLinear(nn.Module):
     """Dense layer with equalized learning rate.
 
@@ -66,7 +55,7 @@ class EqualizedLinear(nn.Module):
         return self.bias * self.lrmul
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(*scale_smaller(x, self.weight, self.weight_scale), self.effective_bias())
+        return F.linear(x, self.effective_weight(), self.effective_bias())
 
     def extra_repr(self) -> str:
         return (
@@ -95,8 +84,7 @@ class EqualizedConv2d(nn.Module):
         return self.bias  # lrmul is 1 for every conv in StyleGAN
 
     def forward(self, x: Tensor) -> Tensor:
-        x, weight = scale_smaller(x, self.weight, self.weight_scale)
-        return F.conv2d(x, weight, self.effective_bias(), padding=self.kernel_size // 2)
+        return F.conv2d(x, self.effective_weight(), self.effective_bias(), padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
         return (
@@ -155,8 +143,8 @@ class DownConv2d(EqualizedConv2d):
         super().__init__(in_channels, out_channels, 3, gain=gain, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        boxed, weight = scale_smaller(F.avg_pool2d(x, 2, stride=1, padding=1), self.weight, self.weight_scale)
-        return F.conv2d(boxed, weight, self.effective_bias(), stride=2)
+        boxed = F.avg_pool2d(x, 2, stride=1, padding=1)
+        return F.conv2d(boxed, self.effective_weight(), self.effective_bias(), stride=2)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, down=2 (box, then stride-2 conv)"
