@@ -70,6 +70,7 @@ from stylegan.train.loss import StyleGANLoss, r1_gamma  # noqa: E402
 
 FLAGS = ("default", "reference", "bf16", "channels_last", "compile")  # the order of the sweep: the most needed first
 CUDA_RESOLUTIONS = [8, 16, 32, 64, 128, 256, 512, 1024]
+COMPARE_BATCHES = [4, 16]  # --compare and --profile without --batch
 
 
 class GroupedConvBlur(Blur):
@@ -316,7 +317,7 @@ def comparison(args: argparse.Namespace) -> None:
     print(f"{'widths':<7} {'res':>4} {'batch':>5} {'threads':>7} {'reference s':>12} {'ours s':>9} {'ratio':>6}")
     for name in args.widths:
         for res in args.resolutions:
-            for batch in args.batch or [4, 16]:
+            for batch in args.batch or COMPARE_BATCHES:
                 for t, (ref, new) in compare(widths(name, res), batch, args.threads, args.iters).items():
                     print(
                         f"{name:<7} {res:>4} {batch:>5} {t:>7} {ref:>12.3f} {new:>9.3f} {new / ref:>6.2f}", flush=True
@@ -329,7 +330,7 @@ def profile(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads[0])
     for name in args.widths:
         for res in args.resolutions:
-            for batch in args.batch or [4, 16]:
+            for batch in args.batch or COMPARE_BATCHES:
                 for flag in ("default", "reference"):
                     run = trainer(widths(name, res), batch, flag, device)
                     run(), run()  # warm-up: allocator, oneDNN primitives

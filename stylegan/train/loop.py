@@ -156,9 +156,8 @@ def build_networks(s: TrainSettings, device: torch.device) -> tuple[Generator, D
     """G and D as at step 0: seeded from train.seed, so every rank starts from the same weights."""
     torch.manual_seed(s.seed)
     layout = s.speed.memory_format(device)
-    return Generator(s.network).to(device, memory_format=layout), Discriminator(s.network).to(
-        device, memory_format=layout
-    )
+    G, D = Generator(s.network), Discriminator(s.network)
+    return G.to(device, memory_format=layout), D.to(device, memory_format=layout)
 
 
 def new_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam:
