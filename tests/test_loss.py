@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from stylegan.model.layers import at_least_fp32
 from stylegan.model.networks import Discriminator, Generator, NetworkSettings
 from stylegan.train.loss import StyleGANLoss, process_reals, r1_gamma, r1_penalty
 
@@ -42,6 +43,32 @@ def test_r1_equals_finite_differences(alpha: float) -> None:
     expected = grad.view_as(x).square().sum(dim=(1, 2, 3))
     torch.testing.assert_close(r1, expected, rtol=1e-5, atol=1e-9)
     assert (r1 > 0).all()
+
+
+def test_r1_weight_gradients_are_channels_last_and_unchanged() -> None:
+    """In a channels-last D, R1's conv weight gradients arrive channels-last (not aten's transposed layout),
+    and the D loss's weight gradients are bit-for-bit those without the layout fix."""
+    torch.manual_seed(0)
+    D = Discriminator(TINY).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    weights = [p for name, p in D.named_parameters() if p.dim() == 4 and not name.startswith("fromrgb.4")]
+
+    def weight_grads(fixed: bool) -> tuple[torch.Tensor, ...]:
+        reals = x.clone().requires_grad_(True)
+        logits = D(reals, res=8, alpha=1.0)
+        if fixed:
+            r1 = r1_penalty(logits, reals)
+        else:  # r1_penalty without the layout fix
+            (grad,) = torch.autograd.grad(logits.sum(), reals, create_graph=True)
+            r1 = at_least_fp32(grad).square().sum(dim=(1, 2, 3))
+        return torch.autograd.grad((F.softplus(-logits) + 5.0 * r1).mean(), weights)
+
+    fixed, plain = weight_grads(True), weight_grads(False)
+    assert len(weights) == 4  # fromrgb at 8², the 8² block's two convs, the head's conv
+    for p, a, b in zip(weights, fixed, plain, strict=True):
+        assert a.is_contiguous(memory_format=torch.channels_last), p.shape
+        assert not b.is_contiguous(memory_format=torch.channels_last), p.shape  # what the fix is for
+        assert torch.equal(a, b)
 
 
 def test_gamma_follows_the_reference_scaling() -> None:

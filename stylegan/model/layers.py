@@ -226,13 +226,13 @@ class InstanceNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.instance_norm(at_least_fp32(x), eps=self.eps)
-        return y.to(x.dtype).contiguous(memory_format=_layout(x))
+        return y.to(x.dtype).contiguous(memory_format=memory_layout(x))
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}, fp32"
 
 
-def _layout(x: Tensor) -> torch.memory_format:
+def memory_layout(x: Tensor) -> torch.memory_format:
     """The memory format of `x`: ops that return NCHW must not switch a channels-last network's layout."""
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
